@@ -1,0 +1,127 @@
+"""Merchant-facing Online API handlers: parse, call the ledger, serialise."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from . import commands, wire
+from .errors import BadRequest
+from .http_util import SIM, bearer_token, json_response, read_params
+from .ledger import Merchant, Refund, Status, wire_status
+from .simulator import Simulator
+
+QR_EXPIRED = {"result": "fail", "reason": "QR code expired."}
+QR_UNKNOWN = {"result": "fail", "reason": "QR code not found."}
+
+
+async def _merchant_call(request: web.Request) -> tuple[Simulator, Merchant, dict]:
+    sim = request.app[SIM]
+    merchant = sim.ledger.merchant(bearer_token(request))
+    return sim, merchant, await read_params(request)
+
+
+async def _create(request: web.Request, method: str) -> web.Response:
+    sim, merchant, params = await _merchant_call(request)
+    cmd = commands.parse_payment(params, method)
+    txn, created = sim.ledger.create_payment(merchant, cmd)
+    base = sim.base_url(request.host)
+    url = sim.wallet_url(txn.id, base) if method == "pay" else sim.qr_url(txn.id, base)
+    if params.get("response_format", "").lower() == "json":
+        return json_response(
+            {
+                "transaction_id": txn.id,
+                "url": url,
+                "reference": txn.reference,
+                "vendor": txn.vendor.code,
+                "amount": txn.amount,
+                "currency": txn.currency,
+                "trans_amount": txn.trans_amount,
+                "trans_currency": txn.trans_currency,
+                "status": wire_status(txn),
+                "created": created,
+            }
+        )
+    return web.Response(text=url, content_type="text/plain")
+
+
+async def pay(request: web.Request) -> web.Response:
+    return await _create(request, "pay")
+
+
+async def pay_qr(request: web.Request) -> web.Response:
+    return await _create(request, "pay_qr")
+
+
+async def inquire(request: web.Request) -> web.Response:
+    sim, merchant, params = await _merchant_call(request)
+    found = sim.ledger.inquire(merchant, commands.parse_inquire(params))
+    if isinstance(found, Refund):
+        return json_response(wire.refund(found, sim.clock))
+    return json_response(wire.charge(found, sim.clock))
+
+
+async def refund(request: web.Request) -> web.Response:
+    sim, merchant, params = await _merchant_call(request)
+    result = sim.ledger.refund(merchant, commands.parse_refund(params))
+    return json_response(wire.refund_result(result))
+
+
+async def cancel(request: web.Request) -> web.Response:
+    sim, merchant, params = await _merchant_call(request)
+    result = sim.ledger.cancel(merchant, commands.parse_cancel(params))
+    return json_response(wire.cancel_result(result))
+
+
+async def capture(request: web.Request) -> web.Response:
+    sim, merchant, params = await _merchant_call(request)
+    cap = sim.ledger.capture(merchant, commands.parse_capture(params))
+    txn = sim.ledger.get(cap.transaction_id)
+    return json_response(wire.capture_result(cap, txn, sim.clock))
+
+
+async def transactions(request: web.Request) -> web.Response:
+    """The merchant's transactions, newest first (Citcon's QA collections call this)."""
+    sim, merchant, params = await _merchant_call(request)
+    limit, offset = page(params)
+    txns = sim.ledger.transactions(merchant, limit=limit, offset=offset)
+    return json_response({"transactions": [wire.charge(t, sim.clock) for t in txns]})
+
+
+def page(params: dict) -> tuple[int, int]:
+    try:
+        limit = int(params.get("limit", 100))
+        offset = int(params.get("offset", 0))
+    except (TypeError, ValueError):
+        raise BadRequest("limit and offset must be whole numbers") from None
+    if not 1 <= limit <= 1000 or offset < 0:
+        raise BadRequest("limit is 1..1000 and offset >= 0")
+    return limit, offset
+
+
+async def qr(request: web.Request) -> web.Response:
+    """The QR image of a pay_qr transaction: a PNG of its wallet-page URL."""
+    sim = request.app[SIM]
+    txn = sim.ledger.by_id.get(request.query.get("q", "").strip())
+    if txn is None:
+        return json_response(QR_UNKNOWN, status=404)
+    sim.ledger.refresh(txn)
+    if txn.status is Status.EXPIRED:
+        return json_response(QR_EXPIRED)
+    png = sim.qr.png(sim.wallet_url(txn.id, sim.base_url(request.host)))
+    return web.Response(body=png, content_type="image/png",
+                        headers={"Cache-Control": "no-store"})
+
+
+def add_routes(app: web.Application) -> None:
+    r = app.router
+    for path, handler in (("/payment/pay", pay), ("/payment/pay_qr", pay_qr)):
+        r.add_route("POST", path, handler)
+        r.add_route("GET", path, handler)
+    r.add_route("POST", "/payment/inquire", inquire)
+    r.add_route("GET", "/payment/inquire", inquire)
+    r.add_route("POST", "/payment/refund", refund)
+    r.add_route("POST", "/payment/cancel", cancel)
+    r.add_route("POST", "/payment/capture", capture)
+    r.add_route("GET", "/payment/qr", qr)
+    r.add_route("GET", "/payment/list", transactions)
+    r.add_route("GET", "/payment/transactions", transactions)

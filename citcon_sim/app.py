@@ -1,0 +1,81 @@
+"""The aiohttp application: ``create_app(simulator)`` wires routes, middleware and the
+background clock ticker. No module-level state: two simulators can run side by side."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from aiohttp import web
+
+from . import api, control, pages
+from .errors import BadRequest, CitconError, NotFound, PayloadTooLarge, UnknownError
+from .http_util import SIM, envelope, json_response
+from .simulator import Simulator
+
+log = logging.getLogger("citcon_sim")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every failure becomes the Citcon error envelope; never a traceback."""
+    try:
+        return await handler(request)
+    except CitconError as exc:
+        return envelope(exc)
+    except web.HTTPRequestEntityTooLarge:
+        return envelope(PayloadTooLarge("request body is larger than the limit"))
+    except web.HTTPNotFound:
+        return envelope(NotFound("no such endpoint"))
+    except web.HTTPMethodNotAllowed as exc:
+        error = BadRequest(f"{request.method} is not allowed here")
+        body = json_response(error.envelope(), status=405)
+        body.headers["Allow"] = ",".join(sorted(exc.allowed_methods))
+        return body
+    except web.HTTPException:
+        raise
+    except (asyncio.CancelledError, ConnectionResetError):
+        raise
+    except Exception:
+        log.exception("unexpected error on %s %s", request.method, request.path)
+        return envelope(UnknownError())
+
+
+async def _ticker(app: web.Application) -> AsyncIterator[None]:
+    """In running mode, fire scheduled jobs as wall time reaches them."""
+    sim = app[SIM]
+
+    async def tick() -> None:
+        while True:
+            due = sim.scheduler.next_due()
+            delay = 1.0 if due is None else min(1.0, max(0.0, due - sim.clock.time()))
+            await asyncio.sleep(delay)
+            if not sim.clock.frozen:
+                try:
+                    sim.scheduler.run_due()
+                except Exception:  # a bad job must not stop the clock
+                    log.exception("scheduled job failed")
+
+    task = asyncio.create_task(tick())
+    yield
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
+
+
+def create_app(sim: Simulator | None = None) -> web.Application:
+    sim = sim or Simulator()
+    app = web.Application(
+        middlewares=[error_middleware], client_max_size=sim.config.max_body_bytes
+    )
+    app[SIM] = sim
+    api.add_routes(app)
+    control.add_routes(app)
+    pages.add_routes(app)
+    app.cleanup_ctx.append(_ticker)
+    return app

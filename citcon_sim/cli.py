@@ -1,0 +1,125 @@
+"""``citcon-sim``: the command line. ``citcon-sim serve`` runs the simulator."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import click
+from aiohttp import web
+
+from . import __version__
+from .app import create_app
+from .config import Config
+from .merchants import MerchantsFileError
+from .simulator import Simulator
+
+
+def banner(sim: Simulator) -> str:
+    base = sim.base_url()
+    mode = "strict (merchants file)" if sim.ledger.strict else "any token is a merchant"
+    return (
+        f"citcon-sim {__version__} listening on {base}  [{mode}; clock "
+        f"{'frozen' if sim.clock.frozen else 'running'}]\n"
+        f"  control surface: {base}/_sim/health\n"
+        "  try it:\n"
+        f"    curl -s -X POST '{base}/payment/pay_qr' \\\n"
+        "      --header 'Authorization: Bearer test-token' \\\n"
+        "      --data-urlencode 'vendor=alipay' --data-urlencode 'amount=100' \\\n"
+        "      --data-urlencode 'currency=USD' --data-urlencode 'reference=order-1'\n"
+    )
+
+
+async def serve_forever(sim: Simulator, *, ready: asyncio.Event | None = None) -> None:
+    app = create_app(sim)
+    runner = web.AppRunner(app, access_log=logging.getLogger("aiohttp.access")
+                           if sim.config.access_log else None)
+    await runner.setup()
+    site = web.TCPSite(runner, sim.config.host, sim.config.port)
+    await site.start()
+    server = site._server
+    if server is not None and server.sockets:  # port 0: learn the port the OS chose
+        host, port = server.sockets[0].getsockname()[:2]
+        shown = sim.config.host if sim.config.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
+        sim.bound_url = f"http://{shown}:{port}"
+    click.echo(banner(sim))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    if ready is not None:
+        ready.set()
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="citcon-sim")
+def main() -> None:
+    """A local, stateful simulator of Citcon's Online API.
+
+    Every option can also be set by the environment variable shown in its help.
+    """
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, envvar="CITCON_SIM_HOST",
+              help="Address to listen on [env CITCON_SIM_HOST].")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535),
+              envvar="CITCON_SIM_PORT", help="Port; 0 picks a free one [env CITCON_SIM_PORT].")
+@click.option("--public-url", envvar="CITCON_SIM_PUBLIC_URL",
+              help="Base URL put in returned pay/QR links, e.g. http://192.168.1.5:8080 "
+              "so a phone can scan the QR [env CITCON_SIM_PUBLIC_URL].")
+@click.option("--merchants", "merchants_file", type=click.Path(dir_okay=False, path_type=Path),
+              envvar="CITCON_SIM_MERCHANTS",
+              help="YAML merchants file; switches to strict mode [env CITCON_SIM_MERCHANTS].")
+@click.option("--seed", type=int, envvar="CITCON_SIM_SEED",
+              help="Seed for reproducible transaction ids [env CITCON_SIM_SEED].")
+@click.option("--frozen-clock/--running-clock", default=False, envvar="CITCON_SIM_FROZEN_CLOCK",
+              help="Frozen: virtual time moves only via /_sim/clock/advance "
+              "[env CITCON_SIM_FROZEN_CLOCK].")
+@click.option("--start-time", type=click.DateTime(), envvar="CITCON_SIM_START_TIME",
+              help="Virtual time at start (default: now) [env CITCON_SIM_START_TIME].")
+@click.option("--timezone", default="UTC", show_default=True, envvar="CITCON_SIM_TIMEZONE",
+              help="Zone for reported times and the open-balance day [env CITCON_SIM_TIMEZONE].")
+@click.option("--access-log/--no-access-log", default=False, envvar="CITCON_SIM_ACCESS_LOG",
+              help="Log every HTTP request [env CITCON_SIM_ACCESS_LOG].")
+def serve(
+    host: str,
+    port: int,
+    public_url: str | None,
+    merchants_file: Path | None,
+    seed: int | None,
+    frozen_clock: bool,
+    start_time: datetime | None,
+    timezone: str,
+    access_log: bool,
+) -> None:
+    """Run the simulator (useful with no configuration at all)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    config = Config(
+        host=host, port=port, public_url=public_url, merchants_file=merchants_file, seed=seed,
+        frozen_clock=frozen_clock, start_time=start_time, timezone=timezone,
+        access_log=access_log,
+    )
+    try:
+        sim = Simulator(config)
+    except (MerchantsFileError, Exception) as exc:
+        raise click.ClickException(str(exc)) from None
+    try:
+        asyncio.run(serve_forever(sim))
+    except OSError as exc:
+        click.echo(f"citcon-sim: cannot listen on {host}:{port}: {exc.strerror}", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,23 @@
+"""Simulator settings, from flags, environment variables or code."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(slots=True)
+class Config:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    public_url: str | None = None  # base for returned URLs; default: the listening address
+    merchants_file: Path | None = None  # strict mode when set
+    seed: int | None = None  # reproducible transaction ids
+    frozen_clock: bool = False  # time moves only by /_sim/clock/advance
+    start_time: datetime | None = None  # virtual time at start; default: now
+    timezone: str = "UTC"  # zone of reported times and of the open-balance day
+    fx: dict[str, Any] = field(default_factory=dict)  # currency -> units per USD
+    max_body_bytes: int = 1024 * 1024
+    access_log: bool = False

@@ -1,0 +1,140 @@
+"""The ``/_sim/`` control surface: drive the consumer's side and the clock from tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from . import wire
+from .api import page
+from .errors import BadRequest
+from .http_util import SIM, json_response, read_params
+from .vendors import VENDORS
+
+
+async def health(request: web.Request) -> web.Response:
+    return json_response({"status": "ok"})
+
+
+async def list_transactions(request: web.Request) -> web.Response:
+    sim = request.app[SIM]
+    params = await read_params(request)
+    limit, offset = page(params)
+    token = params.get("token")
+    merchant = sim.ledger.merchants.get(token) if token else None
+    if token and merchant is None:
+        return json_response({"transactions": []})
+    txns = sim.ledger.transactions(merchant, limit=limit, offset=offset)
+    return json_response({"transactions": [wire.sim_transaction(t, sim.clock) for t in txns]})
+
+
+async def get_transaction(request: web.Request) -> web.Response:
+    sim = request.app[SIM]
+    txn = sim.ledger.get(request.match_info["id"])
+    return json_response(wire.sim_transaction(txn, sim.clock))
+
+
+async def act(request: web.Request) -> web.Response:
+    """pay | fail | expire | cancel, as the consumer (or the passing of time) would."""
+    sim = request.app[SIM]
+    txn_id, action = request.match_info["id"], request.match_info["action"]
+    params = await read_params(request)
+    ledger = sim.ledger
+    if action == "pay":
+        txn = ledger.consumer_pay(txn_id)
+    elif action == "fail":
+        txn = ledger.consumer_fail(txn_id, str(params.get("reason") or "declined"))
+    elif action == "expire":
+        txn = ledger.expire(txn_id)
+    else:
+        txn = ledger.consumer_cancel(txn_id)
+    return json_response(wire.sim_transaction(txn, sim.clock))
+
+
+def _clock(sim: Any) -> dict[str, Any]:
+    now = sim.clock.time()
+    return {
+        "time": sim.clock.format(now),
+        "iso": sim.clock.iso(now),
+        "epoch": now,
+        "frozen": sim.clock.frozen,
+        "timezone": sim.config.timezone,
+        "pending_jobs": len(sim.scheduler.pending()),
+    }
+
+
+async def get_clock(request: web.Request) -> web.Response:
+    return json_response(_clock(request.app[SIM]))
+
+
+async def advance_clock(request: web.Request) -> web.Response:
+    sim = request.app[SIM]
+    params = await read_params(request)
+    raw = params.get("seconds")
+    try:
+        seconds = float(raw) if isinstance(raw, str) else float("nan")
+    except ValueError:
+        seconds = float("nan")
+    if not 0 <= seconds <= 10 * 365 * 86400:  # NaN fails this too
+        raise BadRequest("seconds must be a number from 0 to ten years")
+    ran = sim.advance(seconds)
+    return json_response({**_clock(sim), "jobs_run": ran})
+
+
+async def reset(request: web.Request) -> web.Response:
+    sim = request.app[SIM]
+    params = await read_params(request)
+    token = params.get("token")
+    sim.reset(token if isinstance(token, str) else None)
+    return json_response({"reset": True, "scope": "merchant" if token else "all"})
+
+
+async def vendors(request: web.Request) -> web.Response:
+    return json_response(
+        {
+            "vendors": [
+                {
+                    "code": v.code,
+                    "name": v.name,
+                    "default_currency": v.currency,
+                    "qr_scan": v.qr_scan,
+                    "delayed_capture": v.delayed_capture,
+                    "multi_capture": v.multi_capture,
+                    "mobile_result_url": v.in_app_result,
+                    "cancel_window_seconds": v.cancel_window,
+                }
+                for v in VENDORS.values()
+            ]
+        }
+    )
+
+
+async def balance(request: web.Request) -> web.Response:
+    """A merchant's open balance for the current day, per settlement currency."""
+    sim = request.app[SIM]
+    params = await read_params(request)
+    token = params.get("token")
+    if not isinstance(token, str):
+        raise BadRequest("token is required")
+    merchant = sim.ledger.merchant(token)
+    return json_response(
+        {
+            "day": sim.clock.now().date().isoformat(),
+            "refund_exempt": merchant.settings.refund_exempt,
+            "open_balance": sim.ledger.open_balance(merchant),
+        }
+    )
+
+
+def add_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_get("/_sim/health", health)
+    r.add_get("/_sim/transactions", list_transactions)
+    r.add_get("/_sim/transactions/{id}", get_transaction)
+    r.add_post(r"/_sim/transactions/{id}/{action:pay|fail|expire|cancel}", act)
+    r.add_get("/_sim/clock", get_clock)
+    r.add_post("/_sim/clock/advance", advance_clock)
+    r.add_post("/_sim/reset", reset)
+    r.add_get("/_sim/vendors", vendors)
+    r.add_get("/_sim/balance", balance)

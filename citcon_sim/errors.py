@@ -1,0 +1,87 @@
+"""Citcon error codes, as documented in "Online API Error Codes".
+
+One base exception carries the code, the documented message and the HTTP status; the
+HTTP layer turns any of them into the envelope ``{"result":"fail","code":..,"message":..}``.
+The documented text always comes first; ``detail`` may add which field was wrong.
+"""
+
+from __future__ import annotations
+
+
+class CitconError(Exception):
+    code: int = 4000
+    message: str = "Unknown error"
+    http_status: int = 500
+
+    def __init__(self, detail: str | None = None) -> None:
+        self.detail = detail
+        super().__init__(self.text)
+
+    @property
+    def text(self) -> str:
+        return f"{self.message}: {self.detail}" if self.detail else self.message
+
+    def envelope(self) -> dict[str, object]:
+        return {"result": "fail", "code": self.code, "message": self.text}
+
+
+class UnknownError(CitconError):
+    code, message, http_status = 4000, "Unknown error", 500
+
+
+class BadRequest(CitconError):
+    code, message, http_status = 4100, "Bad request", 400
+
+
+class VendorNotSupported(CitconError):
+    code, message, http_status = 4101, "Vendor not supported", 400
+
+
+class InvalidAmount(CitconError):
+    code, message, http_status = 4102, "Amount must be greater than 0", 400
+
+
+class InvalidReference(CitconError):
+    code, message, http_status = 4103, "Reference is invalid", 400
+
+
+class InvalidTimeout(CitconError):
+    code, message, http_status = 4104, "Timeout is invalid", 400
+
+
+class BankNotSupported(CitconError):
+    code, message, http_status = 4105, "Bank not supported", 400
+
+
+class Unauthorized(CitconError):
+    """No token, or (in strict mode) a token no merchant has."""
+
+    code, message, http_status = 4100, "Bad request", 401
+
+
+class NotFound(CitconError):
+    """A control-surface lookup of an id that does not exist (never used by /payment/)."""
+
+    code, message, http_status = 4100, "Bad request", 404
+
+
+class PayloadTooLarge(CitconError):
+    code, message, http_status = 4100, "Bad request", 413
+
+
+class TransitionError(CitconError):
+    """A consumer or control action the transaction's state does not allow."""
+
+    code, message, http_status = 4100, "Bad request", 409
+
+
+ERROR_CODES: dict[int, str] = {
+    2000: "Success",
+    4000: UnknownError.message,
+    4100: BadRequest.message,
+    4101: VendorNotSupported.message,
+    4102: InvalidAmount.message,
+    4103: InvalidReference.message,
+    4104: InvalidTimeout.message,
+    4105: BankNotSupported.message,
+}

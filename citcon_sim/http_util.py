@@ -1,0 +1,81 @@
+"""Request and response plumbing shared by the handlers."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import parse_qsl
+
+from aiohttp import web
+
+from .errors import BadRequest, CitconError
+from .params import MAX_KEYS, Params, normalise
+from .simulator import Simulator
+
+SIM: web.AppKey[Simulator] = web.AppKey("simulator", Simulator)
+
+def _dumps(data: object) -> str:
+    # Compact, like production ({"id":"…"}); default=str keeps odd values from raising.
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def json_response(data: object, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status, dumps=_dumps)
+
+
+def envelope(error: CitconError) -> web.Response:
+    return json_response(error.envelope(), status=error.http_status)
+
+
+async def read_params(request: web.Request) -> Params:
+    """Query string and body together (body wins), normalised per ``params``."""
+    pairs: list[tuple[str, str]] = list(request.query.items())
+    if request.body_exists:
+        ctype = request.content_type
+        if ctype == "multipart/form-data":
+            form = await request.post()
+            pairs += [(k, v) for k, v in form.items() if isinstance(v, str)]
+        else:
+            raw = await request.read()
+            try:
+                body = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise BadRequest("body is not valid UTF-8") from None
+            if ctype == "application/json":
+                pairs += _json_pairs(body)
+            elif body.strip():
+                try:
+                    pairs += parse_qsl(
+                        body, keep_blank_values=True, errors="strict", max_num_fields=MAX_KEYS
+                    )
+                except UnicodeDecodeError:
+                    raise BadRequest("form value is not valid UTF-8") from None
+                except ValueError:
+                    raise BadRequest(f"more than {MAX_KEYS} parameters") from None
+    return normalise(pairs)
+
+
+def _json_pairs(body: str) -> list[tuple[str, str]]:
+    try:
+        data = json.loads(body) if body.strip() else {}
+    except (ValueError, RecursionError):
+        raise BadRequest("body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise BadRequest("JSON body must be an object")
+    pairs = []
+    for key, value in data.items():
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        elif isinstance(value, dict | list):
+            value = json.dumps(value)  # goods and friends arrive as JSON text, as documented
+        elif value is None:
+            continue
+        pairs.append((str(key), str(value)))
+    return pairs
+
+
+def bearer_token(request: web.Request) -> str | None:
+    """``Authorization: Bearer <token>`` or a bare ``Authorization: <token>``."""
+    header = request.headers.get("Authorization", "").strip()
+    if header[:7].lower() == "bearer ":
+        header = header[7:].strip()
+    return header or None

@@ -1,0 +1,583 @@
+"""The ledger: merchants, transactions, refunds and captures, and every money rule.
+
+Nothing here knows about HTTP. Every operation is synchronous and completes without
+yielding to the event loop, so concurrent requests are applied one after another and the
+invariants (refunded <= paid, captured <= authorised, open balance = the day's charges
+minus refunds) hold whatever the interleaving of requests.
+
+Statuses and their moves (anything else is refused):
+
+    pending ──pay──▶ success ──cancel (in window)──▶ cancelled
+       │  └──pay (delayed capture)──▶ authorized ──capture──▶ success
+       ├──fail──▶ fail                    └──cancel──▶ cancelled
+       ├──timeout──▶ expired
+       └──cancel──▶ cancelled     (fail and expired may be cancelled too)
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from .clock import VirtualClock
+from .commands import CaptureCommand, Lookup, Money, PaymentCommand, RefundCommand
+from .errors import BadRequest, NotFound, TransitionError, Unauthorized
+from .ids import IdFactory
+from .merchants import MerchantSettings
+from .money import FxTable, proportional
+from .vendors import Vendor
+
+
+class Status(StrEnum):
+    PENDING = "pending"  # reported as JSON null: "Non-expired QR Code / No Payment"
+    AUTHORIZED = "authorized"
+    SUCCESS = "success"
+    FAILED = "fail"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+
+
+TRANSITIONS: dict[Status, frozenset[Status]] = {
+    Status.PENDING: frozenset(
+        {Status.SUCCESS, Status.AUTHORIZED, Status.FAILED, Status.EXPIRED, Status.CANCELLED}
+    ),
+    Status.AUTHORIZED: frozenset({Status.SUCCESS, Status.CANCELLED}),
+    Status.SUCCESS: frozenset({Status.CANCELLED}),
+    Status.FAILED: frozenset({Status.CANCELLED}),
+    Status.EXPIRED: frozenset({Status.CANCELLED}),
+    Status.CANCELLED: frozenset(),
+}
+
+# Refund failures are answered as {"refunded": false, "status": <one of these>}.
+REFUND_OVER_PAID = "refund amount greater than payment amount"  # documented wording
+REFUND_NO_BALANCE = "insufficient open balance"
+REFUND_NOT_PAID = "transaction not paid"
+REFUND_CANCELLED = "transaction cancelled"
+REFUND_CURRENCY = "refund currency does not match the transaction"
+INVALID_TRANSACTION = "Invalid transaction"
+
+CANCEL_OK = "Order cancelled"
+CANCEL_DUPLICATE = "Duplicate cancellation"
+CANCEL_WINDOW = "Not in cancellation window"
+
+
+@dataclass(slots=True)
+class Refund:
+    id: str
+    transaction_id: str
+    amount: int
+    currency: str
+    trans_amount: int
+    trans_currency: str
+    time: float
+    note: str | None
+    by_cancel: bool = False
+
+
+@dataclass(slots=True)
+class Capture:
+    transaction_id: str
+    amount: int
+    currency: str
+    trans_amount: int
+    time: float
+    last: bool
+
+
+@dataclass(slots=True)
+class Transaction:
+    id: str
+    token: str
+    reference: str
+    vendor: Vendor
+    method: str
+    amount: int
+    currency: str
+    trans_amount: int
+    trans_currency: str
+    created_at: float
+    expires_at: float
+    auto_capture: bool
+    note: str | None = None
+    ipn_url: str | None = None
+    callback_url_success: str | None = None
+    callback_url_fail: str | None = None
+    callback_url_cancel: str | None = None
+    mobile_result_url: str | None = None
+    goods: dict[str, Any] | None = None
+    extra: dict[str, Any] | None = None
+    status: Status = Status.PENDING
+    updated_at: float = 0.0
+    paid_at: float | None = None
+    captured_amount: int = 0
+    captured_trans_amount: int = 0
+    capture_open: bool = False  # a multi-capture authorisation still accepting captures
+    refunded_amount: int = 0
+    refunded_trans_amount: int = 0
+    refunds: list[Refund] | None = None
+    captures: list[Capture] | None = None
+    # (time, event, detail) for the timeline; "created" is implied by created_at.
+    events: list[tuple[float, str, dict[str, Any] | None]] | None = None
+
+    @property
+    def paid_amount(self) -> int:
+        """What the consumer was charged on the settlement side (captured, if delayed)."""
+        return self.captured_amount
+
+    def log(self, at: float, event: str, detail: dict[str, Any] | None = None) -> None:
+        if self.events is None:
+            self.events = []
+        self.events.append((at, event, detail))
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEvent:
+    kind: str  # created, paid, authorized, captured, failed, expired, cancelled, refunded
+    transaction: Transaction
+    detail: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class RefundResult:
+    refunded: bool
+    status: str
+    refund: Refund | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CancelResult:
+    cancelled: bool
+    status: str
+    transaction: Transaction | None
+
+
+class Merchant:
+    __slots__ = ("settings", "transactions", "_by_reference", "_balances", "_balance_day")
+
+    def __init__(self, settings: MerchantSettings) -> None:
+        self.settings = settings
+        self.transactions: dict[str, Transaction] = {}
+        # reference -> the transaction, or the list of them when allow_duplicates made more.
+        self._by_reference: dict[str, Transaction | list[Transaction]] = {}
+        self._balances: dict[str, int] = {}
+        self._balance_day = -1
+
+    @property
+    def token(self) -> str:
+        return self.settings.token
+
+    def add(self, txn: Transaction) -> None:
+        self.transactions[txn.id] = txn
+        current = self._by_reference.get(txn.reference)
+        if current is None:
+            self._by_reference[txn.reference] = txn
+        elif isinstance(current, list):
+            current.append(txn)
+        else:
+            self._by_reference[txn.reference] = [current, txn]
+
+    def with_reference(self, reference: str) -> list[Transaction]:
+        found = self._by_reference.get(reference)
+        if found is None:
+            return []
+        return found if isinstance(found, list) else [found]
+
+    # Open balance: "Successfully charged transactions are + and refunds are –", and
+    # "Open Balance are reset at the beginning of the day" (on the simulator clock).
+    def balances(self, day: int) -> dict[str, int]:
+        if day != self._balance_day:
+            self._balances = {}
+            self._balance_day = day
+        return self._balances
+
+    def cancel_window(self, vendor: Vendor) -> int:
+        return self.settings.cancel_windows.get(vendor.code, vendor.cancel_window)
+
+
+Listener = Callable[[LedgerEvent], None]
+
+
+class Ledger:
+    def __init__(
+        self,
+        clock: VirtualClock,
+        *,
+        fx: FxTable | None = None,
+        ids: IdFactory | None = None,
+        merchants: dict[str, MerchantSettings] | None = None,
+    ) -> None:
+        self.clock = clock
+        self.fx = fx or FxTable()
+        self.ids = ids or IdFactory()
+        self.strict = merchants is not None
+        self.settings: dict[str, MerchantSettings] = dict(merchants or {})
+        self.merchants: dict[str, Merchant] = {}
+        self.by_id: dict[str, Transaction] = {}
+        self.refunds_by_id: dict[str, Refund] = {}
+        self.listeners: list[Listener] = []
+
+    # -- merchants -----------------------------------------------------------------
+
+    def merchant(self, token: str | None) -> Merchant:
+        """The merchant a token authenticates; creates it on first use in lenient mode."""
+        if not token:
+            raise Unauthorized("missing Authorization token")
+        found = self.merchants.get(token)
+        if found is not None:
+            return found
+        settings = self.settings.get(token)
+        if settings is None:
+            if self.strict:
+                raise Unauthorized("unknown token")
+            settings = MerchantSettings.lenient(token)
+        merchant = self.merchants[token] = Merchant(settings)
+        return merchant
+
+    def reset(self, token: str | None = None) -> None:
+        """Forget everything, or everything of one merchant (moto's ``reset``)."""
+        if token is None:
+            self.merchants.clear()
+            self.by_id.clear()
+            self.refunds_by_id.clear()
+            return
+        merchant = self.merchants.pop(token, None)
+        if merchant is None:
+            return
+        for txn in merchant.transactions.values():
+            self.by_id.pop(txn.id, None)
+            for refund in txn.refunds or ():
+                self.refunds_by_id.pop(refund.id, None)
+
+    def _emit(self, kind: str, txn: Transaction, detail: Any = None) -> None:
+        for listener in self.listeners:
+            listener(LedgerEvent(kind, txn, detail))
+
+    # -- lookups -------------------------------------------------------------------
+
+    def get(self, txn_id: str) -> Transaction:
+        """Any merchant's transaction by id (consumer pages and the control surface)."""
+        txn = self.by_id.get(txn_id)
+        if txn is None:
+            raise NotFound(f"no transaction {txn_id!r}")
+        return self.refresh(txn)
+
+    def find(
+        self,
+        merchant: Merchant,
+        lookup: Lookup,
+        prefer: Callable[[Transaction], bool] | None = None,
+    ) -> Transaction | None:
+        """A merchant's transaction by id, else by reference.
+
+        Several transactions can share a reference (``allow_duplicates=yes``); the most
+        recent one that ``prefer`` accepts wins, else the most recent.
+        """
+        if lookup.transaction_id is not None:
+            txn = merchant.transactions.get(lookup.transaction_id)
+            if txn is None or (lookup.reference is not None and txn.reference != lookup.reference):
+                return None
+            return self.refresh(txn)
+        assert lookup.reference is not None  # parse_lookup guarantees one of the two
+        candidates = [self.refresh(t) for t in merchant.with_reference(lookup.reference)]
+        if not candidates:
+            return None
+        if prefer is not None:
+            for txn in reversed(candidates):
+                if prefer(txn):
+                    return txn
+        return candidates[-1]
+
+    def transactions(
+        self, merchant: Merchant | None = None, *, limit: int = 100, offset: int = 0
+    ) -> list[Transaction]:
+        """Most recent first; never walks more than ``offset + limit`` entries."""
+        source = merchant.transactions if merchant is not None else self.by_id
+        newest_first: Iterator[Transaction] = reversed(source.values())
+        return [self.refresh(t) for t in itertools.islice(newest_first, offset, offset + limit)]
+
+    def open_balance(self, merchant: Merchant) -> dict[str, int]:
+        return dict(merchant.balances(self.clock.day()))
+
+    # -- state machine ---------------------------------------------------------------
+
+    def refresh(self, txn: Transaction) -> Transaction:
+        """Apply the QR/link timeout lazily, so expiry costs nothing per transaction."""
+        if txn.status is Status.PENDING and self.clock.time() >= txn.expires_at:
+            self._move(txn, Status.EXPIRED, at=txn.expires_at)
+            self._emit("expired", txn)
+        return txn
+
+    def _move(self, txn: Transaction, to: Status, at: float | None = None, **detail: Any) -> None:
+        if to not in TRANSITIONS[txn.status]:
+            raise TransitionError(f"transaction is {txn.status.value}, cannot become {to.value}")
+        at = self.clock.time() if at is None else at
+        txn.status = to
+        txn.updated_at = at
+        txn.log(at, to.value, detail or None)
+
+    # -- merchant API ----------------------------------------------------------------
+
+    def create_payment(
+        self, merchant: Merchant, cmd: PaymentCommand
+    ) -> tuple[Transaction, bool]:
+        """pay / pay_qr. Returns the transaction and whether it is new.
+
+        Without ``allow_duplicates=yes`` a repeated reference answers with the existing
+        transaction ("the call will reference to the previously created transactions").
+        """
+        if not cmd.allow_duplicates:
+            existing = merchant.with_reference(cmd.reference)
+            if existing:
+                return self.refresh(existing[-1]), False
+        settlement, transaction = self._sides(merchant, cmd)
+        now = self.clock.time()
+        vendor = cmd.vendor
+        txn = Transaction(
+            id=self.ids.transaction(),
+            token=merchant.token,
+            reference=cmd.reference,
+            vendor=vendor,
+            method=cmd.method,
+            amount=settlement.amount,
+            currency=settlement.currency,
+            trans_amount=transaction.amount,
+            trans_currency=transaction.currency,
+            created_at=now,
+            updated_at=now,
+            expires_at=now + cmd.timeout,
+            # Only delayed-capture vendors can hold an authorisation; others always capture.
+            auto_capture=cmd.auto_capture or not vendor.delayed_capture,
+            note=cmd.note,
+            ipn_url=cmd.ipn_url,
+            callback_url_success=cmd.callback_url_success,
+            callback_url_fail=cmd.callback_url_fail,
+            callback_url_cancel=cmd.callback_url_cancel,
+            mobile_result_url=cmd.mobile_result_url,
+            goods=cmd.goods,
+            extra=cmd.extra or None,
+        )
+        merchant.add(txn)
+        self.by_id[txn.id] = txn
+        self._emit("created", txn)
+        return txn, True
+
+    def _sides(self, merchant: Merchant, cmd: PaymentCommand) -> tuple[Money, Money]:
+        """Both sides of a payment: what was sent, and the other derived by the FX table."""
+        if cmd.settlement is not None:
+            settlement = cmd.settlement
+            transaction = cmd.transaction or self._convert(settlement, cmd.vendor.currency)
+        else:
+            assert cmd.transaction is not None
+            transaction = cmd.transaction
+            settlement = self._convert(transaction, merchant.settings.settlement_currency)
+        return settlement, transaction
+
+    def _convert(self, money: Money, currency: str) -> Money:
+        # A positive amount never converts to zero: the smallest charge is one minor unit.
+        return Money(max(1, self.fx.convert(money.amount, money.currency, currency)), currency)
+
+    def inquire(self, merchant: Merchant, lookup: Lookup) -> Transaction | Refund:
+        if lookup.transaction_id is not None and lookup.reference is None:
+            refund = self.refunds_by_id.get(lookup.transaction_id)
+            if refund is not None and refund.transaction_id in merchant.transactions:
+                return refund
+        txn = self.find(merchant, lookup)
+        if txn is None:
+            raise BadRequest("transaction not found")
+        return txn
+
+    def refund(self, merchant: Merchant, cmd: RefundCommand) -> RefundResult:
+        txn = self.find(merchant, cmd.lookup, prefer=lambda t: t.status is Status.SUCCESS)
+        if txn is None:
+            return RefundResult(False, INVALID_TRANSACTION)
+        if txn.status is Status.CANCELLED:
+            return RefundResult(False, REFUND_CANCELLED)
+        if txn.status is not Status.SUCCESS:
+            return RefundResult(False, REFUND_NOT_PAID)
+        paid_trans = txn.captured_trans_amount
+        left = txn.paid_amount - txn.refunded_amount
+        left_trans = paid_trans - txn.refunded_trans_amount
+        # The refund is stated on one side; the other follows at the transaction's own rate.
+        if cmd.settlement is not None:
+            if cmd.settlement.currency != txn.currency:
+                return RefundResult(False, REFUND_CURRENCY)
+            amount = cmd.settlement.amount
+            if amount > left:
+                return RefundResult(False, REFUND_OVER_PAID)
+            trans_amount = left_trans if amount == left else min(
+                left_trans, proportional(amount, txn.paid_amount, paid_trans)
+            )
+        else:
+            assert cmd.transaction is not None
+            if cmd.transaction.currency != txn.trans_currency:
+                return RefundResult(False, REFUND_CURRENCY)
+            trans_amount = cmd.transaction.amount
+            if trans_amount > left_trans:
+                return RefundResult(False, REFUND_OVER_PAID)
+            amount = left if trans_amount == left_trans else min(
+                left, proportional(trans_amount, paid_trans, txn.paid_amount)
+            )
+        balances = merchant.balances(self.clock.day())
+        if not merchant.settings.refund_exempt and amount > balances.get(txn.currency, 0):
+            return RefundResult(False, REFUND_NO_BALANCE)
+        refund = self._record_refund(merchant, txn, amount, trans_amount, cmd.note)
+        return RefundResult(True, "success", refund)
+
+    def _record_refund(
+        self,
+        merchant: Merchant,
+        txn: Transaction,
+        amount: int,
+        trans_amount: int,
+        note: str | None,
+        by_cancel: bool = False,
+    ) -> Refund:
+        now = self.clock.time()
+        refund = Refund(
+            id=self.ids.transaction(),
+            transaction_id=txn.id,
+            amount=amount,
+            currency=txn.currency,
+            trans_amount=trans_amount,
+            trans_currency=txn.trans_currency,
+            time=now,
+            note=note,
+            by_cancel=by_cancel,
+        )
+        txn.refunded_amount += amount
+        txn.refunded_trans_amount += trans_amount
+        if txn.refunds is None:
+            txn.refunds = []
+        txn.refunds.append(refund)
+        self.refunds_by_id[refund.id] = refund
+        balances = merchant.balances(self.clock.day())
+        balances[txn.currency] = balances.get(txn.currency, 0) - amount
+        txn.log(now, "refunded", {"refund_id": refund.id, "amount": amount})
+        self._emit("refunded", txn, refund)
+        return refund
+
+    def cancel(self, merchant: Merchant, lookup: Lookup) -> CancelResult:
+        txn = self.find(merchant, lookup, prefer=lambda t: t.status is not Status.CANCELLED)
+        if txn is None:
+            return CancelResult(False, INVALID_TRANSACTION, None)
+        if txn.status is Status.CANCELLED:
+            return CancelResult(False, CANCEL_DUPLICATE, txn)
+        if txn.status is Status.SUCCESS:
+            assert txn.paid_at is not None
+            if self.clock.time() - txn.paid_at > merchant.cancel_window(txn.vendor):
+                return CancelResult(False, CANCEL_WINDOW, txn)
+            # "If the original payment goes through successfully, it will be refunded in
+            # full amount": a reversal, so the open balance is not checked.
+            left = txn.paid_amount - txn.refunded_amount
+            if left > 0:
+                left_trans = txn.captured_trans_amount - txn.refunded_trans_amount
+                self._record_refund(merchant, txn, left, left_trans, "cancel", by_cancel=True)
+        txn.capture_open = False
+        self._move(txn, Status.CANCELLED)
+        self._emit("cancelled", txn)
+        return CancelResult(True, CANCEL_OK, txn)
+
+    def capture(self, merchant: Merchant, cmd: CaptureCommand) -> Capture:
+        txn = self.find(
+            merchant,
+            cmd.lookup,
+            prefer=lambda t: t.status is Status.AUTHORIZED or t.capture_open,
+        )
+        if txn is None:
+            raise BadRequest("transaction not found")
+        vendor = txn.vendor
+        if not vendor.delayed_capture:
+            raise BadRequest(f"{vendor.code} does not support capture")
+        if (cmd.multi_capture or cmd.last_capture) and not vendor.multi_capture:
+            raise BadRequest("multi_capture is only supported for klarna")
+        if txn.status is Status.SUCCESS and not txn.capture_open:
+            raise BadRequest("transaction is already captured")
+        if txn.status is not Status.AUTHORIZED and not txn.capture_open:
+            raise BadRequest(f"transaction is {wire_status(txn) or 'pending'}, not authorized")
+        if txn.capture_open and not cmd.multi_capture:
+            raise BadRequest("further captures need multi_capture=true")
+        left = txn.amount - txn.captured_amount
+        amount = left if cmd.amount is None else cmd.amount
+        if amount > left:
+            raise BadRequest(
+                f"capture amount {amount} is greater than the {left} left to capture"
+            )
+        left_trans = txn.trans_amount - txn.captured_trans_amount
+        trans_amount = left_trans if amount == left else min(
+            left_trans, proportional(amount, txn.amount, txn.trans_amount)
+        )
+        now = self.clock.time()
+        last = not cmd.multi_capture or cmd.last_capture or amount == left
+        capture = Capture(txn.id, amount, txn.currency, trans_amount, now, last)
+        if txn.captures is None:
+            txn.captures = []
+        txn.captures.append(capture)
+        txn.captured_amount += amount
+        txn.captured_trans_amount += trans_amount
+        txn.capture_open = not last
+        self._credit(merchant, txn, amount)
+        if txn.status is Status.AUTHORIZED:
+            txn.paid_at = now
+            self._move(txn, Status.SUCCESS, captured=amount)
+        else:
+            txn.log(now, "captured", {"amount": amount})
+        self._emit("captured", txn, capture)
+        return capture
+
+    def _credit(self, merchant: Merchant, txn: Transaction, amount: int) -> None:
+        balances = merchant.balances(self.clock.day())
+        balances[txn.currency] = balances.get(txn.currency, 0) + amount
+
+    # -- the consumer's side -----------------------------------------------------------
+
+    def consumer_pay(self, txn_id: str) -> Transaction:
+        """The consumer pays (or, for a delayed-capture payment, authorises)."""
+        txn = self.get(txn_id)
+        if txn.status is not Status.PENDING:
+            raise TransitionError(f"transaction is {txn.status.value}, it cannot be paid")
+        now = self.clock.time()
+        merchant = self.merchants[txn.token]
+        if txn.auto_capture:
+            txn.captured_amount = txn.amount
+            txn.captured_trans_amount = txn.trans_amount
+            txn.paid_at = now
+            self._credit(merchant, txn, txn.amount)
+            self._move(txn, Status.SUCCESS)
+            self._emit("paid", txn)
+        else:
+            self._move(txn, Status.AUTHORIZED)
+            self._emit("authorized", txn)
+        return txn
+
+    def consumer_fail(self, txn_id: str, reason: str = "declined") -> Transaction:
+        txn = self.get(txn_id)
+        if txn.status is not Status.PENDING:
+            raise TransitionError(f"transaction is {txn.status.value}, it cannot fail")
+        self._move(txn, Status.FAILED, reason=reason)
+        self._emit("failed", txn)
+        return txn
+
+    def consumer_cancel(self, txn_id: str) -> Transaction:
+        """The consumer abandons the wallet page (not the merchant's cancel API)."""
+        txn = self.get(txn_id)
+        if txn.status is not Status.PENDING:
+            raise TransitionError(f"transaction is {txn.status.value}, it cannot be cancelled")
+        self._move(txn, Status.CANCELLED, by="consumer")
+        self._emit("cancelled", txn)
+        return txn
+
+    def expire(self, txn_id: str) -> Transaction:
+        """Expire now, as if the timeout had passed (control surface and scenarios)."""
+        txn = self.get(txn_id)
+        if txn.status is not Status.PENDING:
+            raise TransitionError(f"transaction is {txn.status.value}, it cannot expire")
+        txn.expires_at = self.clock.time()
+        return self.refresh(txn)
+
+
+def wire_status(txn: Transaction) -> str | None:
+    """Inquire's ``status``: null while unpaid and unexpired, else the status word."""
+    return None if txn.status is Status.PENDING else txn.status.value

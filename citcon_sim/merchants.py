@@ -1,0 +1,100 @@
+"""Merchants: who may call the API, and with which settings.
+
+With no merchants file every non-empty token is accepted and becomes its own merchant on
+first use (lenient mode), so a test suite can isolate tests just by using a fresh token.
+A merchants file (YAML) switches to strict mode: only the tokens it lists work.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import CitconError
+from .money import normalise_currency
+from .vendors import VENDORS
+
+
+class MerchantsFileError(ValueError):
+    """A merchants file that cannot be used; the message names the file and the entry."""
+
+
+@dataclass(frozen=True, slots=True)
+class MerchantSettings:
+    token: str
+    partner_id: str
+    name: str = ""
+    settlement_currency: str = "USD"
+    refund_exempt: bool = False
+    cancel_windows: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def lenient(cls, token: str) -> MerchantSettings:
+        # A stable 9-digit partner id per token, in the range the documented example uses.
+        digest = int.from_bytes(hashlib.sha256(token.encode()).digest()[:8], "big")
+        return cls(token=token, partner_id=str(300000000 + digest % 100000000))
+
+
+_KEYS = {"token", "partner_id", "name", "settlement_currency", "refund_exempt",
+         "cancel_windows"}
+
+
+def parse_merchants(data: Any, source: str = "<merchants>") -> dict[str, MerchantSettings]:
+    """Validate the ``merchants:`` list of a merchants file."""
+    entries = data.get("merchants") if isinstance(data, dict) else None
+    if not isinstance(entries, list) or not entries:
+        raise MerchantsFileError(f"{source}: expected a non-empty 'merchants:' list")
+    out: dict[str, MerchantSettings] = {}
+    for i, entry in enumerate(entries):
+        where = f"{source}: merchants[{i}]"
+        if not isinstance(entry, dict):
+            raise MerchantsFileError(f"{where}: expected a mapping")
+        unknown = set(entry) - _KEYS
+        if unknown:
+            raise MerchantsFileError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+        token = str(entry.get("token") or "").strip()
+        if not token:
+            raise MerchantsFileError(f"{where}: 'token' is required")
+        if token in out:
+            raise MerchantsFileError(f"{where}: token listed twice")
+        base = MerchantSettings.lenient(token)
+        windows = entry.get("cancel_windows") or {}
+        if not isinstance(windows, dict) or any(
+            v not in VENDORS or not isinstance(s, int) or s < 0 for v, s in windows.items()
+        ):
+            raise MerchantsFileError(
+                f"{where}: cancel_windows maps vendor codes to whole seconds >= 0"
+            )
+        try:
+            currency = normalise_currency(str(entry.get("settlement_currency", "USD")))
+        except CitconError as exc:
+            raise MerchantsFileError(f"{where}: {exc.detail}") from None
+        out[token] = MerchantSettings(
+            token=token,
+            partner_id=str(entry.get("partner_id") or base.partner_id),
+            name=str(entry.get("name") or ""),
+            settlement_currency=currency,
+            refund_exempt=bool(entry.get("refund_exempt", False)),
+            cancel_windows=dict(windows),
+        )
+    return out
+
+
+def load_merchants_file(path: str | Path) -> tuple[dict[str, MerchantSettings], dict[str, Any]]:
+    """Read a merchants file; returns the merchants and the optional ``fx:`` table."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise MerchantsFileError(f"{path}: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        raise MerchantsFileError(f"{path}: not valid YAML: {exc}") from None
+    merchants = parse_merchants(data, str(path))
+    fx = data.get("fx") or {}
+    if not isinstance(fx, dict):
+        raise MerchantsFileError(f"{path}: 'fx' maps currency codes to units per USD")
+    return merchants, fx

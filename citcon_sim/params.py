@@ -1,0 +1,109 @@
+"""Request parameters as the API document's clients send them.
+
+Clients send form-urlencoded bodies, or the same pairs in a GET query string. Values are
+trimmed (``vendor=upop `` appears in the documentation), empty values count as absent,
+a repeated key keeps its last value (PHP ``$_POST`` semantics), and bracketed keys such as
+``consumer[first_name]`` become nested objects. Limits keep a hostile client from making
+the simulator store megabytes per transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from .errors import BadRequest
+
+MAX_KEYS = 200
+MAX_KEY_LENGTH = 100
+MAX_VALUE_LENGTH = 2048
+LONG_FIELDS = {"goods": 65536, "note": 4096, "ipn_url": 4096}
+MAX_DEPTH = 2  # consumer[ext][document_id]
+
+_BRACKETS = re.compile(r"^([^\[\]]+)((?:\[[^\[\]]*\])*)$")
+
+Params = dict[str, Any]
+
+
+def normalise(pairs: Iterable[tuple[str, str]]) -> Params:
+    out: Params = {}
+    count = 0
+    for raw_key, raw_value in pairs:
+        count += 1
+        if count > MAX_KEYS:
+            raise BadRequest(f"more than {MAX_KEYS} parameters")
+        key = raw_key.strip()
+        if len(key) > MAX_KEY_LENGTH:
+            raise BadRequest(f"parameter name longer than {MAX_KEY_LENGTH} characters")
+        value = raw_value.strip()
+        top = key.split("[", 1)[0]
+        limit = LONG_FIELDS.get(top, MAX_VALUE_LENGTH)
+        if len(value) > limit:
+            raise BadRequest(f"{top} is longer than {limit} characters")
+        if not value or not key:
+            continue
+        _assign(out, key, value)
+    return out
+
+
+def _assign(out: Params, key: str, value: str) -> None:
+    match = _BRACKETS.match(key)
+    if match is None or not match.group(2):
+        if "[" in key or "]" in key:
+            raise BadRequest(f"malformed parameter name {key!r}")
+        out[key] = value
+        return
+    path = [match.group(1), *re.findall(r"\[([^\[\]]*)\]", match.group(2))]
+    if len(path) - 1 > MAX_DEPTH or any(not p for p in path):
+        raise BadRequest(f"parameter {key!r} is nested too deeply or has an empty []")
+    node = out
+    for part in path[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = node[part] = {}
+        node = child
+    node[path[-1]] = value
+
+
+def text(params: Mapping[str, Any], key: str) -> str | None:
+    """A scalar parameter, or None. A nested object where text is expected is a 4100."""
+    value = params.get(key)
+    if value is None or isinstance(value, str):
+        return value
+    raise BadRequest(f"{key} must be a single value")
+
+
+def flag(params: Mapping[str, Any], key: str, default: bool = False) -> bool:
+    value = text(params, key)
+    if value is None:
+        return default
+    lowered = value.lower()
+    if lowered in {"true", "yes", "1", "y", "on"}:
+        return True
+    if lowered in {"false", "no", "0", "n", "off"}:
+        return False
+    raise BadRequest(f"{key} must be true or false, got {value!r}")
+
+
+def json_object(params: Mapping[str, Any], key: str) -> dict[str, Any] | None:
+    """A field the documentation says is "a JSON formatted string" (``goods``).
+
+    The documented card/payco/kakaopay examples send it with shell-escaped quotes
+    (``{\\"data\\":...}``), which real clients copy; that form is accepted too.
+    """
+    raw = params.get(key)
+    if raw is None:
+        return None
+    if isinstance(raw, dict):
+        return raw
+    for candidate in (raw, raw.replace('\\"', '"')):
+        try:
+            value = json.loads(candidate)
+        except (ValueError, RecursionError):
+            continue
+        if isinstance(value, dict):
+            return value
+        break
+    raise BadRequest(f"{key} must be a JSON object")

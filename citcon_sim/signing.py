@@ -1,0 +1,38 @@
+"""IPN signatures, exactly as the API document's "Webhooks" section computes them.
+
+Take the keys listed in ``fields`` plus ``fields`` itself, sort them, join as
+``k=v&k=v`` (nothing URL-encoded), append ``&token=<merchant token>`` and MD5 the result
+in lowercase hex. The sender and :func:`verify_ipn` share :func:`sign_ipn`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Mapping
+
+
+def signing_string(form: Mapping[str, object], token: str) -> str:
+    fields = str(form["fields"])
+    keys = {k for k in fields.split(",") if k} | {"fields"}
+    pairs = "&".join(f"{k}={form.get(k, '')}" for k in sorted(keys))
+    return f"{pairs}&token={token}"
+
+
+def sign_ipn(form: Mapping[str, object], token: str) -> str:
+    """The ``sign`` value for an IPN form that carries a ``fields`` list.
+
+    >>> sign_ipn({"amount": "1", "fields": "amount"}, "123456")
+    '1c38221b6dae95dab96bd0624bfbba27'
+    """
+    return hashlib.md5(signing_string(form, token).encode("utf-8")).hexdigest()
+
+
+def verify_ipn(form: Mapping[str, object], token: str) -> bool:
+    """True when ``form`` (as posted to the merchant) carries a valid ``sign``."""
+    if "fields" not in form or "sign" not in form:
+        return False
+    fields = str(form["fields"]).split(",")
+    if any(k not in form for k in fields if k):
+        return False
+    return hmac.compare_digest(sign_ipn(form, token), str(form["sign"]).lower())

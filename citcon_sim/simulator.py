@@ -1,0 +1,63 @@
+"""The ``Simulator``: one object that owns the clock, the ledger and everything wired to
+them. The CLI, the pytest plugin and the Docker image all run this same object."""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo
+
+from .clock import Scheduler, VirtualClock
+from .config import Config
+from .ids import IdFactory
+from .ledger import Ledger
+from .merchants import load_merchants_file
+from .money import FxTable
+from .qr import QrCache
+
+
+class Simulator:
+    def __init__(self, config: Config | None = None) -> None:
+        self.config = config = config or Config()
+        self.tz = ZoneInfo(config.timezone)
+        self.clock = VirtualClock(config.start_time, frozen=config.frozen_clock, tz=self.tz)
+        self.scheduler = Scheduler(self.clock)
+        merchants, fx = None, dict(config.fx)
+        if config.merchants_file is not None:
+            merchants, file_fx = load_merchants_file(config.merchants_file)
+            fx = {**file_fx, **fx}
+        self.fx = FxTable(fx)
+        self.ledger = Ledger(
+            self.clock, fx=self.fx, ids=IdFactory(config.seed), merchants=merchants
+        )
+        self.qr = QrCache()
+        self.bound_url: str | None = None  # set once the server listens
+
+    # -- URLs handed to merchants and consumers -----------------------------------------
+
+    def base_url(self, request_host: str | None = None) -> str:
+        """Configured public URL, else the listening address; a wildcard listener
+        (0.0.0.0) answers with the Host the client used to reach it."""
+        if self.config.public_url:
+            return self.config.public_url.rstrip("/")
+        if self.config.host in ("0.0.0.0", "::", "") and request_host:
+            return f"http://{request_host}"
+        if self.bound_url:
+            return self.bound_url
+        return f"http://{self.config.host}:{self.config.port}"
+
+    def wallet_url(self, txn_id: str, base: str | None = None) -> str:
+        return f"{base or self.base_url()}/u_landing?q={txn_id}"
+
+    def qr_url(self, txn_id: str, base: str | None = None) -> str:
+        return f"{base or self.base_url()}/payment/qr?q={txn_id}"
+
+    # -- time ----------------------------------------------------------------------------
+
+    def advance(self, seconds: float) -> int:
+        """Move virtual time forward and run everything that fell due."""
+        self.clock.advance(seconds)
+        return self.scheduler.run_due()
+
+    def reset(self, token: str | None = None) -> None:
+        self.ledger.reset(token)
+        if token is None:
+            self.scheduler.clear()

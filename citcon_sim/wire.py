@@ -1,0 +1,126 @@
+"""The documented response shapes, built from ledger objects (no HTTP here)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .clock import VirtualClock
+from .ledger import CancelResult, Capture, Refund, RefundResult, Transaction, wire_status
+
+
+def charge(txn: Transaction, clock: VirtualClock) -> dict[str, Any]:
+    """Inquire's charge object: the documented fields first, then the simulator's extras."""
+    time = txn.paid_at if txn.paid_at is not None else txn.created_at
+    return {
+        "id": txn.id,
+        "type": "charge",
+        "amount": txn.amount,
+        "currency": txn.currency,
+        "trans_amount": txn.trans_amount,
+        "trans_currency": txn.trans_currency,
+        "time": clock.format(time),
+        "reference": txn.reference,
+        # Production answers the merchant's reference as reference2 as well.
+        "reference2": txn.reference,
+        "status": wire_status(txn),
+        # Production sends the string "null" for a missing note; clients compare to it.
+        "note": txn.note if txn.note is not None else "null",
+        "vendor": txn.vendor.code,
+        "method": txn.method,
+        "auto_capture": txn.auto_capture,
+        "captured_amount": txn.captured_amount,
+        "refunded_amount": txn.refunded_amount,
+        "refunded_trans_amount": txn.refunded_trans_amount,
+        "created_time": clock.format(txn.created_at),
+        "expiry_time": clock.format(txn.expires_at),
+        "refunds": [refund(r, clock) for r in txn.refunds or ()],
+        "captures": [capture(c, clock, txn.reference) for c in txn.captures or ()],
+    }
+
+
+def refund(r: Refund, clock: VirtualClock) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "type": "refund",
+        "transaction_id": r.transaction_id,
+        "amount": r.amount,
+        "currency": r.currency,
+        "trans_amount": r.trans_amount,
+        "trans_currency": r.trans_currency,
+        "time": clock.format(r.time),
+        "status": "success",
+        "note": r.note if r.note is not None else "null",
+    }
+
+
+def refund_result(result: RefundResult) -> dict[str, Any]:
+    if result.refund is None:
+        return {"refunded": False, "status": result.status}
+    return {
+        "id": result.refund.id,
+        "transaction_id": result.refund.transaction_id,
+        "refunded": True,
+        "status": "success",
+    }
+
+
+def cancel_result(result: CancelResult) -> dict[str, Any]:
+    txn = result.transaction
+    return {
+        "transaction_id": txn.id if txn else None,
+        "transaction_reference": txn.reference if txn else None,
+        "cancelled": result.cancelled,
+        "status": result.status,
+    }
+
+
+def capture(c: Capture, clock: VirtualClock, reference: str) -> dict[str, Any]:
+    return {
+        "transaction_id": c.transaction_id,
+        "type": "capture",
+        "amount": c.amount,
+        "currency": c.currency,
+        "notify_result": "success",
+        "reference": reference,
+        "time": clock.format(c.time),
+    }
+
+
+def capture_result(c: Capture, txn: Transaction, clock: VirtualClock) -> dict[str, Any]:
+    body = capture(c, clock, txn.reference)
+    # "The amount currently captured by the charge and expected to be settled".
+    body["captured_amount"] = txn.captured_amount
+    body["last_capture"] = c.last
+    return body
+
+
+def sim_transaction(txn: Transaction, clock: VirtualClock) -> dict[str, Any]:
+    """The control surface's view: the charge plus everything a test may want to check."""
+    body = charge(txn, clock)
+    body.update(
+        {
+            "token_hint": redact(txn.token),
+            "internal_status": txn.status.value,
+            "paid_time": clock.format(txn.paid_at) if txn.paid_at is not None else None,
+            "ipn_url": txn.ipn_url,
+            "callback_url_success": txn.callback_url_success,
+            "callback_url_fail": txn.callback_url_fail,
+            "callback_url_cancel": txn.callback_url_cancel,
+            "mobile_result_url": txn.mobile_result_url,
+            "goods": txn.goods,
+            "extra": txn.extra or {},
+            "timeline": [
+                {"time": clock.format(txn.created_at), "event": "created", "detail": None},
+                *(
+                    {"time": clock.format(at), "event": event, "detail": detail}
+                    for at, event, detail in txn.events or ()
+                ),
+            ],
+        }
+    )
+    return body
+
+
+def redact(token: str) -> str:
+    """Tokens never appear in clear outside the Authorization header."""
+    return token[:2] + "…" + token[-2:] if len(token) > 8 else "…"
