@@ -1,0 +1,358 @@
+"""Scenario rules: make the gateway decline, expire, stall or mangle IPNs on purpose.
+
+A scenario file (YAML, schema in ``scenario.schema.json``) is a list of rules. For each
+merchant API request the first rule that matches decides; the decision is carried as data
+to the places that already make those decisions — the HTTP middleware (API behaviour),
+the transaction (payment outcome, applied through the ledger's consumer operations) and
+the IPN sender (notification behaviour). There is no second code path.
+
+Magic amounts are a shipped scenario (``magic.yaml``) tried after all loaded rules, so
+they work with no file at all.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+ENDPOINTS = ("pay", "pay_qr", "inquire", "refund", "cancel", "capture", "qr", "list")
+
+
+class ScenarioError(ValueError):
+    """An unusable scenario; the message names the source, the line and the problem."""
+
+    def __init__(self, source: str, line: int | None, problem: str) -> None:
+        self.source, self.line, self.problem = source, line, problem
+        where = f"{source}:{line}" if line else source
+        super().__init__(f"{where}: {problem}")
+
+
+@dataclass(frozen=True, slots=True)
+class RequestFacts:
+    """What a rule can match on, taken from one merchant API request."""
+
+    token: str | None
+    endpoint: str
+    vendor: str | None = None
+    amount: int | None = None
+    currency: str | None = None
+    reference: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentScript:
+    outcome: str  # pay | fail | expire | pending | authorize
+    after: float = 0.0
+    reason: str = "declined"
+
+
+@dataclass(frozen=True, slots=True)
+class IpnScript:
+    delay: float = 0.0
+    never: bool = False
+    duplicates: int = 0
+    out_of_order: bool = False
+    bad_signature: bool = False
+    tamper_amount: int = 0
+    status: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ApiScript:
+    latency_ms: int = 0
+    error: int | None = None
+    http_status: int | None = None
+    drop: bool = False
+    timeout: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RefundScript:
+    status: str  # the refund is refused with this status
+
+
+@dataclass(slots=True)
+class Rule:
+    name: str
+    source: str
+    line: int | None
+    token: str | None = None
+    vendors: frozenset[str] | None = None
+    endpoints: frozenset[str] | None = None
+    amount: int | None = None
+    amount_min: int | None = None
+    amount_max: int | None = None
+    amount_suffix: str | None = None
+    currency: str | None = None
+    reference: re.Pattern[str] | None = None
+    nth: frozenset[int] | None = None
+    times: int | None = None
+    payment: PaymentScript | None = None
+    ipn: IpnScript | None = None
+    api: ApiScript | None = None
+    refund: RefundScript | None = None
+    seen: int = 0  # requests that matched every key but nth
+    applied: int = 0
+
+    def matches(self, facts: RequestFacts) -> bool:
+        """Match, counting towards ``nth`` and ``times`` (call once per request)."""
+        if self.times is not None and self.applied >= self.times:
+            return False
+        if not self._keys_match(facts):
+            return False
+        self.seen += 1
+        if self.nth is not None and self.seen not in self.nth:
+            return False
+        self.applied += 1
+        return True
+
+    def _keys_match(self, f: RequestFacts) -> bool:
+        if self.token is not None and f.token != self.token:
+            return False
+        if self.endpoints is not None and f.endpoint not in self.endpoints:
+            return False
+        if self.vendors is not None and (f.vendor or "").lower() not in self.vendors:
+            return False
+        if self.currency is not None and (f.currency or "").upper() != self.currency:
+            return False
+        if self.reference is not None and (
+            f.reference is None or not self.reference.search(f.reference)
+        ):
+            return False
+        if self.amount is not None or self.amount_min is not None or self.amount_max is not None \
+                or self.amount_suffix is not None:
+            if f.amount is None:
+                return False
+            if self.amount is not None and f.amount != self.amount:
+                return False
+            if self.amount_min is not None and f.amount < self.amount_min:
+                return False
+            if self.amount_max is not None and f.amount > self.amount_max:
+                return False
+            if self.amount_suffix is not None and not str(f.amount).endswith(self.amount_suffix):
+                return False
+        return True
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "source": f"{self.source}:{self.line}" if self.line else self.source,
+            "times": self.times,
+            "seen": self.seen,
+            "applied": self.applied,
+            "payment": _asdict(self.payment),
+            "ipn": _asdict(self.ipn),
+            "api": _asdict(self.api),
+            "refund": _asdict(self.refund),
+        }
+
+
+def _asdict(obj: Any) -> dict[str, Any] | None:
+    if obj is None:
+        return None
+    return {k: getattr(obj, k) for k in obj.__slots__}
+
+
+@dataclass(slots=True)
+class Scenario:
+    name: str
+    source: str
+    rules: list[Rule] = field(default_factory=list)
+    description: str = ""
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "source": self.source,
+            "description": self.description,
+            "rules": [r.describe() for r in self.rules],
+        }
+
+
+# -- loading --------------------------------------------------------------------------
+
+
+@cache
+def schema() -> dict[str, Any]:
+    text = resources.files("citcon_sim").joinpath("scenario.schema.json").read_text("utf-8")
+    return dict(json.loads(text))
+
+
+def _node_at(root: yaml.Node | None, path: list[str | int]) -> yaml.Node | None:
+    """The YAML node at a JSON path, for error line numbers."""
+    node = root
+    for part in path:
+        if isinstance(node, yaml.MappingNode):
+            node = next((v for k, v in node.value if k.value == part), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            node = node.value[part] if part < len(node.value) else None
+        else:
+            return node
+        if node is None:
+            return None
+    return node
+
+
+def _line(root: yaml.Node | None, path: list[str | int]) -> int | None:
+    # Walk up until a node exists (a missing key is reported at its parent).
+    for cut in range(len(path), -1, -1):
+        node = _node_at(root, path[:cut])
+        if node is not None:
+            return node.start_mark.line + 1
+    return None
+
+
+def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
+    try:
+        root = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ScenarioError(source, mark.line + 1 if mark else None, f"not valid YAML: {problem}")
+    if data is None:
+        raise ScenarioError(source, None, "empty scenario")
+    validator = jsonschema.Draft202012Validator(schema())
+    error = jsonschema.exceptions.best_match(validator.iter_errors(data))
+    if error is not None:
+        path = list(error.absolute_path)
+        where = "/".join(str(p) for p in path) or "top level"
+        message = error.message
+        if error.validator == "anyOf" and path[:1] == ["rules"]:
+            message = "a rule needs at least one action: payment, ipn, api or refund"
+        raise ScenarioError(source, _line(root, path), f"{where}: {message}")
+    scenario = Scenario(str(data.get("name") or Path(source).stem), source,
+                        description=str(data.get("description") or ""))
+    for i, raw in enumerate(data["rules"]):
+        line = _line(root, ["rules", i])
+        scenario.rules.append(_build_rule(raw, source, line, f"{scenario.name}#{i + 1}"))
+    return scenario
+
+
+def load_scenario_file(path: str | Path) -> Scenario:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioError(str(path), None, f"cannot read: {exc}") from None
+    return parse_scenario(text, str(path))
+
+
+def shipped_scenarios() -> dict[str, str]:
+    """Names and texts of the scenarios shipped in the package (``scenarios/`` in the repo)."""
+    folder = resources.files("citcon_sim").joinpath("shipped_scenarios")
+    return {
+        entry.name.removesuffix(".yaml"): entry.read_text("utf-8")
+        for entry in sorted(folder.iterdir(), key=lambda e: e.name)
+        if entry.name.endswith(".yaml")
+    }
+
+
+def resolve_scenario(spec: str) -> Scenario:
+    """A file path, or the name of a shipped scenario (``declines``, ``magic``, …)."""
+    shipped = shipped_scenarios()
+    if spec in shipped and not Path(spec).exists():
+        return parse_scenario(shipped[spec], f"{spec}.yaml")
+    return load_scenario_file(spec)
+
+
+def _build_rule(raw: dict[str, Any], source: str, line: int | None, default: str) -> Rule:
+    match = raw.get("match") or {}
+    rule = Rule(name=str(raw.get("name") or default), source=source, line=line,
+                times=raw.get("times"))
+    rule.token = match.get("token")
+    if "vendor" in match:
+        vendors = match["vendor"]
+        rule.vendors = frozenset(v.lower() for v in ([vendors] if isinstance(vendors, str)
+                                                     else vendors))
+    if "endpoint" in match:
+        eps = match["endpoint"]
+        rule.endpoints = frozenset([eps] if isinstance(eps, str) else eps)
+    amount = match.get("amount")
+    if isinstance(amount, int):
+        rule.amount = amount
+    elif isinstance(amount, dict):
+        rule.amount_min, rule.amount_max = amount.get("min"), amount.get("max")
+        rule.amount_suffix = amount.get("suffix")
+    if "currency" in match:
+        rule.currency = match["currency"].upper()
+    reference = match.get("reference")
+    if isinstance(reference, str):
+        rule.reference = re.compile(fnmatch.translate(reference))
+    elif isinstance(reference, dict):
+        try:
+            rule.reference = re.compile(reference["regex"])
+        except re.error as exc:
+            raise ScenarioError(source, line, f"bad reference regex: {exc}") from None
+    if "nth" in match:
+        nth = match["nth"]
+        rule.nth = frozenset([nth] if isinstance(nth, int) else nth)
+    if "payment" in raw:
+        rule.payment = PaymentScript(**raw["payment"])
+    if "ipn" in raw:
+        rule.ipn = IpnScript(**raw["ipn"])
+    if "api" in raw:
+        rule.api = ApiScript(**raw["api"])
+    if "refund" in raw:
+        rule.refund = RefundScript(**raw["refund"])
+    return rule
+
+
+# -- the book of loaded scenarios --------------------------------------------------------
+
+
+class ScenarioBook:
+    """Loaded scenarios: per merchant token first, then global, then magic amounts."""
+
+    def __init__(self, magic: bool = True) -> None:
+        self.global_scenarios: list[Scenario] = []
+        self.by_token: dict[str, list[Scenario]] = {}
+        self.magic_enabled = magic
+        self._magic = parse_scenario(shipped_scenarios()["magic"], "magic.yaml")
+
+    def load(self, scenario: Scenario, token: str | None = None) -> None:
+        if token is None:
+            self.global_scenarios.append(scenario)
+        else:
+            self.by_token.setdefault(token, []).append(scenario)
+
+    def clear(self, token: str | None = None) -> None:
+        if token is None:
+            self.global_scenarios.clear()
+            self.by_token.clear()
+        else:
+            self.by_token.pop(token, None)
+
+    def decide(self, facts: RequestFacts) -> Rule | None:
+        """The first rule matching this request, or None (behave normally)."""
+        groups = [*self.by_token.get(facts.token or "", ()), *self.global_scenarios]
+        if self.magic_enabled:
+            groups.append(self._magic)
+        for scenario in groups:
+            for rule in scenario.rules:
+                if rule.matches(facts):
+                    return rule
+        return None
+
+    def describe(self, token: str | None = None) -> dict[str, Any]:
+        scoped = self.by_token if token is None else {token: self.by_token.get(token, [])}
+        return {
+            "global": [s.describe() for s in self.global_scenarios],
+            "by_token": {
+                _hint(t): [s.describe() for s in ss] for t, ss in scoped.items()
+            },
+            "magic_amounts": self._magic.describe() if self.magic_enabled else None,
+        }
+
+
+def _hint(token: str) -> str:
+    return token[:2] + "…" + token[-2:] if len(token) > 8 else "…"
