@@ -8,6 +8,7 @@ from . import commands, wire
 from .errors import BadRequest
 from .http_util import SIM, bearer_token, json_response, read_params
 from .ledger import Merchant, Refund, Status, wire_status
+from .middleware import RULE
 from .simulator import Simulator
 
 QR_EXPIRED = {"result": "fail", "reason": "QR code expired."}
@@ -22,7 +23,7 @@ async def _merchant_call(request: web.Request) -> tuple[Simulator, Merchant, dic
 
 async def _create(request: web.Request, method: str) -> web.Response:
     sim, merchant, params = await _merchant_call(request)
-    cmd = commands.parse_payment(params, method)
+    cmd = commands.parse_payment(params, method, request.get(RULE))
     txn, created = sim.ledger.create_payment(merchant, cmd)
     base = sim.base_url(request.host)
     url = sim.wallet_url(txn.id, base) if method == "pay" else sim.qr_url(txn.id, base)
@@ -62,7 +63,7 @@ async def inquire(request: web.Request) -> web.Response:
 
 async def refund(request: web.Request) -> web.Response:
     sim, merchant, params = await _merchant_call(request)
-    result = sim.ledger.refund(merchant, commands.parse_refund(params))
+    result = sim.ledger.refund(merchant, commands.parse_refund(params, request.get(RULE)))
     return json_response(wire.refund_result(result))
 
 

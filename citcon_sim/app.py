@@ -12,6 +12,7 @@ from aiohttp import web
 from . import api, control, pages
 from .errors import BadRequest, CitconError, NotFound, PayloadTooLarge, UnknownError
 from .http_util import SIM, envelope, json_response
+from .middleware import merchant_api
 from .simulator import Simulator
 
 log = logging.getLogger("citcon_sim")
@@ -71,7 +72,7 @@ async def _ticker(app: web.Application) -> AsyncIterator[None]:
 def create_app(sim: Simulator | None = None) -> web.Application:
     sim = sim or Simulator()
     app = web.Application(
-        middlewares=[error_middleware], client_max_size=sim.config.max_body_bytes
+        middlewares=[error_middleware, merchant_api], client_max_size=sim.config.max_body_bytes
     )
     app[SIM] = sim
     api.add_routes(app)

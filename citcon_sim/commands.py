@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import params as p
 from .errors import BadRequest, InvalidAmount, InvalidReference, InvalidTimeout
 from .money import normalise_currency
 from .vendors import Vendor, check_bank, get_vendor
+
+if TYPE_CHECKING:
+    from .scenarios import Rule
 
 DEFAULT_TIMEOUT = 300  # seconds; "recommended timeout is 5 minutes which equals ... 300"
 MAX_TIMEOUT = 7 * 24 * 3600
@@ -50,6 +53,7 @@ class PaymentCommand:
     mobile_result_url: str | None = None
     goods: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    script: Rule | None = None  # the scenario rule that matched this request, if any
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +68,7 @@ class RefundCommand:
     settlement: Money | None
     transaction: Money | None
     note: str | None
+    script: Rule | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +132,9 @@ def parse_url(params: dict[str, Any], key: str) -> str | None:
     return raw
 
 
-def parse_payment(params: dict[str, Any], method: str) -> PaymentCommand:
+def parse_payment(
+    params: dict[str, Any], method: str, script: Rule | None = None
+) -> PaymentCommand:
     vendor = get_vendor(p.text(params, "vendor"))
     settlement = parse_money(params, "amount", "currency")
     transaction = parse_money(params, "trans_amount", "trans_currency")
@@ -154,6 +161,7 @@ def parse_payment(params: dict[str, Any], method: str) -> PaymentCommand:
         mobile_result_url=parse_url(params, "mobile_result_url"),
         goods=p.json_object(params, "goods"),
         extra=extra,
+        script=script,
     )
 
 
@@ -167,7 +175,7 @@ def parse_lookup(params: dict[str, Any], reference_key: str, *, exclusive: bool)
     return Lookup(txn_id, reference)
 
 
-def parse_refund(params: dict[str, Any]) -> RefundCommand:
+def parse_refund(params: dict[str, Any], script: Rule | None = None) -> RefundCommand:
     lookup = parse_lookup(params, "transaction_reference", exclusive=True)
     settlement = parse_money(params, "amount", "currency")
     transaction = parse_money(params, "trans_amount", "trans_currency")
@@ -175,7 +183,7 @@ def parse_refund(params: dict[str, Any]) -> RefundCommand:
         raise InvalidAmount("amount+currency or trans_amount+trans_currency is required")
     # The documented examples send ``reason``; the attribute table calls it a note.
     note = p.text(params, "note") or p.text(params, "reason")
-    return RefundCommand(lookup, settlement, transaction, note)
+    return RefundCommand(lookup, settlement, transaction, note, script)
 
 
 def parse_cancel(params: dict[str, Any]) -> Lookup:

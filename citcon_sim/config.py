@@ -21,3 +21,6 @@ class Config:
     fx: dict[str, Any] = field(default_factory=dict)  # currency -> units per USD
     max_body_bytes: int = 1024 * 1024
     access_log: bool = False
+    scenarios: list[str] = field(default_factory=list)  # files or shipped scenario names
+    magic_amounts: bool = True  # amounts ending 9901..9909 script outcomes (docs/scenarios.md)
+    journal_size: int = 1000  # merchant API calls kept for /_sim/requests; 0 turns it off

@@ -10,6 +10,7 @@ from . import wire
 from .api import page
 from .errors import BadRequest
 from .http_util import SIM, json_response, read_params
+from .scenarios import Scenario, ScenarioError, parse_scenario, shipped_scenarios
 from .vendors import VENDORS
 
 
@@ -138,3 +139,78 @@ def add_routes(app: web.Application) -> None:
     r.add_post("/_sim/reset", reset)
     r.add_get("/_sim/vendors", vendors)
     r.add_get("/_sim/balance", balance)
+    add_scripting_routes(app)
+
+
+# -- scenarios and the request journal ------------------------------------------------------
+
+
+async def get_scenarios(request: web.Request) -> web.Response:
+    sim = request.app[SIM]
+    params = await read_params(request)
+    token = params.get("token")
+    return json_response(sim.scenarios.describe(token if isinstance(token, str) else None))
+
+
+async def load_scenarios(request: web.Request) -> web.Response:
+    """Load a scenario: YAML or JSON text as the body, or ``name=<shipped scenario>``.
+
+    ``?token=`` scopes it to one merchant; otherwise it applies to every merchant.
+    """
+    sim = request.app[SIM]
+    token = request.query.get("token") or None
+    try:
+        scenario = await _posted_scenario(request)
+    except ScenarioError as exc:
+        raise BadRequest(str(exc)) from None
+    if request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        token = token or (await read_params(request)).get("token")
+    sim.scenarios.load(scenario, token if isinstance(token, str) else None)
+    return json_response({"loaded": scenario.describe(), "scope": "merchant" if token else "all"})
+
+
+async def _posted_scenario(request: web.Request) -> Scenario:
+    if request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        params = await read_params(request)
+        name, text = params.get("name"), params.get("scenario")
+        if isinstance(text, str):
+            return parse_scenario(text, "<posted scenario>")
+        if isinstance(name, str) and name in shipped_scenarios():
+            return parse_scenario(shipped_scenarios()[name], f"{name}.yaml")
+        raise BadRequest("send the scenario as the body, or name=<shipped scenario>")
+    try:
+        text = (await request.read()).decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequest("scenario is not valid UTF-8") from None
+    return parse_scenario(text, "<posted scenario>")
+
+
+async def clear_scenarios(request: web.Request) -> web.Response:
+    sim = request.app[SIM]
+    token = request.query.get("token") or None
+    sim.scenarios.clear(token)
+    return json_response({"cleared": True, "scope": "merchant" if token else "all"})
+
+
+async def requests_journal(request: web.Request) -> web.Response:
+    sim = request.app[SIM]
+    q = request.query
+    try:
+        limit = min(1000, max(1, int(q.get("limit", "100"))))
+    except ValueError:
+        raise BadRequest("limit must be a whole number") from None
+    entries = sim.journal.query(
+        token=q.get("token") or None,
+        path=q.get("path") or None,
+        transaction_id=q.get("transaction_id") or None,
+        limit=limit,
+    )
+    return json_response({"requests": [e.as_dict() for e in entries]})
+
+
+def add_scripting_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_get("/_sim/scenarios", get_scenarios)
+    r.add_post("/_sim/scenarios", load_scenarios)
+    r.add_delete("/_sim/scenarios", clear_scenarios)
+    r.add_get("/_sim/requests", requests_journal)

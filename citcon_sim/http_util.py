@@ -12,6 +12,7 @@ from .params import MAX_KEYS, Params, normalise
 from .simulator import Simulator
 
 SIM: web.AppKey[Simulator] = web.AppKey("simulator", Simulator)
+_PARAMS: web.RequestKey[Params] = web.RequestKey("citcon_sim.params")
 
 def _dumps(data: object) -> str:
     # Compact, like production ({"id":"…"}); default=str keeps odd values from raising.
@@ -27,7 +28,17 @@ def envelope(error: CitconError) -> web.Response:
 
 
 async def read_params(request: web.Request) -> Params:
-    """Query string and body together (body wins), normalised per ``params``."""
+    """Query string and body together (body wins), normalised per ``params``.
+
+    Parsed once per request: the middleware and the handler share the result."""
+    cached = request.get(_PARAMS)
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
+    params = request[_PARAMS] = await _read_params(request)
+    return params
+
+
+async def _read_params(request: web.Request) -> Params:
     pairs: list[tuple[str, str]] = list(request.query.items())
     if request.body_exists:
         ctype = request.content_type

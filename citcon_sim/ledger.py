@@ -20,7 +20,7 @@ import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .clock import VirtualClock
 from .commands import CaptureCommand, Lookup, Money, PaymentCommand, RefundCommand
@@ -29,6 +29,9 @@ from .ids import IdFactory
 from .merchants import MerchantSettings
 from .money import FxTable, proportional
 from .vendors import Vendor
+
+if TYPE_CHECKING:
+    from .scenarios import Rule
 
 
 class Status(StrEnum):
@@ -121,6 +124,9 @@ class Transaction:
     captures: list[Capture] | None = None
     # (time, event, detail) for the timeline; "created" is implied by created_at.
     events: list[tuple[float, str, dict[str, Any] | None]] | None = None
+    # The scenario rule that matched the creating request: its payment outcome and IPN
+    # behaviour are applied where those decisions are made.
+    script: Rule | None = None
 
     @property
     def paid_amount(self) -> int:
@@ -358,6 +364,7 @@ class Ledger:
             mobile_result_url=cmd.mobile_result_url,
             goods=cmd.goods,
             extra=cmd.extra or None,
+            script=cmd.script if cmd.script and (cmd.script.payment or cmd.script.ipn) else None,
         )
         merchant.add(txn)
         self.by_id[txn.id] = txn
@@ -393,6 +400,8 @@ class Ledger:
         txn = self.find(merchant, cmd.lookup, prefer=lambda t: t.status is Status.SUCCESS)
         if txn is None:
             return RefundResult(False, INVALID_TRANSACTION)
+        if cmd.script is not None and cmd.script.refund is not None:
+            return RefundResult(False, cmd.script.refund.status)
         if txn.status is Status.CANCELLED:
             return RefundResult(False, REFUND_CANCELLED)
         if txn.status is not Status.SUCCESS:

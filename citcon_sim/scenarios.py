@@ -218,7 +218,8 @@ def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc)
-        raise ScenarioError(source, mark.line + 1 if mark else None, f"not valid YAML: {problem}")
+        line = mark.line + 1 if mark else None
+        raise ScenarioError(source, line, f"not valid YAML: {problem}") from None
     if data is None:
         raise ScenarioError(source, None, "empty scenario")
     validator = jsonschema.Draft202012Validator(schema())

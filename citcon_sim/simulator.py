@@ -8,10 +8,12 @@ from zoneinfo import ZoneInfo
 from .clock import Scheduler, VirtualClock
 from .config import Config
 from .ids import IdFactory
-from .ledger import Ledger
+from .journal import Journal
+from .ledger import Ledger, LedgerEvent, Status, Transaction
 from .merchants import load_merchants_file
 from .money import FxTable
 from .qr import QrCache
+from .scenarios import PaymentScript, ScenarioBook, resolve_scenario
 
 
 class Simulator:
@@ -29,6 +31,11 @@ class Simulator:
             self.clock, fx=self.fx, ids=IdFactory(config.seed), merchants=merchants
         )
         self.qr = QrCache()
+        self.journal = Journal(config.journal_size)
+        self.scenarios = ScenarioBook(magic=config.magic_amounts)
+        for spec in config.scenarios:
+            self.scenarios.load(resolve_scenario(spec))
+        self.ledger.listeners.append(self._apply_payment_script)
         self.bound_url: str | None = None  # set once the server listens
 
     # -- URLs handed to merchants and consumers -----------------------------------------
@@ -58,6 +65,39 @@ class Simulator:
         return self.scheduler.run_due()
 
     def reset(self, token: str | None = None) -> None:
+        """Forget transactions (all, or one merchant's). Loaded scenarios stay loaded."""
         self.ledger.reset(token)
         if token is None:
             self.scheduler.clear()
+            self.journal.clear()
+
+    # -- scripted payment outcomes ---------------------------------------------------------
+
+    def _apply_payment_script(self, event: LedgerEvent) -> None:
+        """A scenario's payment outcome, played through the consumer's own operations."""
+        txn = event.transaction
+        if event.kind != "created" or txn.script is None or txn.script.payment is None:
+            return
+        script = txn.script.payment
+        if script.outcome == "pending":
+            return
+        if script.after > 0:
+            self.scheduler.after(script.after, lambda: self._play(txn, script),
+                                 f"{script.outcome} {txn.id}")
+        else:
+            self._play(txn, script)
+
+    def _play(self, txn: Transaction, script: PaymentScript) -> None:
+        self.ledger.refresh(txn)
+        if txn.status is not Status.PENDING or self.ledger.by_id.get(txn.id) is not txn:
+            return  # paid, cancelled or reset meanwhile: the script no longer applies
+        if script.outcome == "pay":
+            self.ledger.consumer_pay(txn.id)
+        elif script.outcome == "authorize":
+            # Only delayed-capture vendors can hold an authorisation; others simply pay.
+            txn.auto_capture = not txn.vendor.delayed_capture
+            self.ledger.consumer_pay(txn.id)
+        elif script.outcome == "fail":
+            self.ledger.consumer_fail(txn.id, script.reason)
+        elif script.outcome == "expire":
+            self.ledger.expire(txn.id)

@@ -1,0 +1,142 @@
+"""The merchant API's middleware: scenario decisions, API misbehaviour and the journal.
+
+For every ``/payment/`` request the scenario book decides once; the matching rule is put
+on the request (``RULE``) for the handler to carry into the ledger, and its ``api``
+behaviour (latency, an error, a 5xx, a dropped connection, a timeout after the work is
+done) is applied here. Every call, however it ends, is written to the journal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from . import errors
+from .errors import CitconError, UnknownError
+from .http_util import SIM, bearer_token, envelope, read_params
+from .journal import redact_params, token_digest, token_hint
+from .params import Params
+from .scenarios import ApiScript, RequestFacts, Rule
+
+log = logging.getLogger("citcon_sim")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# Request key: the scenario rule that matched this request, or None.
+RULE: web.RequestKey[Rule | None] = web.RequestKey("citcon_sim.rule")
+_ERRORS: dict[int, type[CitconError]] = {
+    cls.code: cls
+    for cls in (errors.UnknownError, errors.BadRequest, errors.VendorNotSupported,
+                errors.InvalidAmount, errors.InvalidReference, errors.InvalidTimeout,
+                errors.BankNotSupported)
+}
+
+
+def facts_for(endpoint: str, token: str | None, params: Params) -> RequestFacts:
+    amount_raw = params.get("amount") or params.get("trans_amount")
+    currency = params.get("currency") if "amount" in params else params.get("trans_currency")
+    vendor = params.get("vendor")
+    reference = params.get("reference") or params.get("transaction_reference")
+    return RequestFacts(
+        token=token,
+        endpoint=endpoint,
+        vendor=vendor.strip().lower() if isinstance(vendor, str) else None,
+        amount=int(amount_raw) if isinstance(amount_raw, str) and amount_raw.isdigit() else None,
+        currency=currency if isinstance(currency, str) else None,
+        reference=reference if isinstance(reference, str) else None,
+    )
+
+
+def drop_connection(request: web.Request) -> web.Response:
+    """Close the socket without answering; the client sees a disconnect."""
+    if request.transport is not None:
+        request.transport.close()
+    return web.Response(status=499)
+
+
+def scripted_failure(script: ApiScript) -> web.Response | None:
+    if script.error is not None:
+        return envelope(_ERRORS[script.error]("scripted by scenario"))
+    if script.http_status is not None:
+        return web.Response(status=script.http_status, text=f"HTTP {script.http_status}\n")
+    return None
+
+
+@dataclass(slots=True)
+class _Call:
+    endpoint: str
+    token: str | None
+    params: Params = field(default_factory=dict)
+    rule: Rule | None = None
+
+
+@web.middleware
+async def merchant_api(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if not request.path.startswith("/payment/"):
+        return await handler(request)
+    sim = request.app[SIM]
+    started = time.perf_counter()
+    endpoint = request.path.removeprefix("/payment/")
+    call = _Call("list" if endpoint == "transactions" else endpoint, bearer_token(request))
+    try:
+        response = await _handle(request, handler, call)
+    except CitconError as exc:
+        response = envelope(exc)
+    except web.HTTPException:
+        raise
+    except Exception:
+        log.exception("unexpected error on %s %s", request.method, request.path)
+        response = envelope(UnknownError())
+    if sim.journal.enabled:
+        _journal(request, call, response, started)
+    return response
+
+
+async def _handle(request: web.Request, handler: Handler, call: _Call) -> web.StreamResponse:
+    call.params = await read_params(request)
+    call.rule = request[RULE] = request.app[SIM].scenarios.decide(
+        facts_for(call.endpoint, call.token, call.params)
+    )
+    script = call.rule.api if call.rule is not None else None
+    if script is None:
+        return await handler(request)
+    if script.latency_ms and not script.timeout:
+        await asyncio.sleep(script.latency_ms / 1000)  # real time: it is the client who waits
+    if script.drop:
+        return drop_connection(request)
+    failure = scripted_failure(script)
+    if failure is not None:
+        return failure
+    response = await handler(request)
+    if script.timeout:  # the work is done (the payment exists), but no answer arrives
+        await asyncio.sleep(script.latency_ms / 1000)
+        return drop_connection(request)
+    return response
+
+
+def _journal(
+    request: web.Request, call: _Call, response: web.StreamResponse, started: float
+) -> None:
+    sim = request.app[SIM]
+    body = response.text if isinstance(response, web.Response) else None
+    txn_id = call.params.get("transaction_id")
+    if txn_id is None and body is not None and "q=U" in body:
+        txn_id = body.split("=", 1)[1].split("&")[0].strip()  # pay/pay_qr answer a URL
+    sim.journal.record(
+        time=sim.clock.format(sim.clock.time()),
+        method=request.method,
+        path=request.path,
+        endpoint=call.endpoint,
+        token_hint=token_hint(call.token),
+        token_digest=token_digest(call.token) if call.token else None,
+        params=redact_params(call.params),
+        status=response.status,
+        response=body[:2000] if body is not None else None,
+        duration_ms=round((time.perf_counter() - started) * 1000, 3),
+        transaction_id=txn_id if isinstance(txn_id, str) else None,
+        scenario_rule=call.rule.name if call.rule is not None else None,
+    )
