@@ -9,6 +9,7 @@ import signal
 import sys
 from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfoNotFoundError
 
 import click
 from aiohttp import web
@@ -17,6 +18,7 @@ from . import __version__
 from .app import create_app
 from .config import Config
 from .merchants import MerchantsFileError
+from .scenarios import ScenarioError, resolve_scenario, shipped_scenarios
 from .simulator import Simulator
 
 
@@ -92,6 +94,16 @@ def main() -> None:
               help="Zone for reported times and the open-balance day [env CITCON_SIM_TIMEZONE].")
 @click.option("--access-log/--no-access-log", default=False, envvar="CITCON_SIM_ACCESS_LOG",
               help="Log every HTTP request [env CITCON_SIM_ACCESS_LOG].")
+@click.option("--scenario", "scenarios", multiple=True, envvar="CITCON_SIM_SCENARIOS",
+              help="Scenario file or shipped scenario name; repeatable [env "
+              "CITCON_SIM_SCENARIOS, several separated by spaces].")
+@click.option("--magic-amounts/--no-magic-amounts", default=True,
+              envvar="CITCON_SIM_MAGIC_AMOUNTS",
+              help="Amounts ending 9901-9909 script outcomes [env CITCON_SIM_MAGIC_AMOUNTS].")
+@click.option("--journal-size", default=1000, show_default=True, type=click.IntRange(0),
+              envvar="CITCON_SIM_JOURNAL_SIZE",
+              help="Merchant API calls kept for /_sim/requests; 0 turns the journal off "
+              "[env CITCON_SIM_JOURNAL_SIZE].")
 def serve(
     host: str,
     port: int,
@@ -102,23 +114,57 @@ def serve(
     start_time: datetime | None,
     timezone: str,
     access_log: bool,
+    scenarios: tuple[str, ...],
+    magic_amounts: bool,
+    journal_size: int,
 ) -> None:
     """Run the simulator (useful with no configuration at all)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     config = Config(
         host=host, port=port, public_url=public_url, merchants_file=merchants_file, seed=seed,
         frozen_clock=frozen_clock, start_time=start_time, timezone=timezone,
-        access_log=access_log,
+        access_log=access_log, scenarios=list(scenarios), magic_amounts=magic_amounts,
+        journal_size=journal_size,
     )
     try:
         sim = Simulator(config)
-    except (MerchantsFileError, Exception) as exc:
+    except (MerchantsFileError, ScenarioError, ZoneInfoNotFoundError) as exc:
         raise click.ClickException(str(exc)) from None
     try:
         asyncio.run(serve_forever(sim))
     except OSError as exc:
         click.echo(f"citcon-sim: cannot listen on {host}:{port}: {exc.strerror}", err=True)
         sys.exit(1)
+
+
+@main.group()
+def scenarios() -> None:
+    """Check and list scenario files."""
+
+
+@scenarios.command("check")
+@click.argument("files", nargs=-1, required=True)
+def scenarios_check(files: tuple[str, ...]) -> None:
+    """Validate scenario FILES without starting a server (exit 1 if any is invalid)."""
+    bad = 0
+    for spec in files:
+        try:
+            scenario = resolve_scenario(spec)
+        except ScenarioError as exc:
+            click.echo(f"invalid  {exc}", err=True)
+            bad += 1
+        else:
+            click.echo(f"ok       {spec}: {scenario.name}, {len(scenario.rules)} rule(s)")
+    if bad:
+        sys.exit(1)
+
+
+@scenarios.command("list")
+def scenarios_list() -> None:
+    """List the scenarios shipped with citcon-sim (usable by name with --scenario)."""
+    for name in shipped_scenarios():
+        first = resolve_scenario(name).description.strip().split(". ")[0]
+        click.echo(f"{name:16} {first}")
 
 
 if __name__ == "__main__":  # pragma: no cover
