@@ -40,8 +40,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         raise
     except (asyncio.CancelledError, ConnectionResetError):
         raise
-    except Exception:
+    except Exception as exc:
         log.exception("unexpected error on %s %s", request.method, request.path)
+        request.app[SIM].record_error(exc)
         return envelope(UnknownError())
 
 

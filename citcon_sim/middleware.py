@@ -88,8 +88,9 @@ async def merchant_api(request: web.Request, handler: Handler) -> web.StreamResp
         response = envelope(exc)
     except web.HTTPException:
         raise
-    except Exception:
+    except Exception as exc:
         log.exception("unexpected error on %s %s", request.method, request.path)
+        request.app[SIM].record_error(exc)
         response = envelope(UnknownError())
     if sim.journal.enabled:
         _journal(request, call, response, started)

@@ -37,6 +37,8 @@ class Simulator:
             self.scenarios.load(resolve_scenario(spec))
         self.ledger.listeners.append(self._apply_payment_script)
         self.bound_url: str | None = None  # set once the server listens
+        # Unexpected exceptions while serving (answered as 4000); tests re-raise them.
+        self.errors: list[BaseException] = []
 
     # -- URLs handed to merchants and consumers -----------------------------------------
 
@@ -63,6 +65,14 @@ class Simulator:
         """Move virtual time forward and run everything that fell due."""
         self.clock.advance(seconds)
         return self.scheduler.run_due()
+
+    def record_error(self, exc: BaseException) -> None:
+        if len(self.errors) < 100:
+            self.errors.append(exc)
+
+    def take_errors(self) -> list[BaseException]:
+        errors, self.errors = self.errors, []
+        return errors
 
     def reset(self, token: str | None = None) -> None:
         """Forget transactions (all, or one merchant's). Loaded scenarios stay loaded."""
