@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -34,6 +35,8 @@ _ERRORS: dict[int, type[CitconError]] = {
                 errors.InvalidAmount, errors.InvalidReference, errors.InvalidTimeout,
                 errors.BankNotSupported)
 }
+# The transaction id in a pay/pay_qr answer's URL (plain text or response_format=json).
+_URL_TXN_ID = re.compile(r"[?&]q=(U[0-9]+-[0-9a-f]+)")
 
 
 def facts_for(endpoint: str, token: str | None, params: Params) -> RequestFacts:
@@ -72,6 +75,7 @@ class _Call:
     token: str | None
     params: Params = field(default_factory=dict)
     rule: Rule | None = None
+    unsent: str | None = None  # the answer a scripted timeout never delivered
 
 
 @web.middleware
@@ -114,6 +118,7 @@ async def _handle(request: web.Request, handler: Handler, call: _Call) -> web.St
         return failure
     response = await handler(request)
     if script.timeout:  # the work is done (the payment exists), but no answer arrives
+        call.unsent = response.text if isinstance(response, web.Response) else None
         await asyncio.sleep(script.latency_ms / 1000)
         return drop_connection(request)
     return response
@@ -123,10 +128,16 @@ def _journal(
     request: web.Request, call: _Call, response: web.StreamResponse, started: float
 ) -> None:
     sim = request.app[SIM]
-    body = response.text if isinstance(response, web.Response) else None
+    # Only textual answers are journalled: a QR image is binary and has no text.
+    textual = isinstance(response, web.Response) and response.body is not None and (
+        response.content_type.startswith("text/") or response.content_type.endswith("json")
+    )
+    body = response.text if textual else None
     txn_id = call.params.get("transaction_id")
-    if txn_id is None and body is not None and "q=U" in body:
-        txn_id = body.split("=", 1)[1].split("&")[0].strip()  # pay/pay_qr answer a URL
+    answer = body if body is not None else call.unsent
+    if txn_id is None and answer is not None and call.endpoint in ("pay", "pay_qr"):
+        found = _URL_TXN_ID.search(answer)  # pay/pay_qr answer a URL
+        txn_id = found.group(1) if found else None
     sim.journal.record(
         time=sim.clock.format(sim.clock.time()),
         method=request.method,
