@@ -118,7 +118,8 @@ async def _handle(request: web.Request, handler: Handler, call: _Call) -> web.St
         return failure
     response = await handler(request)
     if script.timeout:  # the work is done (the payment exists), but no answer arrives
-        call.unsent = response.text if isinstance(response, web.Response) else None
+        if call.endpoint in ("pay", "pay_qr") and isinstance(response, web.Response):
+            call.unsent = response.text  # a URL or JSON: names the payment for the journal
         await asyncio.sleep(script.latency_ms / 1000)
         return drop_connection(request)
     return response
@@ -134,6 +135,8 @@ def _journal(
     )
     body = response.text if textual else None
     txn_id = call.params.get("transaction_id")
+    if txn_id is None and call.endpoint == "qr":
+        txn_id = call.params.get("q")  # the QR image of that transaction
     answer = body if body is not None else call.unsent
     if txn_id is None and answer is not None and call.endpoint in ("pay", "pay_qr"):
         found = _URL_TXN_ID.search(answer)  # pay/pay_qr answer a URL

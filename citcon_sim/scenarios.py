@@ -13,6 +13,7 @@ they work with no file at all.
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import json
 import re
 from dataclasses import dataclass, field
@@ -100,20 +101,22 @@ class Rule:
     ipn: IpnScript | None = None
     api: ApiScript | None = None
     refund: RefundScript | None = None
-    seen: int = 0  # requests that matched every key but nth
+    seen: int = 0  # requests that matched every key but nth (whichever rule decided)
     applied: int = 0
 
-    def matches(self, facts: RequestFacts) -> bool:
-        """Match, counting towards ``nth`` and ``times`` (call once per request)."""
-        if self.times is not None and self.applied >= self.times:
-            return False
+    def observe(self, facts: RequestFacts) -> bool:
+        """Count a request towards ``nth``; whether this rule would apply to it.
+
+        Every rule observes every request, even one an earlier rule decides, so that
+        ``nth: 2`` means the second request matching the other keys, as documented
+        (``flaky-ipn`` has three rules with the same keys and nth 1, 2, 3).
+        """
         if not self._keys_match(facts):
             return False
         self.seen += 1
-        if self.nth is not None and self.seen not in self.nth:
+        if self.times is not None and self.applied >= self.times:
             return False
-        self.applied += 1
-        return True
+        return self.nth is None or self.seen in self.nth
 
     def _keys_match(self, f: RequestFacts) -> bool:
         if self.token is not None and f.token != self.token:
@@ -202,6 +205,16 @@ def _node_at(root: yaml.Node | None, path: list[str | int]) -> yaml.Node | None:
     return node
 
 
+def _key_line(root: yaml.Node | None, path: list[str | int], key: str) -> int | None:
+    """The line of ``key`` in the mapping at ``path`` (an unexpected key is reported there)."""
+    node = _node_at(root, path)
+    if isinstance(node, yaml.MappingNode):
+        for k, _ in node.value:
+            if k.value == key:
+                return int(k.start_mark.line) + 1
+    return None
+
+
 def _line(root: yaml.Node | None, path: list[str | int]) -> int | None:
     # Walk up until a node exists (a missing key is reported at its parent).
     for cut in range(len(path), -1, -1):
@@ -230,12 +243,23 @@ def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
         message = error.message
         if error.validator == "anyOf" and path[:1] == ["rules"]:
             message = "a rule needs at least one action: payment, ipn, api or refund"
-        raise ScenarioError(source, _line(root, path), f"{where}: {message}")
+        line = _line(root, path)
+        if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+            known = error.schema.get("properties", {}) if isinstance(error.schema, dict) else {}
+            unexpected = [k for k in error.instance if k not in known]
+            if unexpected:
+                line = _key_line(root, path, str(unexpected[0])) or line
+        raise ScenarioError(source, line, f"{where}: {message}")
     scenario = Scenario(str(data.get("name") or Path(source).stem), source,
                         description=str(data.get("description") or ""))
     for i, raw in enumerate(data["rules"]):
         line = _line(root, ["rules", i])
-        scenario.rules.append(_build_rule(raw, source, line, f"{scenario.name}#{i + 1}"))
+        try:
+            rule = _build_rule(raw, source, line, f"{scenario.name}#{i + 1}")
+        except ScenarioError as exc:  # point at the offending value, not the rule
+            at = _line(root, ["rules", i, "match", "reference", "regex"])
+            raise ScenarioError(source, at or line, exc.problem) from None
+        scenario.rules.append(rule)
     return scenario
 
 
@@ -288,7 +312,8 @@ def _build_rule(raw: dict[str, Any], source: str, line: int | None, default: str
         rule.currency = match["currency"].upper()
     reference = match.get("reference")
     if isinstance(reference, str):
-        rule.reference = re.compile(fnmatch.translate(reference))
+        # A glob matches the whole reference (translate anchors only the end).
+        rule.reference = re.compile(r"\A" + fnmatch.translate(reference))
     elif isinstance(reference, dict):
         try:
             rule.reference = re.compile(reference["regex"])
@@ -338,11 +363,14 @@ class ScenarioBook:
         groups = [*self.by_token.get(facts.token or "", ()), *self.global_scenarios]
         if self.magic_enabled:
             groups.append(self._magic)
+        chosen: Rule | None = None
         for scenario in groups:
             for rule in scenario.rules:
-                if rule.matches(facts):
-                    return rule
-        return None
+                if rule.observe(facts) and chosen is None:
+                    chosen = rule
+        if chosen is not None:
+            chosen.applied += 1
+        return chosen
 
     def describe(self, token: str | None = None) -> dict[str, Any]:
         scoped = self.by_token if token is None else {token: self.by_token.get(token, [])}
@@ -356,4 +384,7 @@ class ScenarioBook:
 
 
 def _hint(token: str) -> str:
-    return token[:2] + "…" + token[-2:] if len(token) > 8 else "…"
+    # Never the token in clear; the digest keeps two merchants with the same hint apart
+    # (every token of 8 characters or fewer has the hint "…").
+    digest = hashlib.sha256(token.encode("utf-8")).hexdigest()[:8]
+    return (token[:2] + "…" + token[-2:] if len(token) > 8 else "…") + f" #{digest}"
