@@ -9,6 +9,7 @@ from .errors import BadRequest
 from .http_util import SIM, bearer_token, json_response, read_params
 from .ledger import Merchant, Refund, Status, wire_status
 from .middleware import RULE
+from .params import text as text_param
 from .simulator import Simulator
 
 QR_EXPIRED = {"result": "fail", "reason": "QR code expired."}
@@ -24,10 +25,12 @@ async def _merchant_call(request: web.Request) -> tuple[Simulator, Merchant, dic
 async def _create(request: web.Request, method: str) -> web.Response:
     sim, merchant, params = await _merchant_call(request)
     cmd = commands.parse_payment(params, method, request.get(RULE))
+    # Parsed before the ledger changes: a malformed value is a 4100, never a 500.
+    as_json = (text_param(params, "response_format") or "").lower() == "json"
     txn, created = sim.ledger.create_payment(merchant, cmd)
     base = sim.base_url(request.host)
     url = sim.wallet_url(txn.id, base) if method == "pay" else sim.qr_url(txn.id, base)
-    if params.get("response_format", "").lower() == "json":
+    if as_json:
         return json_response(
             {
                 "transaction_id": txn.id,

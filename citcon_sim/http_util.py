@@ -43,7 +43,10 @@ async def _read_params(request: web.Request) -> Params:
     if request.body_exists:
         ctype = request.content_type
         if ctype == "multipart/form-data":
-            form = await request.post()
+            try:
+                form = await request.post()
+            except ValueError:  # no boundary, broken parts, undecodable text
+                raise BadRequest("malformed multipart body") from None
             pairs += [(k, v) for k, v in form.items() if isinstance(v, str)]
         else:
             raw = await request.read()
@@ -87,6 +90,7 @@ def _json_pairs(body: str) -> list[tuple[str, str]]:
 def bearer_token(request: web.Request) -> str | None:
     """``Authorization: Bearer <token>`` or a bare ``Authorization: <token>``."""
     header = request.headers.get("Authorization", "").strip()
-    if header[:7].lower() == "bearer ":
+    # "Bearer " with an empty token arrives as "Bearer" (trailing space stripped).
+    if header[:7].lower() == "bearer " or header.lower() == "bearer":
         header = header[7:].strip()
     return header or None

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from .errors import CitconError
-from .money import normalise_currency
+from .money import FxTable, normalise_currency
 from .vendors import VENDORS
 
 
@@ -69,6 +69,9 @@ def parse_merchants(data: Any, source: str = "<merchants>") -> dict[str, Merchan
             raise MerchantsFileError(
                 f"{where}: cancel_windows maps vendor codes to whole seconds >= 0"
             )
+        exempt = entry.get("refund_exempt", False)
+        if not isinstance(exempt, bool):  # bool("no") would grant the exemption
+            raise MerchantsFileError(f"{where}: refund_exempt must be true or false")
         try:
             currency = normalise_currency(str(entry.get("settlement_currency", "USD")))
         except CitconError as exc:
@@ -78,7 +81,7 @@ def parse_merchants(data: Any, source: str = "<merchants>") -> dict[str, Merchan
             partner_id=str(entry.get("partner_id") or base.partner_id),
             name=str(entry.get("name") or ""),
             settlement_currency=currency,
-            refund_exempt=bool(entry.get("refund_exempt", False)),
+            refund_exempt=exempt,
             cancel_windows=dict(windows),
         )
     return out
@@ -97,4 +100,8 @@ def load_merchants_file(path: str | Path) -> tuple[dict[str, MerchantSettings], 
     fx = data.get("fx") or {}
     if not isinstance(fx, dict):
         raise MerchantsFileError(f"{path}: 'fx' maps currency codes to units per USD")
+    try:
+        FxTable({str(code): rate for code, rate in fx.items()})
+    except CitconError as exc:
+        raise MerchantsFileError(f"{path}: fx: {exc.detail}") from None
     return merchants, fx

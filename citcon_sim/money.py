@@ -62,9 +62,12 @@ class FxTable:
 
     def set(self, code: str, rate: Decimal | str | float) -> None:
         code = normalise_currency(code)
-        value = Decimal(str(rate))
-        if value <= 0:
-            raise BadRequest(f"FX rate for {code} must be positive")
+        try:
+            value = Decimal(str(rate))
+        except ArithmeticError:  # "abc", True
+            raise BadRequest(f"FX rate for {code} must be a number, got {rate!r}") from None
+        if not value.is_finite() or value <= 0:  # NaN and Infinity break every conversion
+            raise BadRequest(f"FX rate for {code} must be positive and finite")
         self.rates[code] = value
 
     def convert(self, amount: int, src: str, dst: str) -> int:
