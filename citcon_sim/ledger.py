@@ -416,9 +416,8 @@ class Ledger:
             amount = cmd.settlement.amount
             if amount > left:
                 return RefundResult(False, REFUND_OVER_PAID)
-            trans_amount = left_trans if amount == left else min(
-                left_trans, proportional(amount, txn.paid_amount, paid_trans)
-            )
+            trans_amount = _follow(txn.refunded_amount, amount, txn.paid_amount,
+                                   txn.refunded_trans_amount, paid_trans)
         else:
             assert cmd.transaction is not None
             if cmd.transaction.currency != txn.trans_currency:
@@ -426,9 +425,8 @@ class Ledger:
             trans_amount = cmd.transaction.amount
             if trans_amount > left_trans:
                 return RefundResult(False, REFUND_OVER_PAID)
-            amount = left if trans_amount == left_trans else min(
-                left, proportional(trans_amount, paid_trans, txn.paid_amount)
-            )
+            amount = _follow(txn.refunded_trans_amount, trans_amount, paid_trans,
+                             txn.refunded_amount, txn.paid_amount)
         balances = merchant.balances(self.clock.day())
         if not merchant.settings.refund_exempt and amount > balances.get(txn.currency, 0):
             return RefundResult(False, REFUND_NO_BALANCE)
@@ -514,10 +512,8 @@ class Ledger:
             raise BadRequest(
                 f"capture amount {amount} is greater than the {left} left to capture"
             )
-        left_trans = txn.trans_amount - txn.captured_trans_amount
-        trans_amount = left_trans if amount == left else min(
-            left_trans, proportional(amount, txn.amount, txn.trans_amount)
-        )
+        trans_amount = _follow(txn.captured_amount, amount, txn.amount,
+                               txn.captured_trans_amount, txn.trans_amount)
         now = self.clock.time()
         last = not cmd.multi_capture or cmd.last_capture or amount == left
         capture = Capture(txn.id, amount, txn.currency, trans_amount, now, last)
@@ -585,6 +581,17 @@ class Ledger:
             raise TransitionError(f"transaction is {txn.status.value}, it cannot expire")
         txn.expires_at = self.clock.time()
         return self.refresh(txn)
+
+
+def _follow(done: int, part: int, whole: int, other_done: int, other_whole: int) -> int:
+    """The other side of a partial amount, converted cumulatively.
+
+    Converting the running total (not each part) means rounding never drifts: parts that
+    add up to the whole on one side add up to the whole on the other, each part's share
+    stays within one minor unit of exact, and the total never exceeds ``other_whole``.
+    """
+    total = proportional(done + part, whole, other_whole)
+    return max(0, min(other_whole, total) - other_done)
 
 
 def wire_status(txn: Transaction) -> str | None:

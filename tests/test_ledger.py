@@ -376,9 +376,10 @@ def test_refund_on_settlement_side_derives_trans_side_and_last_refund_is_exact(
 ) -> None:
     txn = paid(ledger, m)  # 1000 USD / 7200 CNY
     parts = [refund(ledger, m, txn, amount=333, currency="USD").refund for _ in range(3)]
-    assert [r.trans_amount for r in parts] == [2398, 2398, 2398]  # 2397.6 each
+    # Converted cumulatively: 2397.6 each, the running total rounded (2398, 4795, 7193).
+    assert [r.trans_amount for r in parts] == [2398, 2397, 2398]
     last = refund(ledger, m, txn, amount=1, currency="USD").refund
-    assert last.trans_amount == 7200 - 3 * 2398  # the remainder, no drift
+    assert last.trans_amount == 7200 - 7193  # the remainder, no drift
     assert (txn.refunded_amount, txn.refunded_trans_amount) == (1000, 7200)
     assert all(r.currency == "USD" and r.trans_currency == "CNY" for r in [*parts, last])
 
@@ -392,6 +393,8 @@ def test_refund_stated_in_trans_currency(ledger: Ledger, m: Merchant) -> None:
     parts = [refund(ledger, m, txn, trans_amount=1199, trans_currency="CNY").refund
              for _ in range(3)]
     assert all(p.amount in (166, 167) for p in parts)  # 166.53 each, rounded
+    # The running total is rounded, not each part: 500 + 3 x 166.53 = 999.58 -> 1000.
+    assert txn.refunded_amount == 1000 and all(p.amount > 0 for p in parts)
     assert txn.refunded_amount <= 1000  # rounding never refunds more than was paid
     last = refund(ledger, m, txn, trans_amount=3, trans_currency="CNY").refund
     assert last.amount == 500 - sum(p.amount for p in parts)  # the exact remainder
