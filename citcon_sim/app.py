@@ -70,6 +70,14 @@ async def _ticker(app: web.Application) -> AsyncIterator[None]:
         pass
 
 
+async def _ipn_sender(app: web.Application) -> AsyncIterator[None]:
+    """The IPN workers and their one client session live as long as the app."""
+    sender = app[SIM].ipn
+    await sender.start()
+    yield
+    await sender.close()
+
+
 def create_app(sim: Simulator | None = None) -> web.Application:
     sim = sim or Simulator()
     app = web.Application(
@@ -80,4 +88,5 @@ def create_app(sim: Simulator | None = None) -> web.Application:
     control.add_routes(app)
     pages.add_routes(app)
     app.cleanup_ctx.append(_ticker)
+    app.cleanup_ctx.append(_ipn_sender)
     return app

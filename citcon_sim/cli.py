@@ -7,7 +7,7 @@ import contextlib
 import logging
 import signal
 import sys
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfoNotFoundError
 
@@ -16,8 +16,11 @@ from aiohttp import web
 
 from . import __version__
 from .app import create_app
+from .clock import TIME_FORMAT
 from .config import Config
-from .merchants import MerchantsFileError
+from .ids import IdFactory
+from .ipn import build_form, send_once
+from .merchants import MerchantSettings, MerchantsFileError
 from .scenarios import ScenarioError, resolve_scenario, shipped_scenarios
 from .simulator import Simulator
 
@@ -165,6 +168,67 @@ def scenarios_list() -> None:
     for name in shipped_scenarios():
         first = resolve_scenario(name).description.strip().split(". ")[0]
         click.echo(f"{name:16} {first}")
+
+
+@main.group()
+def ipn() -> None:
+    """Check a merchant's IPN handler."""
+
+
+@ipn.command("send")
+@click.argument("url")
+@click.option("--token", required=True, envvar="CITCON_SIM_IPN_TOKEN",
+              help="Merchant token the notification is signed with [env CITCON_SIM_IPN_TOKEN].")
+@click.option("--amount", default="1", show_default=True, help="Settlement amount, minor units.")
+@click.option("--currency", default="USD", show_default=True)
+@click.option("--trans-amount", help="Transaction-side amount [default: --amount].")
+@click.option("--trans-currency", help="Transaction-side currency [default: --currency].")
+@click.option("--reference", default="citcon-sim-test", show_default=True)
+@click.option("--status", default="success", show_default=True)
+@click.option("--notify-status", help="[default: --status]")
+@click.option("--vendor", default="alipay", show_default=True)
+@click.option("--note", default="Test transaction", show_default=True)
+@click.option("--id", "txn_id", help="Transaction id [default: a fresh one].")
+@click.option("--notify-id", help="[default: a fresh one]")
+@click.option("--partner-id", help="[default: the simulator's partner id for --token]")
+@click.option("--time", "when", help="yyyy-MM-dd HH:mm:ss [default: now, UTC]")
+@click.option("--timeout", default=10.0, show_default=True, type=click.FloatRange(min=0.001),
+              help="Seconds to wait for the answer.")
+@click.option("--bad-signature", is_flag=True,
+              help="Sign with a wrong token: your handler should reject it.")
+def ipn_send(url: str, token: str, amount: str, currency: str, trans_amount: str | None,
+             trans_currency: str | None, reference: str, status: str, notify_status: str | None,
+             vendor: str, note: str, txn_id: str | None, notify_id: str | None,
+             partner_id: str | None, when: str | None, timeout: float,
+             bad_signature: bool) -> None:
+    """POST a signed test IPN to URL and show what it answered.
+
+    Exits 0 when the answer is 2xx (what Citcon counts as delivered), 1 otherwise.
+    """
+    if not url.startswith(("http://", "https://")):
+        raise click.BadParameter("must be an http:// or https:// URL", param_hint="URL")
+    ids = IdFactory()
+    values = {
+        "id": txn_id or ids.transaction(), "amount": amount, "status": status,
+        "currency": currency, "time": when or datetime.now(UTC).strftime(TIME_FORMAT),
+        "reference": reference, "note": note, "notify_id": notify_id or ids.notify(),
+        "partner_id": partner_id or MerchantSettings.lenient(token).partner_id,
+        "vendor": vendor, "notify_status": notify_status or status,
+        "trans_amount": trans_amount or amount, "trans_currency": trans_currency or currency,
+    }
+    form = build_form(values, token + "-wrong" if bad_signature else token)
+    click.echo(f"POST {url}")
+    for key, value in form.items():
+        click.echo(f"  {key}={value}")
+    result = asyncio.run(send_once(url, form, timeout))
+    if result.status is None:
+        click.echo(f"-> failed after {result.latency_ms:.0f} ms: {result.error}")
+        sys.exit(1)
+    click.echo(f"-> HTTP {result.status} in {result.latency_ms:.0f} ms")
+    click.echo(f"   body: {result.body!r}")
+    if not result.ok:
+        click.echo("not acknowledged: Citcon would retry (only a 2xx answer counts)", err=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -24,3 +24,8 @@ class Config:
     scenarios: list[str] = field(default_factory=list)  # files or shipped scenario names
     magic_amounts: bool = True  # amounts ending 9901..9909 script outcomes (docs/scenarios.md)
     journal_size: int = 1000  # merchant API calls kept for /_sim/requests; 0 turns it off
+    ipn_timeout: float = 10.0  # wall seconds per IPN attempt
+    # Virtual seconds before each IPN retry; the notification fails after the last one.
+    ipn_backoff: tuple[float, ...] = (15, 60, 300, 900, 3600, 3 * 3600, 6 * 3600)
+    ipn_queue_size: int = 1000  # pending IPN sends; overflow is logged and rescheduled
+    ipn_workers: int = 4  # concurrent IPN POSTs

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aiohttp import web
 
 from . import wire
 from .api import page
-from .errors import BadRequest
+from .errors import BadRequest, NotFound
 from .http_util import SIM, json_response, read_params
+from .params import text as param_text
 from .scenarios import Scenario, ScenarioError, parse_scenario, shipped_scenarios
 from .vendors import VENDORS
 
@@ -22,7 +24,7 @@ async def list_transactions(request: web.Request) -> web.Response:
     sim = request.app[SIM]
     params = await read_params(request)
     limit, offset = page(params)
-    token = params.get("token")
+    token = param_text(params, "token")  # token[x]=… is a 400, not an unhashable-dict 500
     merchant = sim.ledger.merchants.get(token) if token else None
     if token and merchant is None:
         return json_response({"transactions": []})
@@ -33,7 +35,9 @@ async def list_transactions(request: web.Request) -> web.Response:
 async def get_transaction(request: web.Request) -> web.Response:
     sim = request.app[SIM]
     txn = sim.ledger.get(request.match_info["id"])
-    return json_response(wire.sim_transaction(txn, sim.clock))
+    body = wire.sim_transaction(txn, sim.clock)
+    body["ipn"] = sim.ipn.describe(transaction_id=txn.id)  # notifications, newest first
+    return json_response(body)
 
 
 async def act(request: web.Request) -> web.Response:
@@ -86,8 +90,8 @@ async def advance_clock(request: web.Request) -> web.Response:
 async def reset(request: web.Request) -> web.Response:
     sim = request.app[SIM]
     params = await read_params(request)
-    token = params.get("token")
-    sim.reset(token if isinstance(token, str) else None)
+    token = param_text(params, "token")  # a malformed token must not widen the reset to all
+    sim.reset(token)
     return json_response({"reset": True, "scope": "merchant" if token else "all"})
 
 
@@ -140,6 +144,8 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/_sim/vendors", vendors)
     r.add_get("/_sim/balance", balance)
     add_scripting_routes(app)
+    r.add_get("/_sim/ipn", ipn_log)
+    r.add_post("/_sim/ipn/{notify_id}/redeliver", ipn_redeliver)
 
 
 # -- scenarios and the request journal ------------------------------------------------------
@@ -214,3 +220,41 @@ def add_scripting_routes(app: web.Application) -> None:
     r.add_post("/_sim/scenarios", load_scenarios)
     r.add_delete("/_sim/scenarios", clear_scenarios)
     r.add_get("/_sim/requests", requests_journal)
+
+
+# -- IPN delivery log ---------------------------------------------------------------------
+
+
+async def ipn_log(request: web.Request) -> web.Response:
+    """Notifications with their attempts, newest first; ``transaction_id``/``token`` filter."""
+    sim = request.app[SIM]
+    params = await read_params(request)
+    limit, _ = page({**params, "limit": params.get("limit", 1000)})
+    items = sim.ipn.describe(transaction_id=param_text(params, "transaction_id"),
+                             token=param_text(params, "token"), limit=limit)
+    return json_response({"notifications": items, "stats": sim.ipn.summary()})
+
+
+async def ipn_redeliver(request: web.Request) -> web.Response:
+    """Send a notification again now (same form, same ``notify_id``).
+
+    Answers with the attempt once made; ``wait=no`` answers 202 at once instead.
+    """
+    sim = request.app[SIM]
+    params = await read_params(request)
+    notify_id = request.match_info["notify_id"]
+    try:
+        waiter = sim.ipn.redeliver(notify_id)
+    except KeyError:
+        raise NotFound(f"no notification {notify_id!r}") from None
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
+    if param_text(params, "wait") not in ("no", "false", "0"):
+        # Bounded: a long queue ahead of us must not hold the control call forever.
+        await asyncio.wait({waiter}, timeout=2 * sim.ipn.timeout + 5)
+    n = sim.ipn.notifications.get(notify_id)
+    view = sim.ipn.as_dict(n) if n is not None else None
+    done = waiter.done() and not waiter.cancelled()
+    attempt = view["attempts"][waiter.result().number - 1] if done and view else None
+    return json_response({"redelivered": True, "attempt": attempt, "notification": view},
+                         status=200 if done else 202)

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 from .clock import Scheduler, VirtualClock
 from .config import Config
 from .ids import IdFactory
+from .ipn import IpnSender
 from .journal import Journal
 from .ledger import Ledger, LedgerEvent, Status, Transaction
 from .merchants import load_merchants_file
@@ -36,6 +37,12 @@ class Simulator:
         for spec in config.scenarios:
             self.scenarios.load(resolve_scenario(spec))
         self.ledger.listeners.append(self._apply_payment_script)
+        self.ipn = IpnSender(
+            self.clock, self.scheduler, self.ledger, timeout=config.ipn_timeout,
+            backoff=config.ipn_backoff, queue_size=config.ipn_queue_size,
+            workers=config.ipn_workers,
+        )
+        self.ledger.listeners.append(self.ipn.on_event)
         self.bound_url: str | None = None  # set once the server listens
         # Unexpected exceptions while serving (answered as 4000); tests re-raise them.
         self.errors: list[BaseException] = []
@@ -77,6 +84,7 @@ class Simulator:
     def reset(self, token: str | None = None) -> None:
         """Forget transactions (all, or one merchant's). Loaded scenarios stay loaded."""
         self.ledger.reset(token)
+        self.ipn.reset(token)  # the log, and the retries still pending
         if token is None:
             self.scheduler.clear()
             self.journal.clear()

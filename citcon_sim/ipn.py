@@ -1,0 +1,502 @@
+"""IPN delivery: signed notifications POSTed to the merchant's ``ipn_url``.
+
+What notifies. A ledger ``paid`` event (auto-capture payment succeeded) and the *first*
+``captured`` event of a delayed-capture payment, i.e. the moment the transaction's status
+becomes ``success``. ``authorized`` does not notify: the documentation says the IPN is sent
+"when the payment has a successful payment status", ``status`` only takes ``success`` /
+``fail``, and the capture answer's ``notify_result`` is where Citcon reports the
+notification for delayed-capture payments. Later captures of a multi-capture
+authorisation do not notify again (the status does not change).
+
+What is posted. Form-urlencoded, exactly :data:`SIGNED_FIELDS` plus ``fields`` (listing
+them, comma-separated, no spaces) and ``sign`` from :func:`signing.sign_ipn` with the
+merchant's token — the same function merchants get as :func:`citcon_sim.verify_ipn`. A
+notification's form is built once, so retries and redeliveries repeat it byte for byte,
+``notify_id`` and ``sign`` included. A capture notification reports the captured amounts.
+
+Delivery. Ledger events fire synchronously inside domain calls, so the listener only
+records the notification and ``put_nowait``s a send onto a bounded queue; a few worker
+tasks sharing ONE ``aiohttp.ClientSession`` do the POSTs. Any 2xx acknowledges. Anything
+else (non-2xx including redirects, refused connection, per-attempt wall timeout) is
+retried after the next delay of :data:`DEFAULT_BACKOFF`, on the VIRTUAL clock via the
+scheduler, so advancing the clock makes due retries fire; after the last delay the
+notification is ``failed``. A full queue is logged as a failed attempt (``queue full``),
+counted in ``stats`` and rescheduled like any failure — never dropped silently.
+
+Scenario ``ipn:`` scripts (docs/scenarios.md) are applied here: delay, never, duplicates,
+out_of_order, bad_signature, tamper_amount, status.
+
+The worker and session live in an app ``cleanup_ctx`` (:meth:`IpnSender.start` /
+:meth:`IpnSender.close`); recording works without them, sending waits for them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+from .clock import Scheduler, VirtualClock
+from .ledger import Capture, Ledger, LedgerEvent, Transaction
+from .scenarios import IpnScript
+from .signing import sign_ipn
+
+log = logging.getLogger("citcon_sim.ipn")
+
+# The documented fields, then the ones production adds. Order is the posting order.
+SIGNED_FIELDS = (
+    "id", "amount", "status", "currency", "time", "reference", "note", "notify_id",
+    "partner_id", "vendor", "notify_status", "trans_amount", "trans_currency",
+)
+# Virtual seconds before retry n (15 s, 1 min, 5 min, 15 min, 1 h, 3 h, 6 h), then give up:
+# eight attempts over about 10.3 hours.
+DEFAULT_BACKOFF: tuple[float, ...] = (15, 60, 300, 900, 3600, 3 * 3600, 6 * 3600)
+BODY_START = 200  # characters of the reply body kept per attempt
+USER_AGENT = "citcon-sim IPN"
+
+# Notification states.
+PENDING = "pending"  # waiting for its first attempt (queued, or a scripted delay)
+RETRYING = "retrying"  # failed at least once, a retry is scheduled
+DELIVERED = "delivered"
+FAILED = "failed"  # the backoff schedule is exhausted
+NOT_SENT = "not_sent"  # no ipn_url on the transaction: nothing was due
+SUPPRESSED = "suppressed"  # a scenario said never
+
+TERMINAL = frozenset({DELIVERED, FAILED, NOT_SENT, SUPPRESSED})
+
+
+def build_form(values: Mapping[str, object], token: str) -> dict[str, str]:
+    """The posted form: every signed field, ``fields`` and ``sign``.
+
+    ``values`` must hold every name in :data:`SIGNED_FIELDS`; ``None`` posts as empty.
+    """
+    form = {k: "" if values[k] is None else str(values[k]) for k in SIGNED_FIELDS}
+    form["fields"] = ",".join(SIGNED_FIELDS)
+    form["sign"] = sign_ipn(form, token)
+    return form
+
+
+@dataclass(frozen=True, slots=True)
+class PostResult:
+    """One HTTP POST: what came back, or why nothing did."""
+
+    status: int | None
+    body: str
+    error: str | None
+    latency_ms: float
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+
+async def post_form(
+    session: aiohttp.ClientSession, url: str, form: Mapping[str, str], timeout: float
+) -> PostResult:
+    """POST ``form`` once; never raises for network trouble (it is the result)."""
+    started = time.perf_counter()
+
+    def took() -> float:
+        return round((time.perf_counter() - started) * 1000, 1)
+
+    try:
+        async with session.post(
+            url,
+            data=dict(form),
+            timeout=aiohttp.ClientTimeout(total=timeout),
+            allow_redirects=False,  # a redirect is not an acknowledgement
+        ) as resp:
+            raw = await _read_start(resp.content, BODY_START * 4)
+            body = raw.decode(resp.charset or "utf-8", errors="replace")[:BODY_START]
+            return PostResult(resp.status, body, None, took())
+    except TimeoutError:
+        return PostResult(None, "", f"timeout after {timeout:g} s", took())
+    except (aiohttp.ClientError, OSError, ValueError) as exc:
+        return PostResult(None, "", f"{type(exc).__name__}: {exc}", took())
+
+
+async def _read_start(stream: aiohttp.StreamReader, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit:
+        chunk = await stream.read(limit - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
+@dataclass(slots=True)
+class Attempt:
+    number: int
+    trigger: str  # first | retry | redeliver | duplicate
+    at: float  # virtual time the attempt started
+    status: int | None = None
+    error: str | None = None
+    body: str = ""
+    latency_ms: float | None = None
+    sent: bool = True  # False when the queue was full and nothing was posted
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+
+@dataclass(slots=True)
+class Notification:
+    notify_id: str
+    transaction_id: str
+    token: str
+    event: str  # paid | captured | stale (scenario out_of_order)
+    url: str | None
+    form: dict[str, str]
+    created_at: float
+    state: str = PENDING
+    script: IpnScript | None = None
+    attempts: list[Attempt] = field(default_factory=list)
+    retries_used: int = 0
+    next_attempt_at: float | None = None
+    retry_job: Any = None  # the scheduler job of the pending retry, to cancel it
+    follow_ups_sent: bool = False
+
+
+@dataclass(slots=True)
+class _Send:
+    notify_id: str
+    trigger: str
+    waiter: asyncio.Future[Attempt] | None = None
+
+
+class IpnSender:
+    """Records notifications, queues their sends and runs the delivery workers."""
+
+    def __init__(
+        self,
+        clock: VirtualClock,
+        scheduler: Scheduler,
+        ledger: Ledger,
+        *,
+        timeout: float = 10.0,
+        backoff: tuple[float, ...] = DEFAULT_BACKOFF,
+        queue_size: int = 1000,
+        workers: int = 4,
+        log_size: int = 10000,
+    ) -> None:
+        self.clock, self.scheduler, self.ledger = clock, scheduler, ledger
+        self.timeout = timeout
+        self.backoff = tuple(backoff)
+        self.workers = max(1, workers)
+        self.log_size = log_size
+        self.notifications: dict[str, Notification] = {}  # insertion order = oldest first
+        self._by_txn: dict[str, list[str]] = {}
+        self._queue: asyncio.Queue[_Send] = asyncio.Queue(queue_size)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._session: aiohttp.ClientSession | None = None
+        self.stats = {"notifications": 0, "attempts": 0, "delivered": 0, "failed": 0,
+                      "retries_scheduled": 0, "queue_full": 0}
+
+    # -- recording (synchronous: called from ledger listeners) -------------------------
+
+    def on_event(self, event: LedgerEvent) -> None:
+        txn = event.transaction
+        if event.kind == "paid":
+            self.notify(txn, "paid")
+        elif event.kind == "captured" and isinstance(event.detail, Capture) \
+                and len(txn.captures or ()) == 1:
+            self.notify(txn, "captured", event.detail)
+
+    def notify(self, txn: Transaction, event: str, capture: Capture | None = None) -> Notification:
+        """Record the notification a transaction's success is due, and queue its send."""
+        script = txn.script.ipn if txn.script is not None else None
+        at = capture.time if capture is not None else (txn.paid_at or self.clock.time())
+        status = script.status if script is not None and script.status else "success"
+        values: dict[str, object] = {
+            "id": txn.id,
+            "amount": capture.amount if capture is not None else txn.amount,
+            "status": status,
+            "currency": txn.currency,
+            "time": self.clock.format(at),
+            "reference": txn.reference,
+            "note": txn.note,
+            "notify_id": self.ledger.ids.notify(),
+            "partner_id": self.ledger.merchants[txn.token].settings.partner_id,
+            "vendor": txn.vendor.code,
+            "notify_status": status,
+            "trans_amount": capture.trans_amount if capture is not None else txn.trans_amount,
+            "trans_currency": txn.trans_currency,
+        }
+        n = self._record(txn, event, values, script)
+        if n.state == NOT_SENT:
+            log.info("no IPN for %s: the transaction has no ipn_url", txn.id)
+        elif script is not None and script.never:
+            n.state = SUPPRESSED
+        elif script is not None and script.delay > 0:
+            n.next_attempt_at = self.clock.time() + script.delay
+            n.retry_job = self.scheduler.after(
+                script.delay, lambda: self._enqueue(n, "first"), f"ipn {n.notify_id} delayed")
+        else:
+            self._enqueue(n, "first")
+        return n
+
+    def _record(
+        self, txn: Transaction, event: str, values: dict[str, object], script: IpnScript | None
+    ) -> Notification:
+        token = self.ledger.merchants[txn.token].settings.token
+        form = build_form(values, token)
+        if script is not None and script.bad_signature:
+            form["sign"] = sign_ipn(form, token + "-not-the-merchant-token")
+        if script is not None and script.tamper_amount:
+            form["amount"] = str(int(form["amount"]) + script.tamper_amount)
+        n = Notification(
+            notify_id=form["notify_id"], transaction_id=txn.id, token=txn.token, event=event,
+            url=txn.ipn_url, form=form, created_at=self.clock.time(), script=script,
+            state=PENDING if txn.ipn_url else NOT_SENT,
+        )
+        self.notifications[n.notify_id] = n
+        self._by_txn.setdefault(txn.id, []).append(n.notify_id)
+        self.stats["notifications"] += 1
+        self._trim()
+        return n
+
+    def _trim(self) -> None:
+        """Keep the log bounded: forget the oldest finished notifications."""
+        excess = len(self.notifications) - self.log_size
+        if excess <= 0:
+            return
+        for nid in [k for k, n in self.notifications.items() if n.state in TERMINAL][:excess]:
+            self._forget(nid)
+
+    def _forget(self, notify_id: str) -> None:
+        n = self.notifications.pop(notify_id)
+        ids = self._by_txn.get(n.transaction_id, [])
+        if notify_id in ids:
+            ids.remove(notify_id)
+        if not ids:
+            self._by_txn.pop(n.transaction_id, None)
+        if n.retry_job is not None:
+            n.retry_job.cancelled = True
+
+    def _enqueue(
+        self, n: Notification, trigger: str, waiter: asyncio.Future[Attempt] | None = None
+    ) -> None:
+        if self.notifications.get(n.notify_id) is not n:
+            return  # reset meanwhile
+        if trigger in ("first", "retry"):  # the scheduled job that called us has fired
+            n.retry_job, n.next_attempt_at = None, None
+        try:
+            self._queue.put_nowait(_Send(n.notify_id, trigger, waiter))
+        except asyncio.QueueFull:
+            self.stats["queue_full"] += 1
+            log.warning("IPN queue full (%d): %s %s rescheduled", self._queue.maxsize,
+                        n.notify_id, trigger)
+            attempt = Attempt(len(n.attempts) + 1, trigger, self.clock.time(), sent=False,
+                              error=f"queue full ({self._queue.maxsize}): not sent")
+            n.attempts.append(attempt)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(attempt)
+            self._after_failure(n, trigger)
+
+    def redeliver(self, notify_id: str) -> asyncio.Future[Attempt]:
+        """Send again now, same form and ``notify_id``; resolves with the new attempt."""
+        n = self.notifications[notify_id]  # KeyError: unknown id
+        if n.url is None:
+            raise ValueError("the transaction has no ipn_url")
+        waiter: asyncio.Future[Attempt] = asyncio.get_running_loop().create_future()
+        self._enqueue(n, "redeliver", waiter)  # a pending retry stays scheduled
+        return waiter
+
+    # -- delivery (asynchronous: the workers) ------------------------------------------
+
+    async def start(self) -> None:
+        if self._tasks:
+            raise RuntimeError("the IPN sender is already running")
+        # Rebind the queue to the running loop, keeping whatever was recorded before.
+        old, self._queue = self._queue, asyncio.Queue(self._queue.maxsize)
+        while not old.empty():
+            self._queue.put_nowait(old.get_nowait())
+        # force_close: one POST per notification; a pooled keep-alive connection the
+        # merchant has since dropped would otherwise turn into a spurious failure.
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(force_close=True),
+            headers={"User-Agent": USER_AGENT},
+        )
+        self._tasks = [asyncio.create_task(self._work()) for _ in range(self.workers)]
+
+    async def close(self) -> None:
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    @property
+    def running(self) -> bool:
+        return bool(self._tasks)
+
+    async def drain(self) -> None:
+        """Return once the queue is empty and no attempt is in flight (no polling).
+
+        Retries scheduled for later virtual times are not waited for: advance the clock.
+        """
+        if not self._tasks and not self._queue.empty():
+            raise RuntimeError("IPN sends are queued but no worker runs (start the app)")
+        await self._queue.join()
+
+    async def _work(self) -> None:
+        while True:
+            item = await self._queue.get()
+            try:
+                await self._send(item)
+            except Exception:  # one bad send must not stop the worker
+                log.exception("IPN send %s failed unexpectedly", item.notify_id)
+                if item.waiter is not None and not item.waiter.done():
+                    item.waiter.cancel()
+            finally:
+                self._queue.task_done()
+
+    async def _send(self, item: _Send) -> None:
+        n = self.notifications.get(item.notify_id)
+        if n is None or n.url is None:
+            return  # reset meanwhile
+        if item.trigger in ("first", "retry") and n.state == DELIVERED:
+            return  # a redelivery was acknowledged first
+        assert self._session is not None
+        attempt = Attempt(len(n.attempts) + 1, item.trigger, self.clock.time())
+        n.attempts.append(attempt)
+        result = await post_form(self._session, n.url, n.form, self.timeout)
+        attempt.status, attempt.error = result.status, result.error
+        attempt.body, attempt.latency_ms = result.body, result.latency_ms
+        self.stats["attempts"] += 1
+        log.info("IPN %s #%d %s -> %s %.0f ms %r", n.notify_id, attempt.number, n.url,
+                 attempt.status or attempt.error, attempt.latency_ms, attempt.body[:60])
+        if item.waiter is not None and not item.waiter.done():
+            item.waiter.set_result(attempt)
+        if self.notifications.get(n.notify_id) is not n:
+            return  # reset while the POST was in flight: nothing more to schedule
+        if result.ok:
+            self._delivered(n)
+        else:
+            self._after_failure(n, item.trigger)
+
+    def _delivered(self, n: Notification) -> None:
+        if n.state != DELIVERED:
+            self.stats["delivered"] += 1
+        n.state = DELIVERED
+        if n.retry_job is not None:
+            n.retry_job.cancelled = True
+        n.retry_job, n.next_attempt_at = None, None
+        if n.follow_ups_sent or n.script is None:
+            return
+        n.follow_ups_sent = True
+        for _ in range(n.script.duplicates):
+            self._enqueue(n, "duplicate")
+        if n.script.out_of_order:
+            self._stale(n)
+
+    def _stale(self, real: Notification) -> None:
+        """Scenario out_of_order: a correctly signed ``pending`` notification, late."""
+        txn = self.ledger.by_id.get(real.transaction_id)
+        if txn is None:
+            return
+        values: dict[str, object] = {k: real.form[k] for k in SIGNED_FIELDS}
+        values.update(status="pending", notify_status="pending",
+                      time=self.clock.format(txn.created_at), notify_id=self.ledger.ids.notify())
+        self._enqueue(self._record(txn, "stale", values, None), "first")
+
+    def _after_failure(self, n: Notification, trigger: str) -> None:
+        """Schedule the next retry on the virtual clock, or give up."""
+        if trigger not in ("first", "retry") or n.state == DELIVERED:
+            return  # redeliveries and duplicates do not move the schedule
+        if n.retries_used >= len(self.backoff):
+            n.state = FAILED
+            self.stats["failed"] += 1
+            log.warning("IPN %s for %s failed after %d attempts", n.notify_id,
+                        n.transaction_id, len(n.attempts))
+            return
+        delay = self.backoff[n.retries_used]
+        n.retries_used += 1
+        n.state = RETRYING
+        n.next_attempt_at = self.clock.time() + delay
+        n.retry_job = self.scheduler.at(
+            n.next_attempt_at, lambda: self._enqueue(n, "retry"), f"ipn {n.notify_id} retry")
+        self.stats["retries_scheduled"] += 1
+
+    # -- control surface -----------------------------------------------------------------
+
+    def reset(self, token: str | None = None) -> None:
+        """Forget notifications (all, or one merchant's) and cancel their retries."""
+        doomed = [k for k, n in self.notifications.items() if token is None or n.token == token]
+        for nid in doomed:
+            self._forget(nid)
+        if token is None:
+            for key in self.stats:
+                self.stats[key] = 0
+        # Queued sends for forgotten notifications are skipped by the workers.
+
+    def for_transaction(self, txn_id: str) -> list[Notification]:
+        return [self.notifications[k] for k in reversed(self._by_txn.get(txn_id, []))]
+
+    def query(
+        self, *, transaction_id: str | None = None, token: str | None = None, limit: int = 1000
+    ) -> list[Notification]:
+        """Newest first."""
+        source = (self.for_transaction(transaction_id) if transaction_id is not None
+                  else list(reversed(self.notifications.values())))
+        keep: Callable[[Notification], bool] = (
+            (lambda n: True) if token is None else (lambda n: n.token == token))
+        return [n for n in source if keep(n)][:limit]
+
+    def describe(
+        self, *, transaction_id: str | None = None, token: str | None = None, limit: int = 1000
+    ) -> list[dict[str, Any]]:
+        return [self.as_dict(n) for n in
+                self.query(transaction_id=transaction_id, token=token, limit=limit)]
+
+    def as_dict(self, n: Notification) -> dict[str, Any]:
+        fmt = self.clock.format
+        return {
+            "notify_id": n.notify_id,
+            "transaction_id": n.transaction_id,
+            "event": n.event,
+            "url": n.url,
+            "state": n.state,
+            "created_time": fmt(n.created_at),
+            "next_attempt_time": fmt(n.next_attempt_at) if n.next_attempt_at else None,
+            "retries_used": n.retries_used,
+            "retries_max": len(self.backoff),
+            "form": dict(n.form),
+            "script": None if n.script is None else
+            {k: getattr(n.script, k) for k in n.script.__slots__},
+            "attempts": [
+                {
+                    "number": a.number,
+                    "trigger": a.trigger,
+                    "time": fmt(a.at),
+                    "sent": a.sent,
+                    "ok": a.ok,
+                    "status": a.status,
+                    "error": a.error,
+                    "latency_ms": a.latency_ms,
+                    "body": a.body,
+                }
+                for a in n.attempts
+            ],
+        }
+
+    def summary(self) -> dict[str, Any]:
+        return {**self.stats, "queued": self._queue.qsize(), "queue_size": self._queue.maxsize,
+                "running": self.running, "timeout": self.timeout, "backoff": list(self.backoff)}
+
+
+async def send_once(url: str, form: Mapping[str, str], timeout: float = 10.0) -> PostResult:
+    """One POST with a session of its own (``citcon-sim ipn send``)."""
+    async with aiohttp.ClientSession(headers={"User-Agent": USER_AGENT}) as session:
+        return await post_form(session, url, form, timeout)
