@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any
+from urllib.parse import parse_qsl
 
 from aiohttp import web
 
@@ -161,34 +162,43 @@ async def get_scenarios(request: web.Request) -> web.Response:
 async def load_scenarios(request: web.Request) -> web.Response:
     """Load a scenario: YAML or JSON text as the body, or ``name=<shipped scenario>``.
 
-    ``?token=`` scopes it to one merchant; otherwise it applies to every merchant.
+    ``?token=`` scopes it to one merchant; otherwise it applies to every merchant. A YAML
+    body sent as a form (what plain ``curl --data-binary @file.yaml`` does) still works.
     """
     sim = request.app[SIM]
-    token = request.query.get("token") or None
     try:
-        scenario = await _posted_scenario(request)
+        scenario, fields = await _posted_scenario(request)
     except ScenarioError as exc:
         raise BadRequest(str(exc)) from None
-    if request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
-        token = token or (await read_params(request)).get("token")
-    sim.scenarios.load(scenario, token if isinstance(token, str) else None)
+    token = request.query.get("token") or fields.get("token") or None
+    sim.scenarios.load(scenario, token)
     return json_response({"loaded": scenario.describe(), "scope": "merchant" if token else "all"})
 
 
-async def _posted_scenario(request: web.Request) -> Scenario:
-    if request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
-        params = await read_params(request)
-        name, text = params.get("name"), params.get("scenario")
-        if isinstance(text, str):
-            return parse_scenario(text, "<posted scenario>")
-        if isinstance(name, str) and name in shipped_scenarios():
-            return parse_scenario(shipped_scenarios()[name], f"{name}.yaml")
-        raise BadRequest("send the scenario as the body, or name=<shipped scenario>")
-    try:
-        text = (await request.read()).decode("utf-8")
-    except UnicodeDecodeError:
-        raise BadRequest("scenario is not valid UTF-8") from None
-    return parse_scenario(text, "<posted scenario>")
+_FORM_KEYS = frozenset({"name", "scenario", "token"})
+
+
+async def _posted_scenario(request: web.Request) -> tuple[Scenario, dict[str, str]]:
+    """The scenario and any form fields sent with it."""
+    if request.content_type == "multipart/form-data":
+        fields = {k: v for k, v in (await read_params(request)).items() if isinstance(v, str)}
+    else:
+        try:
+            body = (await request.read()).decode("utf-8")
+        except UnicodeDecodeError:
+            raise BadRequest("scenario is not valid UTF-8") from None
+        pairs = parse_qsl(body, keep_blank_values=True)
+        is_form = (request.content_type == "application/x-www-form-urlencoded" and pairs
+                   and {k for k, _ in pairs} <= _FORM_KEYS)
+        if not is_form:
+            return parse_scenario(body, "<posted scenario>"), {}
+        fields = {k: v.strip() for k, v in pairs}
+    name, text = fields.get("name"), fields.get("scenario")
+    if text:
+        return parse_scenario(text, "<posted scenario>"), fields
+    if name and name in shipped_scenarios():
+        return parse_scenario(shipped_scenarios()[name], f"{name}.yaml"), fields
+    raise BadRequest("send the scenario as the body, or name=<shipped scenario>")
 
 
 async def clear_scenarios(request: web.Request) -> web.Response:

@@ -833,3 +833,12 @@ def test_scenario_file_round_trips_through_json(tmp_path):
     path.write_text(json.dumps({"rules": [{"api": {"latency_ms": 5}, "times": 2}]}))
     result = CliRunner().invoke(main, ["scenarios", "check", str(path)])
     assert result.exit_code == 0 and "1 rule(s)" in result.output
+
+
+async def test_post_yaml_sent_as_form_content_type(client, sim):
+    """``curl --data-binary @file.yaml`` sends a form content type; the body is still YAML."""
+    text = (Path(__file__).parent.parent / "scenarios" / "declines.yaml").read_text()
+    resp = await client.post("/_sim/scenarios", data=text.encode(),
+                             headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert resp.status == 200, await resp.text()
+    assert [s.name for s in sim.scenarios.global_scenarios] == ["declines"]
