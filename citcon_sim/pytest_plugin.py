@@ -5,7 +5,7 @@ point, so installing citcon-sim is enough), modelled on pytest-httpserver.
         resp = requests.post(citcon_sim.url_for("/payment/pay_qr"), headers=AUTH, data=...)
         txn_id = resp.text.split("=")[1]
         citcon_sim.pay(txn_id)
-        assert citcon_sim.wait_for_ipn(txn_id)["status"] == "delivered"
+        assert citcon_sim.wait_for_ipn(txn_id)["state"] == "delivered"
 
 - ``citcon_sim``: one server per test session, state reset before each test, server-side
   errors re-raised after it.
