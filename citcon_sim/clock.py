@@ -59,6 +59,12 @@ class VirtualClock:
         self._mono0 = self._monotonic()
         self._offset = now - self._start
 
+    def jump_to(self, ts: float) -> None:
+        """Set the virtual time, backwards too: only restoring a saved state does this."""
+        self._start = ts
+        self._offset = 0.0
+        self._mono0 = self._monotonic()
+
     def format(self, ts: float) -> str:
         return datetime.fromtimestamp(ts, self.tz).strftime(TIME_FORMAT)
 

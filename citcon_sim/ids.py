@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from typing import Any
 
 
 class IdFactory:
@@ -22,3 +23,24 @@ class IdFactory:
 
     def notify(self) -> str:
         return f"{self._random.getrandbits(128):032x}"
+
+    # -- persistence (citcon_sim.state) ----------------------------------------------------
+
+    @property
+    def counter(self) -> int:
+        return self._counter
+
+    def export_state(self) -> dict[str, Any]:
+        """The counter and the generator's state, as JSON-ready values."""
+        version, internal, gauss = self._random.getstate()
+        return {"counter": self._counter, "random": [version, list(internal), gauss]}
+
+    def load_state(self, counter: int, random_state: tuple[Any, ...] | None = None,
+                   reseed: str | None = None) -> None:
+        """Continue from ``counter``; with the generator's exact state, or reseeded from
+        ``reseed`` (None: fresh OS randomness) when that state is not known."""
+        self._counter = counter
+        if random_state is not None:
+            self._random.setstate(random_state)
+        else:
+            self._random.seed(reseed)

@@ -200,6 +200,13 @@ class IpnSender:
         self._session: aiohttp.ClientSession | None = None
         self.stats = {"notifications": 0, "attempts": 0, "delivered": 0, "failed": 0,
                       "retries_scheduled": 0, "queue_full": 0}
+        # Called after a notification changed (recorded, attempted, rescheduled): the
+        # --state journal (citcon_sim/state.py) hooks in here; None costs nothing.
+        self.on_change: Callable[[Notification], None] | None = None
+
+    def _changed(self, n: Notification) -> None:
+        if self.on_change is not None:
+            self.on_change(n)
 
     # -- recording (synchronous: called from ledger listeners) -------------------------
 
@@ -242,6 +249,7 @@ class IpnSender:
                 script.delay, lambda: self._enqueue(n, "first"), f"ipn {n.notify_id} delayed")
         else:
             self._enqueue(n, "first")
+        self._changed(n)
         return n
 
     def _record(
@@ -301,6 +309,7 @@ class IpnSender:
             if waiter is not None and not waiter.done():
                 waiter.set_result(attempt)
             self._after_failure(n, trigger)
+            self._changed(n)
 
     def redeliver(self, notify_id: str) -> asyncio.Future[Attempt]:
         """Send again now, same form and ``notify_id``; resolves with the new attempt."""
@@ -385,6 +394,7 @@ class IpnSender:
             self._delivered(n)
         else:
             self._after_failure(n, item.trigger)
+        self._changed(n)
 
     def _delivered(self, n: Notification) -> None:
         if n.state != DELIVERED:
@@ -409,7 +419,9 @@ class IpnSender:
         values: dict[str, object] = {k: real.form[k] for k in SIGNED_FIELDS}
         values.update(status="pending", notify_status="pending",
                       time=self.clock.format(txn.created_at), notify_id=self.ledger.ids.notify())
-        self._enqueue(self._record(txn, "stale", values, None), "first")
+        stale = self._record(txn, "stale", values, None)
+        self._enqueue(stale, "first")
+        self._changed(stale)
 
     def _after_failure(self, n: Notification, trigger: str) -> None:
         """Schedule the next retry on the virtual clock, or give up."""

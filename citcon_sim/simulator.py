@@ -3,6 +3,7 @@ them. The CLI, the pytest plugin and the Docker image all run this same object."
 
 from __future__ import annotations
 
+import re
 from zoneinfo import ZoneInfo
 
 from .clock import Scheduler, VirtualClock
@@ -15,6 +16,10 @@ from .merchants import load_merchants_file
 from .money import FxTable
 from .qr import QrCache
 from .scenarios import PaymentScript, ScenarioBook, resolve_scenario
+from .state import StateFile
+
+# A Host header worth echoing: name or IPv4, or a bracketed IPv6 literal, and a port.
+_HOST = re.compile(r"(?:[A-Za-z0-9._~-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
 
 
 class Simulator:
@@ -46,6 +51,10 @@ class Simulator:
         self.bound_url: str | None = None  # set once the server listens
         # Unexpected exceptions while serving (answered as 4000); tests re-raise them.
         self.errors: list[BaseException] = []
+        # --state FILE: load it, then journal every change to it (last: it restores all).
+        self.persistence: StateFile | None = None
+        if config.state_file is not None:
+            self.persistence = StateFile.open(self, config.state_file)
 
     # -- URLs handed to merchants and consumers -----------------------------------------
 
@@ -54,7 +63,8 @@ class Simulator:
         (0.0.0.0) answers with the Host the client used to reach it."""
         if self.config.public_url:
             return self.config.public_url.rstrip("/")
-        if self.config.host in ("0.0.0.0", "::", "") and request_host:
+        if self.config.host in ("0.0.0.0", "::", "") and request_host and _HOST.fullmatch(
+                request_host):  # never echo junk (or undecodable bytes) into the URLs
             return f"http://{request_host}"
         if self.bound_url:
             return self.bound_url
@@ -71,6 +81,8 @@ class Simulator:
     def advance(self, seconds: float) -> int:
         """Move virtual time forward and run everything that fell due."""
         self.clock.advance(seconds)
+        if self.persistence is not None:
+            self.persistence.clock_moved()
         return self.scheduler.run_due()
 
     def record_error(self, exc: BaseException) -> None:
@@ -88,6 +100,8 @@ class Simulator:
         if token is None:
             self.scheduler.clear()
             self.journal.clear()
+        if self.persistence is not None:
+            self.persistence.reset(token)
 
     # -- scripted payment outcomes ---------------------------------------------------------
 

@@ -1,0 +1,55 @@
+"""``GET /_sim/state`` exports and ``PUT /_sim/state`` imports a versioned JSON snapshot
+(format and rules in :mod:`citcon_sim.state`), so a test suite can start from a fixture:
+
+    curl -s 'http://127.0.0.1:8080/_sim/state?pretty=yes' > fixture.json
+    curl -s -X PUT --data-binary @fixture.json http://127.0.0.1:8080/_sim/state
+
+An import replaces the whole state (like a reset, then a load); a snapshot that cannot be
+used is a 400 and changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+
+from aiohttp import web
+
+from .errors import BadRequest, PayloadTooLarge
+from .http_util import SIM, json_response
+from .state import StateError, restore, snapshot
+
+# A snapshot is far larger than any merchant request: it gets its own, larger limit.
+MAX_SNAPSHOT_BYTES = 512 * 1024 * 1024
+
+
+async def export_state(request: web.Request) -> web.Response:
+    data = snapshot(request.app[SIM])
+    if request.query.get("pretty", "").lower() in ("1", "yes", "true"):
+        return web.json_response(
+            data, dumps=lambda d: json.dumps(d, indent=2, ensure_ascii=False, default=str))
+    return json_response(data)
+
+
+async def import_state(request: web.Request) -> web.Response:
+    sim = request.app[SIM]
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_chunked(1 << 16):
+        size += len(chunk)
+        if size > MAX_SNAPSHOT_BYTES:
+            raise PayloadTooLarge(f"a snapshot is limited to {MAX_SNAPSHOT_BYTES} bytes")
+        chunks.append(chunk)
+    try:
+        data = json.loads(b"".join(chunks))
+    except (ValueError, RecursionError):
+        raise BadRequest("state: the body is not valid JSON") from None
+    try:
+        summary = restore(sim, data)
+    except StateError as exc:
+        raise BadRequest(f"state: {exc}") from None
+    return json_response({"restored": True, **summary})
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/_sim/state", export_state)
+    app.router.add_put("/_sim/state", import_state)
