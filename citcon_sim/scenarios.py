@@ -25,6 +25,8 @@ from typing import Any
 import jsonschema
 import yaml
 
+from .params import is_wire_safe
+
 ENDPOINTS = ("pay", "pay_qr", "inquire", "refund", "cancel", "capture", "qr", "list")
 
 
@@ -224,6 +226,43 @@ def _line(root: yaml.Node | None, path: list[str | int]) -> int | None:
     return None
 
 
+# Nodes once YAML aliases are expanded: far above any real scenario, far below an alias
+# "billion laughs" (a few hundred bytes that expand to 10^9 nodes and stall validation).
+MAX_EXPANDED_NODES = 100_000
+
+
+def _expanded_size(root: yaml.Node | None, limit: int) -> int:
+    """How many nodes ``root`` stands for with aliases expanded; stops above ``limit``.
+
+    Linear in the distinct nodes (an aliased node is sized once); a recursive alias counts
+    as too large."""
+    sizes: dict[int, int] = {}
+    visiting: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)] if root is not None else []
+    while stack:
+        node, done = stack.pop()
+        if isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        else:
+            children = []
+        if done:
+            visiting.discard(id(node))
+            sizes[id(node)] = size = 1 + sum(sizes[id(c)] for c in children)
+            if size > limit:
+                return size
+            continue
+        if id(node) in sizes:
+            continue
+        if id(node) in visiting:
+            return limit + 1  # an alias to one of its own ancestors
+        visiting.add(id(node))
+        stack.append((node, True))
+        stack.extend((c, False) for c in children if id(c) not in sizes)
+    return sizes.get(id(root), 0)
+
+
 def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
     try:
         root = yaml.compose(text)
@@ -233,10 +272,20 @@ def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
         problem = getattr(exc, "problem", None) or str(exc)
         line = mark.line + 1 if mark else None
         raise ScenarioError(source, line, f"not valid YAML: {problem}") from None
+    except RecursionError:
+        raise ScenarioError(source, None, "nested too deeply") from None
+    except ValueError as exc:  # a value YAML resolves but Python refuses: 2024-13-45, 10**5000
+        raise ScenarioError(source, None, f"not valid YAML: {exc}") from None
     if data is None:
         raise ScenarioError(source, None, "empty scenario")
+    if _expanded_size(root, MAX_EXPANDED_NODES) > MAX_EXPANDED_NODES:
+        raise ScenarioError(source, None, f"more than {MAX_EXPANDED_NODES} values once YAML "
+                            "aliases are expanded (or an alias that contains itself)")
     validator = jsonschema.Draft202012Validator(schema())
-    error = jsonschema.exceptions.best_match(validator.iter_errors(data))
+    try:
+        error = jsonschema.exceptions.best_match(validator.iter_errors(data))
+    except RecursionError:
+        raise ScenarioError(source, None, "nested too deeply") from None
     if error is not None:
         path = list(error.absolute_path)
         where = "/".join(str(p) for p in path) or "top level"
@@ -250,6 +299,8 @@ def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
             if unexpected:
                 line = _key_line(root, path, str(unexpected[0])) or line
         raise ScenarioError(source, line, f"{where}: {message}")
+    if not is_wire_safe(data):  # YAML's .nan/.inf, "\ud800": /_sim/scenarios could not show it
+        raise ScenarioError(source, None, "a value is NaN, infinite or not valid Unicode")
     scenario = Scenario(str(data.get("name") or Path(source).stem), source,
                         description=str(data.get("description") or ""))
     for i, raw in enumerate(data["rules"]):
