@@ -4,6 +4,7 @@ them. The CLI, the pytest plugin and the Docker image all run this same object."
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from .clock import Scheduler, VirtualClock
@@ -17,6 +18,9 @@ from .money import FxTable
 from .qr import QrCache
 from .scenarios import PaymentScript, ScenarioBook, resolve_scenario
 from .state import StateFile
+
+if TYPE_CHECKING:
+    from .testing import SimulatorServer
 
 # A Host header worth echoing: name or IPv4, or a bracketed IPv6 literal, and a port.
 _HOST = re.compile(r"(?:[A-Za-z0-9._~-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
@@ -77,6 +81,23 @@ class Simulator:
         return f"{base or self.base_url()}/payment/qr?q={txn_id}"
 
     # -- time ----------------------------------------------------------------------------
+
+    # -- running it without the CLI ---------------------------------------------------------
+
+    def serve(self, host: str = "127.0.0.1", port: int = 0) -> SimulatorServer:
+        """This simulator on a free port, in a background thread (not yet started)."""
+        from .testing import SimulatorServer  # the thread runner is optional machinery
+
+        return SimulatorServer(simulator=self, host=host, port=port)
+
+    def __enter__(self) -> SimulatorServer:
+        """``with Simulator(config) as sim:`` runs it in a thread; ``sim`` is the
+        :class:`~citcon_sim.testing.SimulatorServer` (``url_for``, ``pay``, ``advance``…)."""
+        self._server = self.serve().start()
+        return self._server
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.stop()
 
     def advance(self, seconds: float) -> int:
         """Move virtual time forward and run everything that fell due."""

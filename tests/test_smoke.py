@@ -17,3 +17,18 @@ async def test_create_pay_inquire(client):
     assert (await client.post(f"/_sim/transactions/{txn_id}/pay")).status == 200
     resp = await client.post("/payment/inquire", data={"transaction_id": txn_id}, headers=AUTH)
     assert (await resp.json())["status"] == "success"
+
+
+def test_simulator_as_context_manager_runs_in_a_thread():
+    import json
+    from urllib.request import Request, urlopen
+
+    from citcon_sim import Config, Simulator
+
+    with Simulator(Config(frozen_clock=True)) as sim:
+        req = Request(sim.url_for("/payment/pay_qr"),
+                      b"vendor=alipay&amount=100&currency=USD&reference=r&response_format=json",
+                      {"Authorization": "Bearer t"})
+        txn_id = json.load(urlopen(req))["transaction_id"]
+        assert sim.pay(txn_id)["status"] == "success"
+        assert sim.simulator.ledger.by_id[txn_id].paid_at is not None
