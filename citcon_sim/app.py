@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
-from . import api, control, pages
+from . import api, control, dashboard, openapi, pages, security, state_routes
 from .errors import BadRequest, CitconError, NotFound, PayloadTooLarge, UnknownError
 from .http_util import SIM, envelope, json_response
 from .middleware import merchant_api
@@ -87,6 +87,10 @@ def create_app(sim: Simulator | None = None) -> web.Application:
     api.add_routes(app)
     control.add_routes(app)
     pages.add_routes(app)
+    dashboard.add_routes(app)
+    state_routes.add_routes(app)  # GET/PUT /_sim/state
+    app.router.add_get("/openapi.json", openapi.serve)
+    security.setup(app)  # --admin-token guard for /_sim/, nosniff on every answer
     app.cleanup_ctx.append(_ticker)
     app.cleanup_ctx.append(_ipn_sender)
     return app

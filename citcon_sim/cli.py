@@ -22,7 +22,9 @@ from .ids import IdFactory
 from .ipn import build_form, send_once
 from .merchants import MerchantSettings, MerchantsFileError
 from .scenarios import ScenarioError, resolve_scenario, shipped_scenarios
+from .security import RedactingAccessLogger
 from .simulator import Simulator
+from .state import StateError
 
 
 def banner(sim: Simulator) -> str:
@@ -31,7 +33,8 @@ def banner(sim: Simulator) -> str:
     return (
         f"citcon-sim {__version__} listening on {base}  [{mode}; clock "
         f"{'frozen' if sim.clock.frozen else 'running'}]\n"
-        f"  control surface: {base}/_sim/health\n"
+        f"  control surface: {base}/_sim/health"
+        f"{'  (locked: admin token required)' if sim.config.admin_token else ''}\n"
         "  try it:\n"
         f"    curl -s -X POST '{base}/payment/pay_qr' \\\n"
         "      --header 'Authorization: Bearer test-token' \\\n"
@@ -43,7 +46,8 @@ def banner(sim: Simulator) -> str:
 async def serve_forever(sim: Simulator, *, ready: asyncio.Event | None = None) -> None:
     app = create_app(sim)
     runner = web.AppRunner(app, access_log=logging.getLogger("aiohttp.access")
-                           if sim.config.access_log else None)
+                           if sim.config.access_log else None,
+                           access_log_class=RedactingAccessLogger)  # no tokens in the log
     await runner.setup()
     site = web.TCPSite(runner, sim.config.host, sim.config.port)
     await site.start()
@@ -107,6 +111,16 @@ def main() -> None:
               envvar="CITCON_SIM_JOURNAL_SIZE",
               help="Merchant API calls kept for /_sim/requests; 0 turns the journal off "
               "[env CITCON_SIM_JOURNAL_SIZE].")
+@click.option("--admin-token", envvar="CITCON_SIM_ADMIN_TOKEN",
+              help="Lock /_sim/ (all but /_sim/health) behind this token, sent as "
+              "'Authorization: Bearer TOKEN' or 'X-Admin-Token: TOKEN'; open the dashboard "
+              "once with ?admin_token=TOKEN. Prefer the env variable: a flag shows in ps "
+              "[env CITCON_SIM_ADMIN_TOKEN].")
+@click.option("--state", "state_file", type=click.Path(dir_okay=False, path_type=Path),
+              envvar="CITCON_SIM_STATE",
+              help="Keep the ledger, IPN log and clock in FILE across restarts (created if "
+              "missing; a snapshot from GET /_sim/state works as a start) "
+              "[env CITCON_SIM_STATE].")
 def serve(
     host: str,
     port: int,
@@ -120,6 +134,8 @@ def serve(
     scenarios: tuple[str, ...],
     magic_amounts: bool,
     journal_size: int,
+    admin_token: str | None,
+    state_file: Path | None,
 ) -> None:
     """Run the simulator (useful with no configuration at all)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -127,12 +143,14 @@ def serve(
         host=host, port=port, public_url=public_url, merchants_file=merchants_file, seed=seed,
         frozen_clock=frozen_clock, start_time=start_time, timezone=timezone,
         access_log=access_log, scenarios=list(scenarios), magic_amounts=magic_amounts,
-        journal_size=journal_size,
+        journal_size=journal_size, admin_token=admin_token or None, state_file=state_file,
     )
     try:
         sim = Simulator(config)
     except (MerchantsFileError, ScenarioError, ZoneInfoNotFoundError) as exc:
         raise click.ClickException(str(exc)) from None
+    except StateError as exc:
+        raise click.ClickException(f"--state: {exc}") from None
     try:
         asyncio.run(serve_forever(sim))
     except OSError as exc:

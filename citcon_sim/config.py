@@ -29,3 +29,7 @@ class Config:
     ipn_backoff: tuple[float, ...] = (15, 60, 300, 900, 3600, 3 * 3600, 6 * 3600)
     ipn_queue_size: int = 1000  # pending IPN sends; overflow is logged and rescheduled
     ipn_workers: int = 4  # concurrent IPN POSTs
+    # Locks /_sim/ (citcon_sim/security.py); None: open. Kept out of repr() and logs.
+    admin_token: str | None = field(default=None, repr=False)
+    # Ledger, IPN log and clock kept across restarts (citcon_sim/state.py); None: memory only.
+    state_file: Path | None = None
