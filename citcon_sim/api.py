@@ -14,6 +14,7 @@ from .simulator import Simulator
 
 QR_EXPIRED = {"result": "fail", "reason": "QR code expired."}
 QR_UNKNOWN = {"result": "fail", "reason": "QR code not found."}
+MAX_OFFSET = 10**9  # far past any ledger; itertools.islice refuses more than sys.maxsize
 
 
 async def _merchant_call(request: web.Request) -> tuple[Simulator, Merchant, dict]:
@@ -97,8 +98,8 @@ def page(params: dict) -> tuple[int, int]:
         offset = int(params.get("offset", 0))
     except (TypeError, ValueError):
         raise BadRequest("limit and offset must be whole numbers") from None
-    if not 1 <= limit <= 1000 or offset < 0:
-        raise BadRequest("limit is 1..1000 and offset >= 0")
+    if not 1 <= limit <= 1000 or not 0 <= offset <= MAX_OFFSET:
+        raise BadRequest(f"limit is 1..1000 and offset 0..{MAX_OFFSET}")
     return limit, offset
 
 

@@ -7,7 +7,7 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
-from .errors import BadRequest, CitconError
+from .errors import BadRequest, CitconError, Unauthorized
 from .params import MAX_KEYS, Params, normalise
 from .simulator import Simulator
 
@@ -70,7 +70,9 @@ async def _read_params(request: web.Request) -> Params:
 
 def _json_pairs(body: str) -> list[tuple[str, str]]:
     try:
-        data = json.loads(body) if body.strip() else {}
+        data = json.loads(body, parse_constant=_not_json) if body.strip() else {}
+        # A lone surrogate escape ("\ud800") decodes, but no answer could ever show it.
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
     except (ValueError, RecursionError):
         raise BadRequest("body is not valid JSON") from None
     if not isinstance(data, dict):
@@ -87,10 +89,19 @@ def _json_pairs(body: str) -> list[tuple[str, str]]:
     return pairs
 
 
+def _not_json(constant: str) -> float:
+    raise ValueError(f"{constant} is not JSON")  # NaN, Infinity: Python's extensions
+
+
 def bearer_token(request: web.Request) -> str | None:
     """``Authorization: Bearer <token>`` or a bare ``Authorization: <token>``."""
     header = request.headers.get("Authorization", "").strip()
     # "Bearer " with an empty token arrives as "Bearer" (trailing space stripped).
     if header[:7].lower() == "bearer " or header.lower() == "bearer":
         header = header[7:].strip()
+    if not header.isascii():
+        try:  # undecodable bytes arrive as lone surrogates, which no answer can carry
+            header.encode("utf-8")
+        except UnicodeEncodeError:
+            raise Unauthorized("Authorization token is not valid UTF-8") from None
     return header or None

@@ -28,7 +28,7 @@ from aiohttp import web
 from babel import Locale, UnknownLocaleError
 from babel.numbers import format_currency
 
-from .errors import CitconError, TransitionError
+from .errors import BadRequest, CitconError, TransitionError
 from .http_util import SIM, json_response
 from .ledger import Status, Transaction
 from .money import exponent, to_major
@@ -283,7 +283,10 @@ async def landing(request: web.Request) -> web.Response:
 async def consumer_action(request: web.Request) -> web.StreamResponse:
     sim = request.app[SIM]
     txn_id, action = request.match_info["id"], request.match_info["action"]
-    form = await request.post()
+    try:
+        form = await request.post()
+    except ValueError:  # a multipart type without boundary, undecodable text
+        raise BadRequest("malformed form body") from None
     raw_view = form.get("view")
     view = choose_view(request, raw_view if isinstance(raw_view, str) else None)
     if _lookup(sim, txn_id) is None:

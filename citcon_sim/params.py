@@ -103,7 +103,21 @@ def json_object(params: Mapping[str, Any], key: str) -> dict[str, Any] | None:
             value = json.loads(candidate)
         except (ValueError, RecursionError):
             continue
-        if isinstance(value, dict):
+        if isinstance(value, dict) and is_wire_safe(value):
             return value
         break
     raise BadRequest(f"{key} must be a JSON object")
+
+
+def is_wire_safe(value: Any) -> bool:
+    """Whether ``value`` can be answered as strict JSON in UTF-8 later.
+
+    Python's JSON decoder accepts what no response may carry: NaN, Infinity (also from an
+    overflowing ``1e999``) and lone surrogate escapes (``"\\ud800"``). Stored, such a value
+    would make every later answer that shows it fail.
+    """
+    try:
+        json.dumps(value, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    except (ValueError, TypeError, RecursionError):  # UnicodeEncodeError is a ValueError
+        return False
+    return True

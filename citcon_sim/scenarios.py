@@ -192,6 +192,14 @@ def schema() -> dict[str, Any]:
     return dict(json.loads(text))
 
 
+# JSON Schema counts 1.0 as an integer; the rules below use integers as ints (nth, times).
+_Validator = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator,
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
+        "integer", lambda _, value: isinstance(value, int) and not isinstance(value, bool)),
+)
+
+
 def _node_at(root: yaml.Node | None, path: list[str | int]) -> yaml.Node | None:
     """The YAML node at a JSON path, for error line numbers."""
     node = root
@@ -281,7 +289,7 @@ def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
     if _expanded_size(root, MAX_EXPANDED_NODES) > MAX_EXPANDED_NODES:
         raise ScenarioError(source, None, f"more than {MAX_EXPANDED_NODES} values once YAML "
                             "aliases are expanded (or an alias that contains itself)")
-    validator = jsonschema.Draft202012Validator(schema())
+    validator = _Validator(schema())
     try:
         error = jsonschema.exceptions.best_match(validator.iter_errors(data))
     except RecursionError:
