@@ -33,8 +33,9 @@ def banner(sim: Simulator) -> str:
     return (
         f"citcon-sim {__version__} listening on {base}  [{mode}; clock "
         f"{'frozen' if sim.clock.frozen else 'running'}]\n"
-        f"  control surface: {base}/_sim/health"
+        f"  dashboard: {base}/_sim/"
         f"{'  (locked: admin token required)' if sim.config.admin_token else ''}\n"
+        f"  health: {base}/_sim/health   OpenAPI: {base}/openapi.json\n"
         "  try it:\n"
         f"    curl -s -X POST '{base}/payment/pay_qr' \\\n"
         "      --header 'Authorization: Bearer test-token' \\\n"
