@@ -1,7 +1,7 @@
 """The shipped scenarios: each does what docs/scenarios.md says it does, end to end.
 
-IPN behaviour (flaky-ipn, magic 9904-9907) is exercised elsewhere; here only the payment
-part of those rules is checked.
+The IPN side of flaky-ipn is checked here against a real receiver; magic 9904-9907 are
+exercised in tests/test_ipn.py.
 """
 
 from __future__ import annotations
@@ -15,12 +15,13 @@ import aiohttp
 import jsonschema
 import pytest
 import yaml
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from citcon_sim import Config, Simulator, create_app
+from citcon_sim import Config, Simulator, create_app, verify_ipn
 from citcon_sim.scenarios import parse_scenario, resolve_scenario, shipped_scenarios
 
-from .conftest import AUTH, START, create
+from .conftest import AUTH, START, TOKEN, create
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE_DIR = resources.files("citcon_sim").joinpath("shipped_scenarios")
@@ -141,6 +142,32 @@ async def test_flaky_ipn_payment_part(aiohttp_client):
     assert rules[0]["ipn"]["duplicates"] == 1
     assert rules[1]["ipn"]["out_of_order"] is True
     assert rules[2]["ipn"]["never"] is True
+
+
+async def test_flaky_ipn_notifications_end_to_end(aiohttp_client, aiohttp_server):
+    """1st payment: its IPN twice (one notify_id); 2nd: a stale "pending" after the real
+    one; 3rd: none; 4th: normal again."""
+    posts: list[dict[str, str]] = []
+
+    async def receive(request: web.Request) -> web.Response:
+        posts.append({k: str(v) for k, v in (await request.post()).items()})
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_post("/ipn", receive)
+    server = await aiohttp_server(app)
+    client, sim = await client_with(aiohttp_client, "flaky-ipn")
+    ipn_url = str(server.make_url("/ipn"))
+    ids = [await create(client, reference=f"f-{i}", ipn_url=ipn_url) for i in range(4)]
+    await client.post(f"/_sim/transactions/{ids[3]}/pay")
+    await sim.ipn.drain()
+    by_txn = {t: [p for p in posts if p["id"] == t] for t in ids}
+    first = by_txn[ids[0]]
+    assert len(first) == 2 and len({p["notify_id"] for p in first}) == 1
+    assert [p["status"] for p in by_txn[ids[1]]] == ["success", "pending"]
+    assert by_txn[ids[2]] == []
+    assert [p["status"] for p in by_txn[ids[3]]] == ["success"]
+    assert all(verify_ipn(p, TOKEN) for p in posts)
 
 
 async def test_slow_gateway(aiohttp_client):
