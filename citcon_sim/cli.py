@@ -71,12 +71,26 @@ async def serve_forever(sim: Simulator, *, ready: asyncio.Event | None = None) -
         await runner.cleanup()
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _MainGroup(click.Group):
+    """``citcon-sim --help`` also lists every ``serve`` option with its variable."""
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for param in serve.params:
+            if isinstance(param, click.Option) and param.envvar:
+                rows.append((", ".join(param.opts + param.secondary_opts), str(param.envvar)))
+        with formatter.section("Configuration (citcon-sim serve --help for details)"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=_MainGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="citcon-sim")
 def main() -> None:
     """A local, stateful simulator of Citcon's Online API.
 
-    Every option can also be set by the environment variable shown in its help.
+    Start it with `citcon-sim serve` (no configuration needed). Every option below can
+    also be set by its environment variable; merchants (strict mode) and FX rates come
+    from a merchants file.
     """
 
 
@@ -122,6 +136,17 @@ def main() -> None:
               help="Keep the ledger, IPN log and clock in FILE across restarts (created if "
               "missing; a snapshot from GET /_sim/state works as a start) "
               "[env CITCON_SIM_STATE].")
+@click.option("--ipn-timeout", default=10.0, show_default=True, type=click.FloatRange(0.05),
+              envvar="CITCON_SIM_IPN_TIMEOUT",
+              help="Wall seconds one IPN attempt may take [env CITCON_SIM_IPN_TIMEOUT].")
+@click.option("--ipn-retries", default="15,60,300,900,3600,10800,21600", show_default=True,
+              envvar="CITCON_SIM_IPN_RETRIES",
+              help="Virtual seconds before each IPN retry, comma-separated; the notification "
+              "fails after the last [env CITCON_SIM_IPN_RETRIES].")
+@click.option("--max-body-bytes", default=1024 * 1024, show_default=True,
+              type=click.IntRange(1024), envvar="CITCON_SIM_MAX_BODY_BYTES",
+              help="Largest request body; larger ones get HTTP 413 "
+              "[env CITCON_SIM_MAX_BODY_BYTES].")
 def serve(
     host: str,
     port: int,
@@ -137,6 +162,9 @@ def serve(
     journal_size: int,
     admin_token: str | None,
     state_file: Path | None,
+    ipn_timeout: float,
+    ipn_retries: str,
+    max_body_bytes: int,
 ) -> None:
     """Run the simulator (useful with no configuration at all)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -145,6 +173,7 @@ def serve(
         frozen_clock=frozen_clock, start_time=start_time, timezone=timezone,
         access_log=access_log, scenarios=list(scenarios), magic_amounts=magic_amounts,
         journal_size=journal_size, admin_token=admin_token or None, state_file=state_file,
+        ipn_timeout=ipn_timeout, ipn_backoff=_retries(ipn_retries), max_body_bytes=max_body_bytes,
     )
     try:
         sim = Simulator(config)
@@ -157,6 +186,18 @@ def serve(
     except OSError as exc:
         click.echo(f"citcon-sim: cannot listen on {host}:{port}: {exc.strerror}", err=True)
         sys.exit(1)
+
+
+def _retries(text: str) -> tuple[float, ...]:
+    try:
+        delays = tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: comma-separated seconds, e.g. 15,60,300",
+                                 param_hint="--ipn-retries") from None
+    if any(not 0 < d < 10**7 for d in delays):
+        raise click.BadParameter("each delay is more than 0 seconds",
+                                 param_hint="--ipn-retries")
+    return delays
 
 
 @main.group()
