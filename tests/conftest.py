@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 
 from citcon_sim import Config, Simulator, create_app
 
@@ -44,3 +44,30 @@ async def create(
     text = await resp.text()
     assert resp.status == 200, text
     return text.split("=")[1].split("&")[0]
+
+
+# -- headless Chromium (tests/browser_support.py) ---------------------------------------
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    from .browser_support import CHROMIUM_ARGS, chromium_path
+
+    async_api = pytest.importorskip("playwright.async_api", reason="playwright not installed")
+    path = chromium_path()
+    if path is None:
+        pytest.skip("no chromium binary found (apt-get install chromium)")
+    async with async_api.async_playwright() as pw:
+        launched = await pw.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            await launched.close()
+
+
+@pytest.fixture
+async def simulator(aiohttp_server: Callable[..., Any], sim: Simulator) -> TestServer:
+    """The simulator on a real 127.0.0.1 port; the URLs it hands out point there."""
+    server: TestServer = await aiohttp_server(create_app(sim), host="127.0.0.1")
+    sim.bound_url = str(server.make_url("")).rstrip("/")
+    return server

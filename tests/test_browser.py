@@ -8,64 +8,22 @@ Screenshots go to ``artifacts/`` for a human to look at.
 
 from __future__ import annotations
 
-import os
-import shutil
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from aiohttp import ClientSession, web
 from aiohttp.test_utils import TestServer
 
-from citcon_sim import Simulator, create_app
 from citcon_sim.ledger import Status
 
+from .browser_support import ARTIFACTS, TIMEOUT_MS
 from .conftest import AUTH
 
-ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic",
-]
 IPHONE_UA = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 "
     "(KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1"
 )
-# Generous for a cold browser on a busy CI machine; a passing run takes well under this.
-TIMEOUT_MS = 30_000
-
-
-def chromium_path() -> str | None:
-    """``$CHROMIUM`` if set, else the Debian package's binary on PATH."""
-    for candidate in (os.environ.get("CHROMIUM"), "chromium", "chromium-browser"):
-        found = shutil.which(candidate) if candidate else None
-        if found:
-            return found
-    return None
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Any]:
-    async_api = pytest.importorskip("playwright.async_api", reason="playwright not installed")
-    path = chromium_path()
-    if path is None:
-        pytest.skip("no chromium binary found (apt-get install chromium)")
-    async with async_api.async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            await browser.close()
-
-
-@pytest.fixture
-async def simulator(aiohttp_server: Callable[..., Any], sim: Simulator) -> TestServer:
-    server: TestServer = await aiohttp_server(create_app(sim), host="127.0.0.1")
-    sim.bound_url = str(server.make_url("")).rstrip("/")  # the URLs handed out point here
-    return server
-
-
 @pytest.fixture
 async def merchant(aiohttp_server: Callable[..., Any]) -> TestServer:
     """A tiny merchant site: the confirmation page the wallet sends the consumer back to."""

@@ -7,40 +7,19 @@ skipped when either is missing). Screenshots go to ``artifacts/``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from aiohttp import ClientSession, web
 from aiohttp.test_utils import TestServer
 
-from citcon_sim import Simulator, create_app
 from citcon_sim.ledger import Status
 
-from .test_browser import ARTIFACTS, CHROMIUM_ARGS, TIMEOUT_MS, chromium_path, watch
+from .browser_support import ARTIFACTS, TIMEOUT_MS
+from .test_browser import watch
 
 XSS = "<img src=x onerror=alert(1)>"
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Any]:
-    async_api = pytest.importorskip("playwright.async_api", reason="playwright not installed")
-    path = chromium_path()
-    if path is None:
-        pytest.skip("no chromium binary found (apt-get install chromium)")
-    async with async_api.async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            await browser.close()
-
-
-@pytest.fixture
-async def simulator(aiohttp_server: Callable[..., Any], sim: Simulator) -> TestServer:
-    server: TestServer = await aiohttp_server(create_app(sim), host="127.0.0.1")
-    sim.bound_url = str(server.make_url("")).rstrip("/")
-    return server
 
 
 @pytest.fixture

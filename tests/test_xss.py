@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -318,22 +318,6 @@ async def test_error_answers_are_json_never_html(client: TestClient, payload: st
 
 
 # -- in a real browser ---------------------------------------------------------------------
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Any]:
-    from .test_browser import CHROMIUM_ARGS, chromium_path
-
-    async_api = pytest.importorskip("playwright.async_api", reason="playwright not installed")
-    path = chromium_path()
-    if path is None:
-        pytest.skip("no chromium binary found (apt-get install chromium)")
-    async with async_api.async_playwright() as pw:
-        launched = await pw.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            await launched.close()
 
 
 ADMIN = "xss-test-admin-token-3f7a"
