@@ -4,11 +4,25 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from typing import TYPE_CHECKING  # noqa: E402
+
 from .app import create_app  # noqa: E402
 from .config import Config  # noqa: E402
 from .signing import sign_ipn, verify_ipn  # noqa: E402
 from .simulator import Simulator  # noqa: E402
-from .testing import SimulatorServer  # noqa: E402
+
+if TYPE_CHECKING:
+    from .testing import SimulatorServer
+
+
+def __getattr__(name: str) -> object:
+    # The thread runner (and what it imports) is not needed to serve: the CLI would pay
+    # for it on every start.
+    if name == "SimulatorServer":
+        from .testing import SimulatorServer
+
+        return SimulatorServer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "Config", "Simulator", "SimulatorServer", "__version__", "create_app", "sign_ipn",

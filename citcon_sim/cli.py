@@ -18,13 +18,13 @@ from . import __version__
 from .app import create_app
 from .clock import TIME_FORMAT
 from .config import Config
+from .errors import StateError
 from .ids import IdFactory
 from .ipn import build_form, send_once
 from .merchants import MerchantSettings, MerchantsFileError
 from .scenarios import ScenarioError, resolve_scenario, shipped_scenarios
 from .security import RedactingAccessLogger
 from .simulator import Simulator
-from .state import StateError
 
 
 def banner(sim: Simulator) -> str:

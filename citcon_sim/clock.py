@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ class VirtualClock:
         self._monotonic = monotonic
         self._mono0 = monotonic()
         self._offset = 0.0
+        self._formatted: dict[int, str] = {}  # whole second -> format() text
 
     def time(self) -> float:
         """Seconds since the epoch, on the virtual clock."""
@@ -66,7 +68,17 @@ class VirtualClock:
         self._mono0 = self._monotonic()
 
     def format(self, ts: float) -> str:
-        return datetime.fromtimestamp(ts, self.tz).strftime(TIME_FORMAT)
+        # The text has second resolution, so it depends only on the whole second; every
+        # journal entry and inquire formats the same few seconds again and again, and
+        # fromtimestamp + strftime cost ~3 µs. Bounded: cleared when it holds 4096.
+        second = math.floor(ts)
+        text = self._formatted.get(second)
+        if text is None:
+            if len(self._formatted) >= 4096:
+                self._formatted.clear()
+            text = datetime.fromtimestamp(second, self.tz).strftime(TIME_FORMAT)
+            self._formatted[second] = text
+        return text
 
     def iso(self, ts: float) -> str:
         return datetime.fromtimestamp(ts, self.tz).isoformat()
@@ -103,10 +115,15 @@ class Scheduler:
         self.clock = clock
         self._heap: list[_Job] = []
         self._seq = itertools.count()
+        # Called with the due time when a new job becomes the earliest: the app's ticker
+        # sleeps until the earliest job (at most 1 s) and must wake sooner for this one.
+        self.on_earlier: Callable[[float], None] | None = None
 
     def at(self, due: float, action: Callable[[], object], label: str = "") -> _Job:
         job = _Job(due, next(self._seq), action, label)
         heapq.heappush(self._heap, job)
+        if self._heap[0] is job and self.on_earlier is not None:
+            self.on_earlier(due)
         return job
 
     def after(self, seconds: float, action: Callable[[], object], label: str = "") -> _Job:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import hmac
 import json
@@ -33,7 +34,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
-from iso4217 import Currency
 
 from .http_util import SIM, json_response
 from .ledger import LedgerEvent, Merchant, Transaction, wire_status
@@ -49,7 +49,14 @@ CLIENT_QUEUE_SIZE = 256
 DEFAULT_ROWS, MAX_ROWS = 200, 1000
 ASSETS = ("dashboard.css", "dashboard.js")
 # ISO 4217 exponents, so the page formats minor units exactly as the API holds them.
-EXPONENTS = {c.code: int(c.exponent) for c in Currency if c.exponent is not None}
+
+
+@functools.cache
+def exponents() -> dict[str, int]:
+    """ISO 4217 exponents for the page's amounts (iso4217 imported on first use)."""
+    from iso4217 import Currency
+
+    return {c.code: int(c.exponent) for c in Currency if c.exponent is not None}
 
 
 def _sse(event: str, data: Any) -> bytes:
@@ -310,7 +317,7 @@ def _asset_version() -> str:
 async def page(request: web.Request) -> web.Response:
     sim = request.app[SIM]
     base = sim.base_url(request.host)
-    config = {"base_url": base, "exponents": EXPONENTS}
+    config = {"base_url": base, "exponents": exponents()}
     return render("dashboard.html", base_url=base, config=config, version=_asset_version(),
                   clock=clock_view(sim))
 

@@ -85,3 +85,10 @@ ERROR_CODES: dict[int, str] = {
     4104: InvalidTimeout.message,
     4105: BankNotSupported.message,
 }
+
+
+class StateError(ValueError):
+    """A snapshot or state file that cannot be used; the message says where and why.
+
+    (``citcon_sim.state`` re-exports it; it lives here so that the CLI can catch it
+    without importing the state module at start-up.)"""

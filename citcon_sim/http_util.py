@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from urllib.parse import parse_qsl
+from urllib.parse import unquote
 
 from aiohttp import web
 
@@ -14,9 +14,14 @@ from .simulator import Simulator
 SIM: web.AppKey[Simulator] = web.AppKey("simulator", Simulator)
 _PARAMS: web.RequestKey[Params] = web.RequestKey("citcon_sim.params")
 
+# Compact, like production ({"id":"…"}); default=str keeps odd values from raising. One
+# encoder for every answer: json.dumps() with any non-default option builds a new
+# JSONEncoder per call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str)
+
+
 def _dumps(data: object) -> str:
-    # Compact, like production ({"id":"…"}); default=str keeps odd values from raising.
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False, default=str)
+    return _ENCODER.encode(data)
 
 
 def json_response(data: object, status: int = 200) -> web.Response:
@@ -58,14 +63,36 @@ async def _read_params(request: web.Request) -> Params:
                 pairs += _json_pairs(body)
             elif body.strip():
                 try:
-                    pairs += parse_qsl(
-                        body, keep_blank_values=True, errors="strict", max_num_fields=MAX_KEYS
-                    )
+                    pairs += parse_form(body)
                 except UnicodeDecodeError:
                     raise BadRequest("form value is not valid UTF-8") from None
                 except ValueError:
                     raise BadRequest(f"more than {MAX_KEYS} parameters") from None
     return normalise(pairs)
+
+
+def parse_form(body: str) -> list[tuple[str, str]]:
+    """``parse_qsl(body, keep_blank_values=True, errors="strict", max_num_fields=MAX_KEYS)``:
+    the same pairs and the same errors (ValueError past MAX_KEYS fields, UnicodeDecodeError
+    for a %-escape that is not UTF-8), in about half the time: most names and values
+    have no ``+`` or ``%`` and are taken as they are (tests/test_perf_fixes.py compares)."""
+    if body and 1 + body.count("&") > MAX_KEYS:
+        raise ValueError("Max number of fields exceeded")
+    pairs = []
+    for field in body.split("&") if body else ():
+        if not field:
+            continue
+        name, _, value = field.partition("=")
+        if "+" in name:
+            name = name.replace("+", " ")
+        if "%" in name:
+            name = unquote(name, errors="strict")
+        if "+" in value:
+            value = value.replace("+", " ")
+        if "%" in value:
+            value = unquote(value, errors="strict")
+        pairs.append((name, value))
+    return pairs
 
 
 def _json_pairs(body: str) -> list[tuple[str, str]]:

@@ -203,6 +203,8 @@ class IpnSender:
         # Called after a notification changed (recorded, attempted, rescheduled): the
         # --state journal (citcon_sim/state.py) hooks in here; None costs nothing.
         self.on_change: Callable[[Notification], None] | None = None
+        # Called with an unexpected exception of a worker (Simulator.record_error).
+        self.on_error: Callable[[BaseException], None] | None = None
 
     def _changed(self, n: Notification) -> None:
         if self.on_change is not None:
@@ -364,8 +366,10 @@ class IpnSender:
             item = await self._queue.get()
             try:
                 await self._send(item)
-            except Exception:  # one bad send must not stop the worker
+            except Exception as exc:  # one bad send must not stop the worker
                 log.exception("IPN send %s failed unexpectedly", item.notify_id)
+                if self.on_error is not None:
+                    self.on_error(exc)  # the simulator records it; test helpers re-raise it
                 if item.waiter is not None and not item.waiter.done():
                     item.waiter.cancel()
             finally:

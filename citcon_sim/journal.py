@@ -7,19 +7,28 @@ hint for people and a digest so that filtering by token still works.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
+# The journal shows the first 2000 characters of an answer. No character is longer than 4
+# bytes in UTF-8, so the first 8000 bytes always hold them (a body cut mid-character at
+# the end loses nothing shown).
+RESPONSE_CHARS = 2000
+RESPONSE_BYTES = 4 * RESPONSE_CHARS
 SECRET_KEYS = frozenset({"token", "sign", "password", "card_number", "cvv"})
 
 
+# A merchant sends the same token on every call: hash it once, not once per request.
+@functools.lru_cache(maxsize=1024)
 def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()[:16]
 
 
+@functools.lru_cache(maxsize=1024)
 def token_hint(token: str | None) -> str | None:
     if not token:
         return None
@@ -41,12 +50,23 @@ class JournalEntry:
     endpoint: str
     token_hint: str | None
     token_digest: str | None
+    # Kept as the request had them and as the body's bytes (at most RESPONSE_BYTES, with
+    # its charset); redacted and decoded by as_dict(), when the journal is read. Each
+    # request used to pay for a dict copy and a decode that were rarely looked at.
     params: dict[str, Any]
     status: int
-    response: Any
+    response: bytes | None
     duration_ms: float
     transaction_id: str | None
     scenario_rule: str | None
+    charset: str = "utf-8"
+
+    @property
+    def response_text(self) -> str | None:
+        """The answer's first RESPONSE_CHARS characters."""
+        if self.response is None:
+            return None
+        return self.response.decode(self.charset, "replace")[:RESPONSE_CHARS]
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -56,9 +76,9 @@ class JournalEntry:
             "path": self.path,
             "endpoint": self.endpoint,
             "token": self.token_hint,
-            "params": self.params,
+            "params": redact_params(self.params),
             "status": self.status,
-            "response": self.response,
+            "response": self.response_text,
             "duration_ms": self.duration_ms,
             "transaction_id": self.transaction_id,
             "scenario_rule": self.scenario_rule,
@@ -75,6 +95,12 @@ class Journal:
     def record(self, **fields: Any) -> None:
         if self.enabled:
             self._entries.append(JournalEntry(seq=next(self._seq), **fields))
+
+    def append(self, *fields: Any) -> None:
+        """record() with the fields after seq in order: the middleware's per-request path
+        (no keyword-argument dict per call)."""
+        if self.enabled:
+            self._entries.append(JournalEntry(next(self._seq), *fields))
 
     def query(
         self,

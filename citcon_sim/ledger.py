@@ -20,7 +20,7 @@ import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .clock import VirtualClock
 from .commands import CaptureCommand, Lookup, Money, PaymentCommand, RefundCommand
@@ -204,6 +204,8 @@ class Merchant:
 
 
 Listener = Callable[[LedgerEvent], None]
+_T = TypeVar("_T")
+SHARED_VALUES = 4096  # Ledger._share's bound
 
 
 class Ledger:
@@ -224,6 +226,13 @@ class Ledger:
         self.by_id: dict[str, Transaction] = {}
         self.refunds_by_id: dict[str, Refund] = {}
         self.listeners: list[Listener] = []
+        # Values that repeat across transactions (currency codes, a shop's ipn_url and
+        # fail URL, amounts above 256): every request brings fresh copies, and a million
+        # stored transactions held a million copies of "https://shop.example.com/ipn".
+        # One shared object each instead (_share). Not sys.intern: interned strings are
+        # immortal on Python 3.12, so a unique URL per order would leak. Bounded: emptied
+        # when full, which only costs one more copy of each value still repeating.
+        self._shared: dict[object, object] = {}
 
     # -- merchants -----------------------------------------------------------------
 
@@ -248,6 +257,7 @@ class Ledger:
             self.merchants.clear()
             self.by_id.clear()
             self.refunds_by_id.clear()
+            self._shared.clear()
             return
         merchant = self.merchants.pop(token, None)
         if merchant is None:
@@ -257,9 +267,22 @@ class Ledger:
             for refund in txn.refunds or ():
                 self.refunds_by_id.pop(refund.id, None)
 
+    def _share(self, value: _T) -> _T:
+        if value is None:
+            return value
+        shared = self._shared.get(value)
+        if shared is None:
+            if len(self._shared) >= SHARED_VALUES:
+                self._shared.clear()
+            self._shared[value] = shared = value
+        return shared  # type: ignore[return-value]
+
     def _emit(self, kind: str, txn: Transaction, detail: Any = None) -> None:
+        # One event for all listeners: it is frozen, and building a frozen dataclass
+        # (object.__setattr__ per field) once per listener was ~1-2 % of a create.
+        event = LedgerEvent(kind, txn, detail)
         for listener in self.listeners:
-            listener(LedgerEvent(kind, txn, detail))
+            listener(event)
 
     # -- lookups -------------------------------------------------------------------
 
@@ -341,27 +364,28 @@ class Ledger:
         settlement, transaction = self._sides(merchant, cmd)
         now = self.clock.time()
         vendor = cmd.vendor
+        share = self._share
         txn = Transaction(
             id=self.ids.transaction(),
             token=merchant.token,
             reference=cmd.reference,
             vendor=vendor,
             method=cmd.method,
-            amount=settlement.amount,
-            currency=settlement.currency,
-            trans_amount=transaction.amount,
-            trans_currency=transaction.currency,
+            amount=share(settlement.amount),
+            currency=share(settlement.currency),
+            trans_amount=share(transaction.amount),
+            trans_currency=share(transaction.currency),
             created_at=now,
-            updated_at=now,
+            updated_at=now,  # the same float object: one per transaction, not two
             expires_at=now + cmd.timeout,
             # Only delayed-capture vendors can hold an authorisation; others always capture.
             auto_capture=cmd.auto_capture or not vendor.delayed_capture,
-            note=cmd.note,
-            ipn_url=cmd.ipn_url,
-            callback_url_success=cmd.callback_url_success,
-            callback_url_fail=cmd.callback_url_fail,
-            callback_url_cancel=cmd.callback_url_cancel,
-            mobile_result_url=cmd.mobile_result_url,
+            note=share(cmd.note),
+            ipn_url=share(cmd.ipn_url),
+            callback_url_success=share(cmd.callback_url_success),
+            callback_url_fail=share(cmd.callback_url_fail),
+            callback_url_cancel=share(cmd.callback_url_cancel),
+            mobile_result_url=share(cmd.mobile_result_url),
             goods=cmd.goods,
             extra=cmd.extra or None,
             script=cmd.script if cmd.script and (cmd.script.payment or cmd.script.ipn) else None,
@@ -451,7 +475,7 @@ class Ledger:
             trans_amount=trans_amount,
             trans_currency=txn.trans_currency,
             time=now,
-            note=note,
+            note=self._share(note),  # "cancel", or the shop's usual reason
             by_cancel=by_cancel,
         )
         txn.refunded_amount += amount

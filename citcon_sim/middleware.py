@@ -20,7 +20,7 @@ from aiohttp import web
 from . import errors
 from .errors import CitconError, UnknownError
 from .http_util import SIM, bearer_token, envelope, read_params
-from .journal import redact_params, token_digest, token_hint
+from .journal import RESPONSE_BYTES, token_digest, token_hint
 from .params import Params
 from .scenarios import ApiScript, RequestFacts, Rule
 
@@ -103,9 +103,10 @@ async def merchant_api(request: web.Request, handler: Handler) -> web.StreamResp
 
 async def _handle(request: web.Request, handler: Handler, call: _Call) -> web.StreamResponse:
     call.params = await read_params(request)
-    call.rule = request[RULE] = request.app[SIM].scenarios.decide(
-        facts_for(call.endpoint, call.token, call.params)
-    )
+    book = request.app[SIM].scenarios
+    if book.could_match(call.endpoint, call.token):
+        call.rule = book.decide(facts_for(call.endpoint, call.token, call.params))
+    request[RULE] = call.rule  # None: no loaded rule concerns this endpoint
     script = call.rule.api if call.rule is not None else None
     if script is None:
         return await handler(request)
@@ -125,33 +126,64 @@ async def _handle(request: web.Request, handler: Handler, call: _Call) -> web.St
     return response
 
 
+# Content-Type header -> (journalled as text?, charset), learnt from aiohttp's own parse
+# the first time each header value is seen (a handful exist); bounded all the same.
+_TEXTUAL: dict[str, tuple[bool, str]] = {}
+
+
+def _textual(response: web.Response) -> tuple[bool, str]:
+    header = response.headers.get("Content-Type", "")
+    known = _TEXTUAL.get(header)
+    if known is None:
+        ctype = response.content_type
+        known = (ctype.startswith("text/") or ctype.endswith("json"),
+                 response.charset or "utf-8")
+        if len(_TEXTUAL) >= 256:
+            _TEXTUAL.clear()
+        _TEXTUAL[header] = known
+    return known
+
+
 def _journal(
     request: web.Request, call: _Call, response: web.StreamResponse, started: float
 ) -> None:
     sim = request.app[SIM]
-    # Only textual answers are journalled: a QR image is binary and has no text.
-    textual = isinstance(response, web.Response) and response.body is not None and (
-        response.content_type.startswith("text/") or response.content_type.endswith("json")
-    )
-    body = response.text if textual else None
-    txn_id = call.params.get("transaction_id")
-    if txn_id is None and call.endpoint == "qr":
-        txn_id = call.params.get("q")  # the QR image of that transaction
-    answer = body if body is not None else call.unsent
-    if txn_id is None and answer is not None and call.endpoint in ("pay", "pay_qr"):
-        found = _URL_TXN_ID.search(answer)  # pay/pay_qr answer a URL
-        txn_id = found.group(1) if found else None
-    sim.journal.record(
-        time=sim.clock.format(sim.clock.time()),
-        method=request.method,
-        path=request.path,
-        endpoint=call.endpoint,
-        token_hint=token_hint(call.token),
-        token_digest=token_digest(call.token) if call.token else None,
-        params=redact_params(call.params),
-        status=response.status,
-        response=body[:2000] if body is not None else None,
-        duration_ms=round((time.perf_counter() - started) * 1000, 3),
-        transaction_id=txn_id if isinstance(txn_id, str) else None,
-        scenario_rule=call.rule.name if call.rule is not None else None,
+    # Only textual answers are journalled: a QR image is binary and has no text. The
+    # body is kept as bytes and decoded only when the journal is read (JournalEntry).
+    body: bytes | None = None
+    charset = "utf-8"
+    if isinstance(response, web.Response):
+        raw = response.body
+        if isinstance(raw, bytes):
+            textual, charset = _textual(response)
+            if textual:
+                body = raw if len(raw) <= RESPONSE_BYTES else raw[:RESPONSE_BYTES]
+    params = call.params
+    txn_id = params.get("transaction_id")
+    if txn_id is None:
+        endpoint = call.endpoint
+        if endpoint == "qr":
+            txn_id = params.get("q")  # the QR image of that transaction
+        elif endpoint == "pay" or endpoint == "pay_qr":
+            # pay/pay_qr answer a URL (plain text or response_format=json) naming it.
+            answer = body.decode(charset, "replace") if body is not None else call.unsent
+            if answer is not None:
+                found = _URL_TXN_ID.search(answer)
+                txn_id = found.group(1) if found else None
+    token = call.token
+    clock = sim.clock
+    sim.journal.append(
+        clock.format(clock.time()),
+        request.method,
+        request.path,
+        call.endpoint,
+        token_hint(token),
+        token_digest(token) if token else None,
+        params,  # redacted when read (JournalEntry.as_dict)
+        response.status,
+        body,
+        round((time.perf_counter() - started) * 1000, 3),
+        txn_id if isinstance(txn_id, str) else None,
+        call.rule.name if call.rule is not None else None,
+        charset,
     )

@@ -12,8 +12,6 @@ from collections.abc import Mapping
 from decimal import ROUND_HALF_EVEN, Decimal
 from functools import cache
 
-from iso4217 import Currency
-
 from .errors import BadRequest
 
 # Units of each currency one US dollar buys. Illustrative mid-market rates, fixed so that
@@ -33,6 +31,8 @@ DEFAULT_FX: dict[str, Decimal] = {
 @cache
 def exponent(code: str) -> int:
     """ISO 4217 minor-unit exponent; unknown or non-monetary codes are bad requests."""
+    from iso4217 import Currency  # on first use (cached per code): not at start-up
+
     try:
         exp = Currency[code].exponent
     except KeyError:

@@ -15,18 +15,16 @@ QR, or the control surface), as the documented desktop flows do.
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
-import jinja2
 from aiohttp import web
-from babel import Locale, UnknownLocaleError
-from babel.numbers import format_currency
 
 from .errors import BadRequest, CitconError, TransitionError
 from .http_util import SIM, json_response
@@ -34,8 +32,12 @@ from .ledger import Status, Transaction
 from .money import exponent, to_major
 from .simulator import Simulator
 
+if TYPE_CHECKING:
+    import jinja2
+    from babel import Locale
+
 STATIC_DIR = Path(__file__).with_name("static")
-DEFAULT_LOCALE = Locale.parse("en_US")
+DEFAULT_LOCALE_NAME = "en_US"
 VIEWS = ("desktop", "mobile")
 # Phones, tablets and the wallets' own in-app browsers (WeChat, Alipay) get the mobile page.
 _MOBILE_UA = re.compile(
@@ -49,20 +51,43 @@ _FINAL_TITLES = {
     Status.CANCELLED: "Payment cancelled",
 }
 
-_env = jinja2.Environment(
-    loader=jinja2.PackageLoader("citcon_sim", "templates"),
-    autoescape=True,  # every merchant-supplied string is escaped unless a template says not
-    undefined=jinja2.StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
+
+# jinja2 and babel are imported on the first page, not at start-up: /_sim/health and the
+# merchant API never need them (about 16 ms of CPU off start → healthy).
+@functools.cache
+def _env() -> jinja2.Environment:
+    import jinja2
+
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("citcon_sim", "templates"),
+        autoescape=True,  # every merchant-supplied string is escaped unless a template says not
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        # Package data never changes while the server runs; the default stat()ed every
+        # template file on every render.
+        auto_reload=False,
+    )
+
+
+@functools.cache
+def default_locale() -> Locale:
+    from babel import Locale
+
+    return Locale.parse(DEFAULT_LOCALE_NAME)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "DEFAULT_LOCALE":  # kept for importers; parsed on first use
+        return default_locale()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def render(name: str, status: int = 200, **context: Any) -> web.Response:
     # A per-response nonce lets the one inline script run while the CSP refuses any
     # script an escaping bug might let a merchant string inject.
     nonce = secrets.token_urlsafe(16)
-    html = _env.get_template(name).render(nonce=nonce, **context)
+    html = _env().get_template(name).render(nonce=nonce, **context)
     resp = web.Response(text=html, content_type="text/html", status=status)
     resp.headers["Content-Security-Policy"] = (
         f"default-src 'self'; script-src 'nonce-{nonce}'; style-src 'self' 'unsafe-inline'; "
@@ -76,9 +101,18 @@ def render(name: str, status: int = 200, **context: Any) -> web.Response:
 # -- presentation helpers (pure, tested through the pages) -----------------------------
 
 
-def money(amount: int, currency: str, locale: Locale = DEFAULT_LOCALE) -> str:
+def money(amount: int, currency: str, locale: Locale | None = None) -> str:
     """Minor units formatted for people, with the ISO 4217 exponent (not CLDR's digits,
     which differ for a few currencies) so the page shows exactly what the API holds."""
+    return _money(amount, currency, locale or default_locale())
+
+
+# A polling wallet page formats the same amounts again and again; babel's format_currency
+# was 13 % of a page. Pure function of its (hashable) arguments; bounded.
+@functools.lru_cache(maxsize=4096)
+def _money(amount: int, currency: str, locale: Locale) -> str:
+    from babel.numbers import format_currency
+
     digits = exponent(currency)
     pattern = copy.copy(locale.currency_formats["standard"])
     pattern.frac_prec = (digits, digits)
@@ -90,13 +124,15 @@ def money(amount: int, currency: str, locale: Locale = DEFAULT_LOCALE) -> str:
 
 def page_locale(txn: Transaction) -> Locale:
     """The documented ``locale`` (e.g. ``en-us``) when Babel knows it, else en_US."""
+    from babel import Locale, UnknownLocaleError
+
     raw = (txn.extra or {}).get("locale")
     if isinstance(raw, str) and raw.strip():
         try:
             return Locale.parse(raw.strip().replace("-", "_"))
         except (ValueError, TypeError, UnknownLocaleError):
             pass
-    return DEFAULT_LOCALE
+    return default_locale()
 
 
 def _minor(value: Any) -> int | None:

@@ -49,6 +49,9 @@ def normalise(pairs: Iterable[tuple[str, str]]) -> Params:
 
 
 def _assign(out: Params, key: str, value: str) -> None:
+    if "[" not in key and "]" not in key:  # a plain name (nearly all): no regex needed
+        out[key] = value
+        return
     match = _BRACKETS.match(key)
     if match is None or not match.group(2):
         if "[" in key or "]" in key:

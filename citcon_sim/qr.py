@@ -10,10 +10,10 @@ from __future__ import annotations
 import io
 from collections import OrderedDict
 
-import segno
-
 
 def render_png(data: str, scale: int = 6) -> bytes:
+    import segno  # on the first render, not at start-up
+
     out = io.BytesIO()
     # Error correction M survives a phone camera on a laptop screen; a 4-module border
     # is the quiet zone the standard asks for.

@@ -78,7 +78,7 @@ from typing import TYPE_CHECKING, Any
 
 from .clock import TIME_FORMAT
 from .commands import DEFAULT_TIMEOUT, MAX_AMOUNT
-from .errors import CitconError
+from .errors import CitconError, StateError  # StateError is re-exported from here
 from .ipn import (
     DELIVERED,
     FAILED,
@@ -116,8 +116,6 @@ _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circ
                            default=str).encode
 
 
-class StateError(ValueError):
-    """A snapshot or state file that cannot be used; the message says where and why."""
 
 
 # -- export ------------------------------------------------------------------------------

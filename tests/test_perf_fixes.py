@@ -1,0 +1,170 @@
+"""The performance changes keep behaviour: each fast path against the code it replaced."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import time
+import tracemalloc
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qsl
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from citcon_sim import Config, Simulator, commands, create_app
+from citcon_sim.clock import TIME_FORMAT, Scheduler, VirtualClock
+from citcon_sim.http_util import parse_form
+from citcon_sim.ipn import _Send
+from citcon_sim.params import MAX_KEYS
+from citcon_sim.scenarios import _magic, parse_scenario, shipped_scenarios
+
+FORMS = [
+    "", "a", "a=", "=b", "=", "&", "&&a=1&&", "a=1&a=2", "a+b=c+d", "a%20b=c%2Bd",
+    "k=%E2%82%AC", "k=%e2%82%ac", "%E2%82%AC=v", "k=%", "k=%2", "k=%zz", "k=a%2", "k=€",
+    "k=%E2%82", "k=%FF", "%FF=v", "k=v=w", "k==v", "a[b]=1&a[c]=2", "a=1;b=2",
+    "ipn_url=https%3A%2F%2Fshop.example.com%2Fipn&note=order+1",
+    "&".join(f"k{i}=v" for i in range(MAX_KEYS)),
+    "&".join(f"k{i}=v" for i in range(MAX_KEYS + 1)),
+    "&" * MAX_KEYS,
+]
+
+
+def _qsl(body: str) -> Any:
+    try:
+        return parse_qsl(body, keep_blank_values=True, errors="strict", max_num_fields=MAX_KEYS)
+    except (ValueError, UnicodeDecodeError) as exc:
+        return type(exc)
+
+
+def _fast(body: str) -> Any:
+    try:
+        return parse_form(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        return type(exc)
+
+
+@pytest.mark.parametrize("body", FORMS)
+def test_parse_form_is_parse_qsl(body: str) -> None:
+    assert _fast(body) == _qsl(body)
+
+
+def test_shipped_magic_amounts_pass_the_schema() -> None:
+    """Start-up parses magic.yaml without schema validation; this is where it is checked."""
+    validated = parse_scenario(shipped_scenarios()["magic"], "magic.yaml")
+    assert _magic() == validated
+    assert [r.line for r in _magic().rules] == [r.line for r in validated.rules]
+
+
+@pytest.mark.parametrize("tz", [UTC, ZoneInfo("America/Los_Angeles"), ZoneInfo("Asia/Seoul")])
+def test_cached_format_matches_strftime(tz: Any) -> None:
+    clock = VirtualClock(datetime(2026, 3, 8, 9, 59, 58, tzinfo=UTC), frozen=True, tz=tz)
+    base = clock.time()
+    for offset in (0, 0.25, 0.999, 1, 1.5, 86_400 * 200 + 0.5, -0.5, -3600.75):
+        ts = base + offset
+        for _ in range(2):  # miss, then hit
+            assert clock.format(ts) == datetime.fromtimestamp(ts, tz).strftime(TIME_FORMAT)
+
+
+def test_scheduler_reports_a_new_earliest_job() -> None:
+    clock = VirtualClock(frozen=True)
+    sched = Scheduler(clock)
+    seen: list[float] = []
+    sched.on_earlier = seen.append
+    now = clock.time()
+    sched.at(now + 10, lambda: None)
+    sched.at(now + 20, lambda: None)  # not the earliest: no call
+    sched.at(now + 5, lambda: None)
+    assert seen == [now + 10, now + 5]
+
+
+def _create(sim: Simulator, n: int) -> None:
+    merchant = sim.ledger.merchant("gc-token")
+    for i in range(n):
+        # Fresh string objects each time, as from a request body.
+        params = {"vendor": "alipay", "amount": "1000", "currency": "usd".upper(),
+                  "reference": f"order-{i}", "ipn_url": "https://shop.example.com/ipn"[:],
+                  "callback_url_fail": "".join(["https://shop.example.com/", "failed"]),
+                  "note": f"order {i}"}
+        sim.ledger.create_payment(merchant, commands.parse_payment(params, "pay_qr"))
+
+
+def test_frozen_ledger_is_freed_by_reset() -> None:
+    sim = Simulator(Config(frozen_clock=True, seed=1))
+    assert sim.freeze_stored() is False  # nothing stored yet
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        _create(sim, Simulator.GC_FREEZE_STEP + 10)
+        assert sim.freeze_stored() is True and gc.get_freeze_count() > 0
+        assert sim.freeze_stored() is False  # not again until another step
+        grown = tracemalloc.get_traced_memory()[0] - before
+        sim.reset()
+        assert gc.get_freeze_count() == 0  # unfrozen: cycles frozen alive can be collected
+        left = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+        gc.unfreeze()
+    assert grown > 1_000_000
+    assert left < grown / 10  # reference counting freed the frozen transactions
+
+
+def test_shared_values_are_equal_and_bounded() -> None:
+    sim = Simulator(Config(frozen_clock=True, seed=1))
+    _create(sim, 5000)
+    txns = list(sim.ledger.by_id.values())
+    a, b = txns[-2], txns[-1]  # the shared table is emptied when full: neighbours share
+    assert a.callback_url_fail is b.callback_url_fail == "https://shop.example.com/failed"
+    assert a.currency is b.currency == "USD" and a.amount is b.amount == 1000
+    assert [t.note for t in txns[:3]] == ["order 0", "order 1", "order 2"]
+    assert len(sim.ledger._shared) <= 4096
+
+
+async def test_ipn_worker_failure_is_recorded() -> None:
+    sim = Simulator(Config(frozen_clock=True, seed=1))
+    boom = RuntimeError("boom")
+
+    async def broken(item: _Send) -> None:
+        raise boom
+
+    await sim.ipn.start()
+    try:
+        sim.ipn._send = broken  # type: ignore[method-assign]
+        sim.ipn._queue.put_nowait(_Send("n-1", "first", None))
+        await sim.ipn.drain()
+    finally:
+        await sim.ipn.close()
+    assert sim.take_errors() == [boom]
+
+
+async def test_running_clock_job_is_not_late(aiohttp_client: Callable[..., Any]) -> None:
+    """The ticker sleeps up to 1 s; a job scheduled sooner wakes it."""
+    sim = Simulator(Config(seed=1))
+    await aiohttp_client(create_app(sim))
+    await asyncio.sleep(0.05)  # the ticker is asleep now, for about a second
+    fired: list[float] = []
+    started = time.monotonic()
+    sim.scheduler.after(0.05, lambda: fired.append(time.monotonic()))
+    for _ in range(100):
+        if fired:
+            break
+        await asyncio.sleep(0.01)
+    assert fired and fired[0] - started < 0.5
+
+
+async def test_failing_job_is_recorded(aiohttp_client: Callable[..., Any]) -> None:
+    sim = Simulator(Config(seed=1))
+    await aiohttp_client(create_app(sim))
+    boom = RuntimeError("job")
+
+    def bad() -> None:
+        raise boom
+
+    sim.scheduler.after(0.01, bad)
+    for _ in range(100):
+        if sim.errors:
+            break
+        await asyncio.sleep(0.01)
+    assert sim.take_errors() == [boom]
