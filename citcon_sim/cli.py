@@ -52,9 +52,8 @@ async def serve_forever(sim: Simulator, *, ready: asyncio.Event | None = None) -
     await runner.setup()
     site = web.TCPSite(runner, sim.config.host, sim.config.port)
     await site.start()
-    server = site._server
-    if server is not None and server.sockets:  # port 0: learn the port the OS chose
-        host, port = server.sockets[0].getsockname()[:2]
+    if runner.addresses:  # port 0: learn the port the OS chose
+        port = runner.addresses[0][1]
         shown = sim.config.host if sim.config.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
         sim.bound_url = f"http://{shown}:{port}"
     click.echo(banner(sim))

@@ -482,9 +482,11 @@ _RESPONSES: dict[str, Schema] = {
                                 "text/plain": {"schema": _STR}}},
 }
 
-_MERCHANT = [{"bearerAuth": []}]
+_MERCHANT: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 # Open unless the simulator runs with --admin-token; then any one of these lets a call in.
-_ADMIN = [{}, {"adminBearer": []}, {"adminHeader": []}, {"adminQuery": []}, {"adminCookie": []}]
+_ADMIN: list[dict[str, list[str]]] = [
+    {}, {"adminBearer": []}, {"adminHeader": []}, {"adminQuery": []}, {"adminCookie": []},
+]
 _MERCHANT_ERRORS = (400, 401, 413, 500)
 
 

@@ -82,7 +82,7 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
     )
     if not allowed:
         # Never says which part was wrong, and never echoes what was sent.
-        resp = envelope(Unauthorized(
+        resp: web.StreamResponse = envelope(Unauthorized(
             "the control surface needs the admin token "
             "(Authorization: Bearer <token> or X-Admin-Token)"))
         resp.headers["WWW-Authenticate"] = 'Bearer realm="citcon-sim /_sim/"'

@@ -816,10 +816,10 @@ class StateFile:
             merchants.clear()
             for t in snap.get("transactions") or ():
                 if isinstance(t, dict):
-                    txns[t.get("id")] = t
+                    txns[str(t.get("id"))] = t
             for n in snap.get("ipn") or ():
                 if isinstance(n, dict):
-                    notes[n.get("notify_id")] = n
+                    notes[str(n.get("notify_id"))] = n
             merchants.update(snap.get("merchants") or {})
 
         rebase(base)
