@@ -20,8 +20,11 @@ _PARAMS: web.RequestKey[Params] = web.RequestKey("citcon_sim.params")
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str)
 
 
-def _dumps(data: object) -> str:
+def dumps(data: object) -> str:
     return _ENCODER.encode(data)
+
+
+_dumps = dumps
 
 
 def json_response(data: object, status: int = 200) -> web.Response:

@@ -20,7 +20,7 @@ from aiohttp import web
 from . import errors
 from .errors import CitconError, UnknownError
 from .http_util import SIM, bearer_token, envelope, read_params
-from .journal import RESPONSE_BYTES, token_digest, token_hint
+from .journal import RESPONSE_BYTES
 from .params import Params
 from .scenarios import ApiScript, RequestFacts, Rule
 
@@ -158,31 +158,27 @@ def _journal(
             textual, charset = _textual(response)
             if textual:
                 body = raw if len(raw) <= RESPONSE_BYTES else raw[:RESPONSE_BYTES]
-    params = call.params
-    txn_id = params.get("transaction_id")
+    txn_id = call.params.get("transaction_id")
     if txn_id is None:
         endpoint = call.endpoint
         if endpoint == "qr":
-            txn_id = params.get("q")  # the QR image of that transaction
+            txn_id = call.params.get("q")  # the QR image of that transaction
         elif endpoint == "pay" or endpoint == "pay_qr":
             # pay/pay_qr answer a URL (plain text or response_format=json) naming it.
             answer = body.decode(charset, "replace") if body is not None else call.unsent
             if answer is not None:
                 found = _URL_TXN_ID.search(answer)
                 txn_id = found.group(1) if found else None
-    token = call.token
-    clock = sim.clock
     sim.journal.append(
-        clock.format(clock.time()),
+        sim.clock.time(),  # formatted when the journal is read
         request.method,
         request.path,
         call.endpoint,
-        token_hint(token),
-        token_digest(token) if token else None,
-        params,  # redacted when read (JournalEntry.as_dict)
+        call.token,  # only its hint and digest are kept
+        call.params,  # redacted when read (JournalEntry.as_dict)
         response.status,
         body,
-        round((time.perf_counter() - started) * 1000, 3),
+        time.perf_counter() - started,
         txn_id if isinstance(txn_id, str) else None,
         call.rule.name if call.rule is not None else None,
         charset,

@@ -42,7 +42,10 @@ class Simulator:
             self.clock, fx=self.fx, ids=IdFactory(config.seed), merchants=merchants
         )
         self.qr = QrCache()
-        self.journal = Journal(config.journal_size)
+        self.journal = Journal(config.journal_size, self.clock.format)
+        # inquire's encoded charge per transaction id: (transaction, its charge_state,
+        # bytes); see api._charge_body.
+        self.charge_cache: dict[str, tuple[Transaction, tuple[object, ...], bytes]] = {}
         self.scenarios = ScenarioBook(magic=config.magic_amounts)
         for spec in config.scenarios:
             self.scenarios.load(resolve_scenario(spec))
@@ -144,6 +147,7 @@ class Simulator:
     def reset(self, token: str | None = None) -> None:
         """Forget transactions (all, or one merchant's). Loaded scenarios stay loaded."""
         self.ledger.reset(token)
+        self.charge_cache.clear()
         self._gc_mark = min(self._gc_mark, len(self.ledger.by_id) + len(self.ledger.refunds_by_id))
         if token is None and self._gc_frozen:
             gc.unfreeze()  # the next full collection may look at everything again

@@ -38,6 +38,20 @@ def charge(txn: Transaction, clock: VirtualClock) -> dict[str, Any]:
     }
 
 
+def charge_state(txn: Transaction) -> tuple[Any, ...]:
+    """Every Transaction field charge() reads: while this tuple compares equal (and the
+    clock is the same), so does charge()'s answer. inquire keeps the encoded answer with
+    it (api._charge_body), so a changed field, by whatever path (ledger, control routes,
+    scenarios, --state), is a new answer. Refunds and captures are only ever appended."""
+    return (
+        txn.id, txn.amount, txn.currency, txn.trans_amount, txn.trans_currency,
+        txn.paid_at, txn.created_at, txn.reference, txn.status, txn.note, txn.vendor,
+        txn.method, txn.auto_capture, txn.captured_amount, txn.refunded_amount,
+        txn.refunded_trans_amount, txn.expires_at, len(txn.refunds or ()),
+        len(txn.captures or ()),
+    )
+
+
 def refund(r: Refund, clock: VirtualClock) -> dict[str, Any]:
     return {
         "id": r.id,
