@@ -433,15 +433,20 @@ class Ledger:
         paid_trans = txn.captured_trans_amount
         left = txn.paid_amount - txn.refunded_amount
         left_trans = paid_trans - txn.refunded_trans_amount
-        # The refund is stated on one side; the other follows at the transaction's own rate.
+        # The refund is stated on one side; the other follows at the transaction's own
+        # rate (amount : trans_amount), not at the rate of what is captured so far: a
+        # Klarna payment may be captured further after a refund, and the refunds must
+        # stay at the rate of the whole. The remainder on one side is the remainder on
+        # the other, and neither side ever goes past what is left.
         if cmd.settlement is not None:
             if cmd.settlement.currency != txn.currency:
                 return RefundResult(False, REFUND_CURRENCY)
             amount = cmd.settlement.amount
             if amount > left:
                 return RefundResult(False, REFUND_OVER_PAID)
-            trans_amount = _follow(txn.refunded_amount, amount, txn.paid_amount,
-                                   txn.refunded_trans_amount, paid_trans)
+            trans_amount = left_trans if amount == left else min(left_trans, _follow(
+                txn.refunded_amount, amount, txn.amount, txn.refunded_trans_amount,
+                txn.trans_amount))
         else:
             assert cmd.transaction is not None
             if cmd.transaction.currency != txn.trans_currency:
@@ -449,8 +454,9 @@ class Ledger:
             trans_amount = cmd.transaction.amount
             if trans_amount > left_trans:
                 return RefundResult(False, REFUND_OVER_PAID)
-            amount = _follow(txn.refunded_trans_amount, trans_amount, paid_trans,
-                             txn.refunded_amount, txn.paid_amount)
+            amount = left if trans_amount == left_trans else min(left, _follow(
+                txn.refunded_trans_amount, trans_amount, txn.trans_amount,
+                txn.refunded_amount, txn.amount))
         balances = merchant.balances(self.clock.day())
         if not merchant.settings.refund_exempt and amount > balances.get(txn.currency, 0):
             return RefundResult(False, REFUND_NO_BALANCE)

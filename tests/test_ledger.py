@@ -986,3 +986,24 @@ def test_get_unknown_id_is_not_found(ledger: Ledger) -> None:
     with pytest.raises(NotFound) as info:
         ledger.get("U0000000001-00000000000000000000")
     assert info.value.http_status == 404
+
+
+def test_refund_between_klarna_captures_converts_at_the_transactions_own_rate(
+    ledger: Ledger, m: Merchant
+) -> None:
+    """Found by the state machine: a refund converted at the rate of what was captured so
+    far (2 JPY ↔ 1 cent, so 1 JPY → 0 cents) drifts from the payment's own rate
+    (3 JPY ↔ 2 cents: 1 JPY → 1 cent) once the rest is captured."""
+    txn = paid(ledger, m, vendor="klarna", amount=3, currency="JPY", trans_currency="USD",
+               auto_capture="false")
+    assert (txn.amount, txn.trans_amount) == (3, 2)
+    first = capture(ledger, m, txn, amount=2, multi_capture="true")
+    assert first.trans_amount == 1  # round(2 × 2/3)
+    result = refund(ledger, m, txn, amount=1, currency="JPY")
+    assert result.refunded and result.refund.trans_amount == 1  # round(1 × 2/3), not 0
+    capture(ledger, m, txn, multi_capture="true")
+    assert (txn.captured_amount, txn.captured_trans_amount) == (3, 2)
+    # The rest refunds exactly what is left on both sides.
+    rest = refund(ledger, m, txn, amount=2, currency="JPY")
+    assert (rest.refund.amount, rest.refund.trans_amount) == (2, 1)
+    assert (txn.refunded_amount, txn.refunded_trans_amount) == (3, 2)
