@@ -22,30 +22,46 @@ log = logging.getLogger("citcon_sim")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+NOSNIFF = ("X-Content-Type-Options", "nosniff")
+
+
 @web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every failure becomes the Citcon error envelope; never a traceback."""
+async def front(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The application's one middleware. Each aiohttp middleware layer (and the signal a
+    response header would otherwise come from) costs every request a coroutine, so the
+    merchant API's scenarios and journal, the admin-token guard, the error envelope and
+    ``X-Content-Type-Options: nosniff`` all start here.
+
+    Every failure becomes the Citcon error envelope; never a traceback."""
     try:
-        return await handler(request)
+        if request.path.startswith("/payment/"):
+            response = await merchant_api(request, handler)
+        elif request.app[SIM].config.admin_token and security.locked(request):
+            response = await security.guard(request, handler)
+        else:
+            response = await handler(request)
     except CitconError as exc:
-        return envelope(exc)
+        response = envelope(exc)
     except web.HTTPRequestEntityTooLarge:
-        return envelope(PayloadTooLarge("request body is larger than the limit"))
+        response = envelope(PayloadTooLarge("request body is larger than the limit"))
     except web.HTTPNotFound:
-        return envelope(NotFound("no such endpoint"))
+        response = envelope(NotFound("no such endpoint"))
     except web.HTTPMethodNotAllowed as exc:
         error = BadRequest(f"{request.method} is not allowed here")
-        body = json_response(error.envelope(), status=405)
-        body.headers["Allow"] = ",".join(sorted(exc.allowed_methods))
-        return body
-    except web.HTTPException:
+        response = json_response(error.envelope(), status=405)
+        response.headers["Allow"] = ",".join(sorted(exc.allowed_methods))
+    except web.HTTPException as exc:  # redirects and the like: aiohttp sends them
+        exc.headers.setdefault(*NOSNIFF)
         raise
     except (asyncio.CancelledError, ConnectionResetError):
         raise
     except Exception as exc:
         log.exception("unexpected error on %s %s", request.method, request.path)
         request.app[SIM].record_error(exc)
-        return envelope(UnknownError())
+        response = envelope(UnknownError())
+    if not response.prepared:  # a stream (the dashboard's events) sets its own
+        response.headers.setdefault(*NOSNIFF)
+    return response
 
 
 async def _ticker(app: web.Application) -> AsyncIterator[None]:
@@ -113,7 +129,7 @@ async def _openapi(request: web.Request) -> web.StreamResponse:
 def create_app(sim: Simulator | None = None) -> web.Application:
     sim = sim or Simulator()
     app = web.Application(
-        middlewares=[error_middleware, merchant_api], client_max_size=sim.config.max_body_bytes
+        middlewares=[front], client_max_size=sim.config.max_body_bytes
     )
     app[SIM] = sim
     api.add_routes(app)
@@ -122,7 +138,7 @@ def create_app(sim: Simulator | None = None) -> web.Application:
     dashboard.add_routes(app)
     state_routes.add_routes(app)  # GET/PUT /_sim/state
     app.router.add_get("/openapi.json", _openapi)
-    security.setup(app)  # --admin-token guard for /_sim/, nosniff on every answer
+    security.setup(app)  # redaction filters on aiohttp's loggers
     app.cleanup_ctx.append(_ticker)
     app.cleanup_ctx.append(_ipn_sender)
     return app

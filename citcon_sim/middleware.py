@@ -78,10 +78,8 @@ class _Call:
     unsent: str | None = None  # the answer a scripted timeout never delivered
 
 
-@web.middleware
 async def merchant_api(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if not request.path.startswith("/payment/"):
-        return await handler(request)
+    """A ``/payment/`` request, from the application's middleware (``app.front``)."""
     sim = request.app[SIM]
     started = time.perf_counter()
     endpoint = request.path.removeprefix("/payment/")

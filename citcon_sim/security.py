@@ -8,7 +8,7 @@ HttpOnly, SameSite=Strict cookie so the page's own later calls are let in. Anyth
 is a 401 envelope. The merchant API (``/payment/``) and the wallet pages stay open: they
 are what merchants and consumers use, and merchants authenticate with their own tokens.
 
-Every response also gets ``X-Content-Type-Options: nosniff``.
+Every response also gets ``X-Content-Type-Options: nosniff`` (set in ``app.front``).
 
 :class:`RedactingAccessLogger` is the access logger ``citcon-sim serve --access-log``
 uses: token-like query parameters (``token``, ``admin_token``, …) and credential headers
@@ -61,17 +61,19 @@ def cookie_value(admin_token: str) -> str:
     return hmac.new(key, b"citcon-sim admin cookie", hashlib.sha256).hexdigest()
 
 
-def _locked(request: web.Request) -> bool:
+def locked(request: web.Request) -> bool:
+    """A /_sim request that needs the admin token (when one is configured)."""
     path = request.path
     if path != "/_sim" and not path.startswith("/_sim/"):
         return False
     return not (path in OPEN and request.method in ("GET", "HEAD"))
 
 
-@web.middleware
-async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The admin-token check, for a request ``locked()`` says needs it (called from the
+    application's middleware, ``app.front``)."""
     admin = request.app[SIM].config.admin_token
-    if not admin or not _locked(request):
+    if not admin or not locked(request):
         return await handler(request)
     from_query = _same(request.query.get(QUERY_KEY), admin)
     allowed = (
@@ -105,14 +107,9 @@ def _set_cookie(request: web.Request, resp: web.StreamResponse, admin: str) -> N
                     samesite="Strict", secure=request.secure)
 
 
-async def _nosniff(request: web.Request, response: web.StreamResponse) -> None:
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-
-
 def setup(app: web.Application) -> None:
-    """Register the admin-token guard and the response headers (``create_app``)."""
-    app.middlewares.append(middleware)
-    app.on_response_prepare.append(_nosniff)
+    """Put the log filters on aiohttp's loggers (``create_app``). The admin-token guard
+    and the nosniff header are applied by the application's middleware (``app.front``)."""
     # Also for runners this package does not make (aiohttp's test server, gunicorn…).
     for name, kind in (("aiohttp.server", ScrubParseErrors), ("aiohttp.access", RedactAccessLog)):
         logger = logging.getLogger(name)
