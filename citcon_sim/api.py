@@ -9,7 +9,7 @@ from . import commands, wire
 from .errors import BadRequest
 from .http_util import SIM, bearer_token, dumps, json_response, read_params
 from .ledger import Merchant, Refund, Status, Transaction, wire_status
-from .middleware import RULE
+from .middleware import CALL, MerchantCall
 from .params import text as text_param
 from .simulator import Simulator
 
@@ -18,15 +18,19 @@ QR_UNKNOWN = {"result": "fail", "reason": "QR code not found."}
 MAX_OFFSET = 10**9  # far past any ledger; itertools.islice refuses more than sys.maxsize
 
 
-async def _merchant_call(request: web.Request) -> tuple[Simulator, Merchant, dict]:
+async def _merchant_call(request: web.Request) -> tuple[Simulator, Merchant, MerchantCall]:
     sim = request.app[SIM]
-    merchant = sim.ledger.merchant(bearer_token(request))
-    return sim, merchant, await read_params(request)
+    call = request.get(CALL)
+    if call is None:  # an app without the middleware (app.front) in front of the handler
+        endpoint = request.path.rpartition("/")[2]
+        call = MerchantCall(endpoint, bearer_token(request), await read_params(request))
+    return sim, sim.ledger.merchant(call.token), call
 
 
 async def _create(request: web.Request, method: str) -> web.Response:
-    sim, merchant, params = await _merchant_call(request)
-    cmd = commands.parse_payment(params, method, request.get(RULE))
+    sim, merchant, call = await _merchant_call(request)
+    params = call.params
+    cmd = commands.parse_payment(params, method, call.rule)
     # Parsed before the ledger changes: a malformed value is a 4100, never a 500.
     as_json = (text_param(params, "response_format") or "").lower() == "json"
     txn, created = sim.ledger.create_payment(merchant, cmd)
@@ -59,8 +63,8 @@ async def pay_qr(request: web.Request) -> web.Response:
 
 
 async def inquire(request: web.Request) -> web.Response:
-    sim, merchant, params = await _merchant_call(request)
-    found = sim.ledger.inquire(merchant, commands.parse_inquire(params))
+    sim, merchant, call = await _merchant_call(request)
+    found = sim.ledger.inquire(merchant, commands.parse_inquire(call.params))
     if isinstance(found, Refund):
         return json_response(wire.refund(found, sim.clock))
     return web.Response(body=_charge_body(sim, found), headers=_JSON_HEADERS)
@@ -88,28 +92,28 @@ def _charge_body(sim: Simulator, txn: Transaction) -> bytes:
 
 
 async def refund(request: web.Request) -> web.Response:
-    sim, merchant, params = await _merchant_call(request)
-    result = sim.ledger.refund(merchant, commands.parse_refund(params, request.get(RULE)))
+    sim, merchant, call = await _merchant_call(request)
+    result = sim.ledger.refund(merchant, commands.parse_refund(call.params, call.rule))
     return json_response(wire.refund_result(result))
 
 
 async def cancel(request: web.Request) -> web.Response:
-    sim, merchant, params = await _merchant_call(request)
-    result = sim.ledger.cancel(merchant, commands.parse_cancel(params))
+    sim, merchant, call = await _merchant_call(request)
+    result = sim.ledger.cancel(merchant, commands.parse_cancel(call.params))
     return json_response(wire.cancel_result(result))
 
 
 async def capture(request: web.Request) -> web.Response:
-    sim, merchant, params = await _merchant_call(request)
-    cap = sim.ledger.capture(merchant, commands.parse_capture(params))
+    sim, merchant, call = await _merchant_call(request)
+    cap = sim.ledger.capture(merchant, commands.parse_capture(call.params))
     txn = sim.ledger.get(cap.transaction_id)
     return json_response(wire.capture_result(cap, txn, sim.clock))
 
 
 async def transactions(request: web.Request) -> web.Response:
     """The merchant's transactions, newest first (Citcon's QA collections call this)."""
-    sim, merchant, params = await _merchant_call(request)
-    limit, offset = page(params)
+    sim, merchant, call = await _merchant_call(request)
+    limit, offset = page(call.params)
     txns = sim.ledger.transactions(merchant, limit=limit, offset=offset)
     return json_response({"transactions": [wire.charge(t, sim.clock) for t in txns]})
 

@@ -35,6 +35,9 @@ def envelope(error: CitconError) -> web.Response:
     return json_response(error.envelope(), status=error.http_status)
 
 
+_FORM = "application/x-www-form-urlencoded"
+
+
 async def read_params(request: web.Request) -> Params:
     """Query string and body together (body wins), normalised per ``params``.
 
@@ -47,9 +50,14 @@ async def read_params(request: web.Request) -> Params:
 
 
 async def _read_params(request: web.Request) -> Params:
-    pairs: list[tuple[str, str]] = list(request.query.items())
+    pairs: list[tuple[str, str]] = (
+        list(request.query.items()) if request.query_string else []
+    )
     if request.body_exists:
-        ctype = request.content_type
+        # The usual form header is taken as it is; anything else goes through aiohttp's
+        # parse (parameters, case, whitespace).
+        raw_ctype = request.headers.get("Content-Type")
+        ctype = _FORM if raw_ctype == _FORM else request.content_type
         if ctype == "multipart/form-data":
             try:
                 form = await request.post()

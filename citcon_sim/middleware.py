@@ -1,7 +1,7 @@
 """The merchant API's middleware: scenario decisions, API misbehaviour and the journal.
 
 For every ``/payment/`` request the scenario book decides once; the matching rule is put
-on the request (``RULE``) for the handler to carry into the ledger, and its ``api``
+on the request (``CALL``) for the handler to carry into the ledger, and its ``api``
 behaviour (latency, an error, a 5xx, a dropped connection, a timeout after the work is
 done) is applied here. Every call, however it ends, is written to the journal.
 """
@@ -27,8 +27,6 @@ from .scenarios import ApiScript, RequestFacts, Rule
 log = logging.getLogger("citcon_sim")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-# Request key: the scenario rule that matched this request, or None.
-RULE: web.RequestKey[Rule | None] = web.RequestKey("citcon_sim.rule")
 _ERRORS: dict[int, type[CitconError]] = {
     cls.code: cls
     for cls in (errors.UnknownError, errors.BadRequest, errors.VendorNotSupported,
@@ -70,12 +68,18 @@ def scripted_failure(script: ApiScript) -> web.Response | None:
 
 
 @dataclass(slots=True)
-class _Call:
+class MerchantCall:
+    """One ``/payment/`` request as the middleware read it; the handler takes its token,
+    parameters and scenario rule from here (``CALL``) instead of reading them again."""
+
     endpoint: str
     token: str | None
     params: Params = field(default_factory=dict)
-    rule: Rule | None = None
+    rule: Rule | None = None  # the scenario rule that matched this request, or None
     unsent: str | None = None  # the answer a scripted timeout never delivered
+
+
+CALL: web.RequestKey[MerchantCall] = web.RequestKey("citcon_sim.call")
 
 
 async def merchant_api(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -83,7 +87,7 @@ async def merchant_api(request: web.Request, handler: Handler) -> web.StreamResp
     sim = request.app[SIM]
     started = time.perf_counter()
     endpoint = request.path.removeprefix("/payment/")
-    call = _Call("list" if endpoint == "transactions" else endpoint, bearer_token(request))
+    call = MerchantCall("list" if endpoint == "transactions" else endpoint, bearer_token(request))
     try:
         response = await _handle(request, handler, call)
     except CitconError as exc:
@@ -99,12 +103,12 @@ async def merchant_api(request: web.Request, handler: Handler) -> web.StreamResp
     return response
 
 
-async def _handle(request: web.Request, handler: Handler, call: _Call) -> web.StreamResponse:
+async def _handle(request: web.Request, handler: Handler, call: MerchantCall) -> web.StreamResponse:
     call.params = await read_params(request)
     book = request.app[SIM].scenarios
     if book.could_match(call.endpoint, call.token):
         call.rule = book.decide(facts_for(call.endpoint, call.token, call.params))
-    request[RULE] = call.rule  # None: no loaded rule concerns this endpoint
+    request[CALL] = call
     script = call.rule.api if call.rule is not None else None
     if script is None:
         return await handler(request)
@@ -143,7 +147,7 @@ def _textual(response: web.Response) -> tuple[bool, str]:
 
 
 def _journal(
-    request: web.Request, call: _Call, response: web.StreamResponse, started: float
+    request: web.Request, call: MerchantCall, response: web.StreamResponse, started: float
 ) -> None:
     sim = request.app[SIM]
     # Only textual answers are journalled: a QR image is binary and has no text. The

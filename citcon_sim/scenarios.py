@@ -470,6 +470,8 @@ class ScenarioBook:
     def could_match(self, endpoint: str, token: str | None) -> bool:
         """Whether any loaded rule could match a request to ``endpoint``: when none can,
         the middleware skips building the facts and deciding (nothing to count either)."""
+        if not self.global_scenarios and not self.by_token:  # the usual case: magic only
+            return self.magic_enabled and bool(self._magic.rules_for(endpoint))
         return any(scenario.rules_for(endpoint) for scenario in self._groups(token))
 
     def decide(self, facts: RequestFacts) -> Rule | None:
