@@ -33,6 +33,12 @@ def token_digest(token: str) -> str:
 
 
 @functools.lru_cache(maxsize=1024)
+def _token_keys(token: str | None) -> tuple[str | None, str | None]:
+    """(hint, digest): what the journal keeps of a token, in one cached call."""
+    return token_hint(token), token_digest(token) if token else None
+
+
+@functools.lru_cache(maxsize=1024)
 def token_hint(token: str | None) -> str | None:
     if not token:
         return None
@@ -125,9 +131,8 @@ class Journal:
         sent (only its hint and digest are kept) and the duration in seconds."""
         if self.enabled:
             self._entries.append((
-                next(self._seq), ts, method, path, endpoint, token_hint(token),
-                token_digest(token) if token else None, params, status, response,
-                duration_s, transaction_id, scenario_rule, charset,
+                next(self._seq), ts, method, path, endpoint, *_token_keys(token), params,
+                status, response, duration_s, transaction_id, scenario_rule, charset,
             ))
 
     def _entry(self, raw: JournalEntry | tuple[Any, ...]) -> JournalEntry:

@@ -89,29 +89,32 @@ async def merchant_api(request: web.Request, handler: Handler) -> web.StreamResp
     endpoint = request.path.removeprefix("/payment/")
     call = MerchantCall("list" if endpoint == "transactions" else endpoint, bearer_token(request))
     try:
-        response = await _handle(request, handler, call)
+        call.params = await read_params(request)
+        book = sim.scenarios
+        if book.could_match(call.endpoint, call.token):
+            call.rule = book.decide(facts_for(call.endpoint, call.token, call.params))
+        request[CALL] = call
+        if call.rule is None or call.rule.api is None:  # nearly every request
+            response = await handler(request)
+        else:
+            response = await _scripted(request, handler, call, call.rule.api)
     except CitconError as exc:
         response = envelope(exc)
     except web.HTTPException:
         raise
     except Exception as exc:
         log.exception("unexpected error on %s %s", request.method, request.path)
-        request.app[SIM].record_error(exc)
+        sim.record_error(exc)
         response = envelope(UnknownError())
     if sim.journal.enabled:
         _journal(request, call, response, started)
     return response
 
 
-async def _handle(request: web.Request, handler: Handler, call: MerchantCall) -> web.StreamResponse:
-    call.params = await read_params(request)
-    book = request.app[SIM].scenarios
-    if book.could_match(call.endpoint, call.token):
-        call.rule = book.decide(facts_for(call.endpoint, call.token, call.params))
-    request[CALL] = call
-    script = call.rule.api if call.rule is not None else None
-    if script is None:
-        return await handler(request)
+async def _scripted(
+    request: web.Request, handler: Handler, call: MerchantCall, script: ApiScript
+) -> web.StreamResponse:
+    """The scenario's ``api`` behaviour around the handler."""
     if script.latency_ms and not script.timeout:
         await asyncio.sleep(script.latency_ms / 1000)  # real time: it is the client who waits
     if script.drop:

@@ -38,10 +38,11 @@ def normalise(pairs: Iterable[tuple[str, str]]) -> Params:
         if len(key) > MAX_KEY_LENGTH:
             raise BadRequest(f"parameter name longer than {MAX_KEY_LENGTH} characters")
         value = raw_value.strip()
-        top = key.split("[", 1)[0]
-        limit = LONG_FIELDS.get(top, MAX_VALUE_LENGTH)
-        if len(value) > limit:
-            raise BadRequest(f"{top} is longer than {limit} characters")
+        if len(value) > MAX_VALUE_LENGTH:  # only then is the field's own limit looked up
+            top = key.split("[", 1)[0]
+            limit = LONG_FIELDS.get(top, MAX_VALUE_LENGTH)
+            if len(value) > limit:
+                raise BadRequest(f"{top} is longer than {limit} characters")
         if not value or not key:
             continue
         _assign(out, key, value)

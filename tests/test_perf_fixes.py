@@ -295,3 +295,16 @@ async def test_cached_charge_is_not_reused_after_reset(frozen: tuple[Simulator, 
     assert again == first
     after = await _check(sim, client, again, before, reference="after-reset", status=None)
     assert after["id"] == before["id"]
+
+
+def test_long_field_limits_only_raise_the_default() -> None:
+    """params.normalise looks up a field's own limit only past MAX_VALUE_LENGTH."""
+    from citcon_sim import params
+    from citcon_sim.errors import BadRequest
+
+    assert all(limit >= params.MAX_VALUE_LENGTH for limit in params.LONG_FIELDS.values())
+    with pytest.raises(BadRequest):
+        params.normalise([("reference", "x" * (params.MAX_VALUE_LENGTH + 1))])
+    assert params.normalise([("note", "x" * 4096)])["note"] == "x" * 4096
+    with pytest.raises(BadRequest):
+        params.normalise([("note", "x" * 4097)])
