@@ -96,6 +96,8 @@ class VirtualClock:
 
 @dataclass(order=True)
 class _Job:
+    """A scheduled callback, ordered by due time then by scheduling order."""
+
     due: float
     seq: int
     action: Callable[[], object] = field(compare=False)

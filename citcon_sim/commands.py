@@ -32,12 +32,16 @@ EXTRA_FIELDS = ("country", "locale", "promo", "consumer", "billing_address", "ex
 
 @dataclass(frozen=True, slots=True)
 class Money:
+    """An amount in minor units and its ISO 4217 currency."""
+
     amount: int
     currency: str
 
 
 @dataclass(slots=True)
 class PaymentCommand:
+    """A validated pay / pay_qr request."""
+
     method: str  # "pay" (hosted page) or "pay_qr" (QR image)
     vendor: Vendor
     reference: str
@@ -59,12 +63,16 @@ class PaymentCommand:
 
 @dataclass(frozen=True, slots=True)
 class Lookup:
+    """How a request names a transaction: by id, by reference, or both."""
+
     transaction_id: str | None
     reference: str | None
 
 
 @dataclass(frozen=True, slots=True)
 class RefundCommand:
+    """A validated refund request: stated on the settlement or the transaction side."""
+
     lookup: Lookup
     settlement: Money | None
     transaction: Money | None
@@ -74,6 +82,8 @@ class RefundCommand:
 
 @dataclass(frozen=True, slots=True)
 class CaptureCommand:
+    """A validated capture request (delayed-capture vendors)."""
+
     lookup: Lookup
     amount: int | None
     multi_capture: bool

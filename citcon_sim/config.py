@@ -10,6 +10,8 @@ from typing import Any
 
 @dataclass(slots=True)
 class Config:
+    """Everything ``citcon-sim serve`` and ``Simulator`` can be configured with."""
+
     host: str = "127.0.0.1"
     port: int = 8080
     public_url: str | None = None  # base for returned URLs; default: the listening address

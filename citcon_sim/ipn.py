@@ -134,6 +134,8 @@ async def _read_start(stream: aiohttp.StreamReader, limit: int) -> bytes:
 
 @dataclass(slots=True)
 class Attempt:
+    """One delivery attempt of an IPN: when, how it ended, how long it took."""
+
     number: int
     trigger: str  # first | retry | redeliver | duplicate
     at: float  # virtual time the attempt started
@@ -150,6 +152,8 @@ class Attempt:
 
 @dataclass(slots=True)
 class Notification:
+    """One IPN (one ``notify_id``) and its delivery history."""
+
     notify_id: str
     transaction_id: str
     token: str
@@ -168,6 +172,8 @@ class Notification:
 
 @dataclass(slots=True)
 class _Send:
+    """A queued delivery: which notification, what triggered it, who waits for it."""
+
     notify_id: str
     trigger: str
     waiter: asyncio.Future[Attempt] | None = None

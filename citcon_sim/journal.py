@@ -58,6 +58,8 @@ def _iso_seconds(ts: float) -> str:
 
 @dataclass(slots=True)
 class JournalEntry:
+    """One merchant API call as the journal shows it (token redacted)."""
+
     seq: int
     time: str  # virtual time
     method: str

@@ -69,6 +69,8 @@ CANCEL_WINDOW = "Not in cancellation window"
 
 @dataclass(slots=True)
 class Refund:
+    """A refund of (part of) a paid transaction; both currency sides."""
+
     id: str
     transaction_id: str
     amount: int
@@ -82,6 +84,8 @@ class Refund:
 
 @dataclass(slots=True)
 class Capture:
+    """A capture of (part of) an authorisation; both currency sides."""
+
     transaction_id: str
     amount: int
     currency: str
@@ -92,6 +96,8 @@ class Capture:
 
 @dataclass(slots=True)
 class Transaction:
+    """A payment and everything that happened to it."""
+
     id: str
     token: str
     reference: str
@@ -141,6 +147,8 @@ class Transaction:
 
 @dataclass(frozen=True, slots=True)
 class LedgerEvent:
+    """What the ledger tells its listeners (IPN sender, dashboard, --state)."""
+
     kind: str  # created, paid, authorized, captured, failed, expired, cancelled, refunded
     transaction: Transaction
     detail: Any = None
@@ -148,6 +156,8 @@ class LedgerEvent:
 
 @dataclass(frozen=True, slots=True)
 class RefundResult:
+    """The refund endpoint's answer: refunded or not, and the status text."""
+
     refunded: bool
     status: str
     refund: Refund | None = None
@@ -155,6 +165,8 @@ class RefundResult:
 
 @dataclass(frozen=True, slots=True)
 class CancelResult:
+    """The cancel endpoint's answer: cancelled or not, and the status text."""
+
     cancelled: bool
     status: str
     transaction: Transaction | None

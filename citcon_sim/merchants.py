@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .errors import CitconError
 from .money import FxTable, normalise_currency
 from .vendors import VENDORS
@@ -25,6 +23,8 @@ class MerchantsFileError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class MerchantSettings:
+    """A merchant's configuration (from --merchants, or lenient defaults)."""
+
     token: str
     partner_id: str
     name: str = ""
@@ -89,6 +89,8 @@ def parse_merchants(data: Any, source: str = "<merchants>") -> dict[str, Merchan
 
 def load_merchants_file(path: str | Path) -> tuple[dict[str, MerchantSettings], dict[str, Any]]:
     """Read a merchants file; returns the merchants and the optional ``fx:`` table."""
+    import yaml  # only with --merchants: PyYAML costs ~8 ms of every start-up
+
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))

@@ -150,6 +150,8 @@ def _minor(value: Any) -> int | None:
 
 @dataclass(frozen=True, slots=True)
 class Item:
+    """One line of ``goods`` as the wallet page lists it."""
+
     name: str
     quantity: int | None
     unit: str | None

@@ -20,11 +20,12 @@ from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
-
-import yaml
+from typing import TYPE_CHECKING, Any
 
 from .params import is_wire_safe
+
+if TYPE_CHECKING:
+    import yaml  # imported where used: PyYAML costs ~8 ms of every start-up
 
 ENDPOINTS = ("pay", "pay_qr", "inquire", "refund", "cancel", "capture", "qr", "list")
 
@@ -52,6 +53,8 @@ class RequestFacts:
 
 @dataclass(frozen=True, slots=True)
 class PaymentScript:
+    """A rule's ``payment:`` action: the consumer's outcome, and when."""
+
     outcome: str  # pay | fail | expire | pending | authorize
     after: float = 0.0
     reason: str = "declined"
@@ -59,6 +62,8 @@ class PaymentScript:
 
 @dataclass(frozen=True, slots=True)
 class IpnScript:
+    """A rule's ``ipn:`` action: how the notification misbehaves."""
+
     delay: float = 0.0
     never: bool = False
     duplicates: int = 0
@@ -70,6 +75,8 @@ class IpnScript:
 
 @dataclass(frozen=True, slots=True)
 class ApiScript:
+    """A rule's ``api:`` action: how the API call itself misbehaves."""
+
     latency_ms: int = 0
     error: int | None = None
     http_status: int | None = None
@@ -79,11 +86,15 @@ class ApiScript:
 
 @dataclass(frozen=True, slots=True)
 class RefundScript:
+    """A rule's ``refund:`` action: the refund is refused."""
+
     status: str  # the refund is refused with this status
 
 
 @dataclass(slots=True)
 class Rule:
+    """One scenario rule: what it matches, what it does, and how often it has matched."""
+
     name: str
     source: str
     line: int | None
@@ -168,6 +179,8 @@ def _asdict(obj: Any) -> dict[str, Any] | None:
 
 @dataclass(slots=True)
 class Scenario:
+    """A named list of rules, tried in order."""
+
     name: str
     source: str
     rules: list[Rule] = field(default_factory=list)
@@ -230,6 +243,8 @@ def _validator() -> Any:
 
 def _node_at(root: yaml.Node | None, path: list[str | int]) -> yaml.Node | None:
     """The YAML node at a JSON path, for error line numbers."""
+    import yaml
+
     node = root
     for part in path:
         if isinstance(node, yaml.MappingNode):
@@ -245,6 +260,8 @@ def _node_at(root: yaml.Node | None, path: list[str | int]) -> yaml.Node | None:
 
 def _key_line(root: yaml.Node | None, path: list[str | int], key: str) -> int | None:
     """The line of ``key`` in the mapping at ``path`` (an unexpected key is reported there)."""
+    import yaml
+
     node = _node_at(root, path)
     if isinstance(node, yaml.MappingNode):
         for k, _ in node.value:
@@ -262,8 +279,6 @@ def _line(root: yaml.Node | None, path: list[str | int]) -> int | None:
     return None
 
 
-_FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
 # Nodes once YAML aliases are expanded: far above any real scenario, far below an alias
 # "billion laughs" (a few hundred bytes that expand to 10^9 nodes and stall validation).
 MAX_EXPANDED_NODES = 100_000
@@ -274,6 +289,8 @@ def _expanded_size(root: yaml.Node | None, limit: int) -> int:
 
     Linear in the distinct nodes (an aliased node is sized once); a recursive alias counts
     as too large."""
+    import yaml
+
     sizes: dict[int, int] = {}
     visiting: set[int] = set()
     stack: list[tuple[yaml.Node, bool]] = [(root, False)] if root is not None else []
@@ -305,7 +322,10 @@ def parse_scenario(text: str, source: str = "<scenario>", *, trusted: bool = Fal
     """A scenario from YAML text, checked against the schema. ``trusted``: text shipped
     in the package and validated by the tests (the magic amounts, parsed at every start):
     libyaml's loader when present and no schema validation, 0.7 ms instead of 23 ms."""
-    loader = _FAST_LOADER if trusted else yaml.SafeLoader
+    import yaml
+
+    fast = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    loader = fast if trusted else yaml.SafeLoader
     try:
         root = yaml.compose(text, Loader=loader)
         data = yaml.load(text, Loader=loader)  # noqa: S506 (a SafeLoader)
@@ -446,7 +466,15 @@ class ScenarioBook:
         self.global_scenarios: list[Scenario] = []
         self.by_token: dict[str, list[Scenario]] = {}
         self.magic_enabled = magic
-        self._magic = _magic()
+        self._magic_table: Scenario | None = None
+
+    @property
+    def _magic(self) -> Scenario:
+        """The magic-amount table, read from magic.yaml the first time a request (or a
+        listing) needs it: YAML is then imported, ~9 ms once, after start-up."""
+        if self._magic_table is None:
+            self._magic_table = _magic()
+        return self._magic_table
 
     def load(self, scenario: Scenario, token: str | None = None) -> None:
         if token is None:

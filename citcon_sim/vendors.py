@@ -20,6 +20,8 @@ DAY = 24 * HOUR
 
 @dataclass(frozen=True, slots=True)
 class Vendor:
+    """One payment method of the catalogue and what it supports."""
+
     code: str
     name: str
     currency: str  # default transaction currency when the merchant sends only amount+currency
