@@ -69,7 +69,7 @@ class Lookup:
     reference: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)  # by identity: less to compile at start-up
 class RefundCommand:
     """A validated refund request: stated on the settlement or the transaction side."""
 
@@ -80,7 +80,7 @@ class RefundCommand:
     script: Rule | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)  # by identity: less to compile at start-up
 class CaptureCommand:
     """A validated capture request (delayed-capture vendors)."""
 
