@@ -62,16 +62,7 @@ def baseline_argv(port: int) -> list[str]:
 def http_status(port: int, path: str, timeout: float = 1.0) -> int | None:
     """Status of one GET on loopback, or None if nothing answers (yet)."""
     request = f"GET {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\nConnection: close\r\n\r\n"
-    try:
-        with socket.create_connection((HOST, port), timeout=timeout) as sock:
-            sock.sendall(request.encode())
-            head = sock.recv(64)
-    except OSError:
-        return None
-    try:
-        return int(head.split(b" ", 2)[1])
-    except (IndexError, ValueError):
-        return None
+    return _status_of(port, request.encode(), timeout)
 
 
 def http_post(port: int, path: str, body: str, headers: dict[str, str],
@@ -82,6 +73,10 @@ def http_post(port: int, path: str, body: str, headers: dict[str, str],
     request = (f"POST {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\nConnection: close\r\n"
                f"Content-Type: application/x-www-form-urlencoded\r\n"
                f"Content-Length: {len(data)}\r\n{extra}\r\n").encode() + data
+    return _status_of(port, request, timeout)
+
+
+def _status_of(port: int, request: bytes, timeout: float) -> int | None:
     try:
         with socket.create_connection((HOST, port), timeout=timeout) as sock:
             sock.sendall(request)
