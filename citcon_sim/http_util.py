@@ -24,11 +24,9 @@ def dumps(data: object) -> str:
     return _ENCODER.encode(data)
 
 
-_dumps = dumps
-
 
 def json_response(data: object, status: int = 200) -> web.Response:
-    return web.json_response(data, status=status, dumps=_dumps)
+    return web.json_response(data, status=status, dumps=dumps)
 
 
 def envelope(error: CitconError) -> web.Response:

@@ -107,7 +107,7 @@ class Journal:
         self, capacity: int = 1000, format_time: Callable[[float], str] | None = None
     ) -> None:
         self.capacity = capacity
-        # A request stores a plain tuple (_Raw): (seq, virtual time as a float, the fields
+        # A request stores a plain tuple: (seq, virtual time as a float, the fields
         # of JournalEntry from method to scenario_rule, charset), with the duration in
         # seconds. The JournalEntry, its time text and its rounded duration are made when
         # the journal is read (query()): a slots-dataclass __init__ and the formatting
