@@ -24,7 +24,6 @@ def dumps(data: object) -> str:
     return _ENCODER.encode(data)
 
 
-
 def json_response(data: object, status: int = 200) -> web.Response:
     return web.json_response(data, status=status, dumps=dumps)
 
