@@ -10,7 +10,6 @@ the way the image starts it. hadolint lints both Dockerfiles when it is installe
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import os
 import queue
@@ -23,7 +22,6 @@ import sys
 import threading
 import tomllib
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -36,9 +34,10 @@ from citcon_sim.cli import main, serve
 from citcon_sim.merchants import load_merchants_file
 from citcon_sim.testing import SimulatorServer
 
+from .example_support import MERCHANT_DIR, load_example_merchant
+
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "Dockerfile"
-MERCHANT_DIR = ROOT / "examples" / "merchant"
 MERCHANT_DOCKERFILE = MERCHANT_DIR / "Dockerfile"
 COMPOSE = ROOT / "docker-compose.example.yml"
 SERVE_ENVVARS = {p.envvar: p for p in serve.params if isinstance(p.envvar, str)}
@@ -102,17 +101,6 @@ def healthcheck_argv(steps: list[tuple[str, str]]) -> list[str]:
 def user_is_root(user: str) -> bool:
     name = user.split(":")[0]
     return name in ("", "0", "root")
-
-
-def load_example_merchant() -> ModuleType:
-    name = "citcon_example_merchant_app"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, MERCHANT_DIR / "app.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
 
 
 def compose() -> dict[str, Any]:

@@ -5,13 +5,10 @@ both services on 127.0.0.1 instead of the compose network."""
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import socket
 import string
-import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import aiohttp
@@ -24,21 +21,10 @@ from hypothesis import strategies as st
 from citcon_sim import Config, sign_ipn, verify_ipn
 from citcon_sim.testing import SimulatorServer
 
+from .example_support import MERCHANT_DIR, load_example_merchant
+
 ROOT = Path(__file__).resolve().parent.parent
-MERCHANT_DIR = ROOT / "examples" / "merchant"
 COMPOSE = ROOT / "docker-compose.example.yml"
-
-
-def load_example_merchant() -> ModuleType:
-    """Import examples/merchant/app.py (not a package) as a module."""
-    name = "citcon_example_merchant_app"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, MERCHANT_DIR / "app.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module  # dataclasses look their module up while the class builds
-        spec.loader.exec_module(module)
-    return sys.modules[name]
 
 
 merchant = load_example_merchant()
