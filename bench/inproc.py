@@ -1,7 +1,7 @@
 """In-process domain measurements, run in a fresh interpreter (``python -m bench.inproc``):
 
 - RSS growth per stored transaction: a Simulator, ``stored`` pay_qr creates through the
-  real parsing path (``parse_qsl`` → ``params.normalise`` → ``commands.parse_payment`` →
+  real parsing path (``parse_qsl`` → ``params.normalise`` → ``requests.parse_payment`` →
   ``Ledger.create_payment``), RSS from /proc/self/statm before and after, divided.
 - create rate with ``stored`` transactions held versus an empty ledger: windows of
   ``sample`` creates timed in CPU seconds, alternating between a fresh (empty) Simulator
@@ -21,8 +21,9 @@ import time
 from urllib.parse import parse_qsl
 
 from bench.workloads import PAY_QR_BODY, TOKEN
-from citcon_sim import Config, Simulator, commands
-from citcon_sim.params import MAX_KEYS, normalise
+from citcon_sim import Config, Simulator
+from citcon_sim.faces.online import requests
+from citcon_sim.faces.params import MAX_KEYS, normalise
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -48,7 +49,7 @@ class Creator:
             self.n += 1
             body = PAY_QR_BODY.replace("{n}", f"{prefix}{self.n}")
             params = normalise(parse_qsl(body, keep_blank_values=True, max_num_fields=MAX_KEYS))
-            ledger.create_payment(merchant, commands.parse_payment(params, "pay_qr"))
+            ledger.create_payment(merchant, requests.parse_payment(params, "pay_qr"))
         return time.process_time() - started
 
     @property

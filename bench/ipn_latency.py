@@ -18,7 +18,7 @@ from bench.workloads import AUTH
 
 
 def ipn_available() -> bool:
-    return importlib.util.find_spec("citcon_sim.ipn") is not None
+    return importlib.util.find_spec("citcon_sim.delivery.ipn") is not None
 
 
 @dataclass

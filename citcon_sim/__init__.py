@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
 from typing import TYPE_CHECKING  # noqa: E402
 
-from .app import create_app  # noqa: E402
-from .config import Config  # noqa: E402
-from .signing import sign_ipn, verify_ipn  # noqa: E402
-from .simulator import Simulator  # noqa: E402
+from citcon_sim._version import __version__
+from citcon_sim.config import Config  # noqa: E402
+from citcon_sim.domain.signing import sign_ipn, verify_ipn  # noqa: E402
+from citcon_sim.simulator import Simulator  # noqa: E402
+from citcon_sim.web.app import create_app  # noqa: E402
 
 if TYPE_CHECKING:
-    from .testing import SimulatorServer
+    from citcon_sim.testing import SimulatorServer
 
 
 def __getattr__(name: str) -> object:
     # The thread runner (and what it imports) is not needed to serve: the CLI would pay
     # for it on every start.
     if name == "SimulatorServer":
-        from .testing import SimulatorServer
+        from citcon_sim.testing import SimulatorServer
 
         return SimulatorServer
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

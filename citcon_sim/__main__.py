@@ -1,3 +1,3 @@
-from .cli import main
+from citcon_sim.cli import main
 
 main(prog_name="citcon-sim")

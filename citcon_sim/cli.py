@@ -14,17 +14,17 @@ from zoneinfo import ZoneInfoNotFoundError
 import click
 from aiohttp import web
 
-from . import __version__
-from .app import create_app
-from .clock import TIME_FORMAT
-from .config import Config
-from .errors import StateError
-from .ids import IdFactory
-from .ipn import build_form, send_once
-from .merchants import MerchantSettings, MerchantsFileError
-from .scenarios import ScenarioError, resolve_scenario, shipped_scenarios
-from .security import RedactingAccessLogger
-from .simulator import Simulator
+from citcon_sim._version import __version__
+from citcon_sim.config import Config
+from citcon_sim.delivery.ipn import build_form, send_once
+from citcon_sim.domain.clock import TIME_FORMAT
+from citcon_sim.domain.errors import StateError
+from citcon_sim.domain.ids import IdFactory
+from citcon_sim.domain.merchants import MerchantSettings, MerchantsFileError
+from citcon_sim.scenarios import ScenarioError, resolve_scenario, shipped_scenarios
+from citcon_sim.simulator import Simulator
+from citcon_sim.web.app import create_app
+from citcon_sim.web.security import RedactingAccessLogger
 
 
 def banner(sim: Simulator) -> str:

@@ -7,6 +7,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from citcon_sim.domain.errors import CitconError
+from citcon_sim.domain.merchants import MerchantSettings, MerchantsFileError, parse_merchants
+from citcon_sim.domain.money import FxTable
+
 
 @dataclass(slots=True)
 class Config:
@@ -35,3 +39,25 @@ class Config:
     admin_token: str | None = field(default=None, repr=False)
     # Ledger, IPN log and clock kept across restarts (citcon_sim/state.py); None: memory only.
     state_file: Path | None = None
+
+
+def load_merchants_file(path: str | Path) -> tuple[dict[str, MerchantSettings], dict[str, Any]]:
+    """Read a merchants file; returns the merchants and the optional ``fx:`` table."""
+    import yaml  # only with --merchants: PyYAML costs ~8 ms of every start-up
+
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise MerchantsFileError(f"{path}: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        raise MerchantsFileError(f"{path}: not valid YAML: {exc}") from None
+    merchants = parse_merchants(data, str(path))
+    fx = data.get("fx") or {}
+    if not isinstance(fx, dict):
+        raise MerchantsFileError(f"{path}: 'fx' maps currency codes to units per USD")
+    try:
+        FxTable({str(code): rate for code, rate in fx.items()})
+    except CitconError as exc:
+        raise MerchantsFileError(f"{path}: fx: {exc.detail}") from None
+    return merchants, fx

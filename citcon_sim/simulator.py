@@ -8,20 +8,18 @@ import re
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from .clock import Scheduler, VirtualClock
-from .config import Config
-from .ids import IdFactory
-from .ipn import IpnSender
-from .journal import Journal
-from .ledger import Ledger, LedgerEvent, Status, Transaction
-from .merchants import load_merchants_file
-from .money import FxTable
-from .qr import QrCache
-from .scenarios import PaymentScript, ScenarioBook, resolve_scenario
+from citcon_sim.config import Config, load_merchants_file
+from citcon_sim.delivery.ipn import IpnSender
+from citcon_sim.delivery.qr import QrCache
+from citcon_sim.domain.clock import Scheduler, VirtualClock
+from citcon_sim.domain.ids import IdFactory
+from citcon_sim.domain.ledger import Ledger, LedgerEvent, Status, Transaction
+from citcon_sim.domain.money import FxTable
+from citcon_sim.faces.journal import Journal
+from citcon_sim.scenarios import PaymentScript, ScenarioBook, resolve_scenario
 
 if TYPE_CHECKING:
-    from .state import StateFile
-    from .testing import SimulatorServer
+    from citcon_sim.persistence.state import StateFile
 
 # A Host header worth echoing: name or IPv4, or a bracketed IPv6 literal, and a port.
 _HOST = re.compile(r"(?:[A-Za-z0-9._~-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
@@ -66,7 +64,9 @@ class Simulator:
         # --state FILE: load it, then journal every change to it (last: it restores all).
         self.persistence: StateFile | None = None
         if config.state_file is not None:
-            from .state import StateFile  # only with --state: not on every start-up
+            from citcon_sim.persistence.state import (
+                StateFile,  # only with --state: not on every start-up
+            )
 
             self.persistence = StateFile.open(self, config.state_file)
 
@@ -89,25 +89,6 @@ class Simulator:
 
     def qr_url(self, txn_id: str, base: str | None = None) -> str:
         return f"{base or self.base_url()}/payment/qr?q={txn_id}"
-
-    # -- time ----------------------------------------------------------------------------
-
-    # -- running it without the CLI ---------------------------------------------------------
-
-    def serve(self, host: str = "127.0.0.1", port: int = 0) -> SimulatorServer:
-        """This simulator on a free port, in a background thread (not yet started)."""
-        from .testing import SimulatorServer  # the thread runner is optional machinery
-
-        return SimulatorServer(simulator=self, host=host, port=port)
-
-    def __enter__(self) -> SimulatorServer:
-        """``with Simulator(config) as sim:`` runs it in a thread; ``sim`` is the
-        :class:`~citcon_sim.testing.SimulatorServer` (``url_for``, ``pay``, ``advance``…)."""
-        self._server = self.serve().start()
-        return self._server
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.stop()
 
     def advance(self, seconds: float) -> int:
         """Move virtual time forward and run everything that fell due."""

@@ -16,7 +16,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from citcon_sim import Config, Simulator, create_app
-from citcon_sim.merchants import MerchantsFileError
+from citcon_sim.domain.merchants import MerchantsFileError
 
 from .conftest import AUTH, START, TOKEN, create
 

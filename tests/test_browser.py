@@ -15,7 +15,7 @@ import pytest
 from aiohttp import ClientSession, web
 from aiohttp.test_utils import TestServer
 
-from citcon_sim.ledger import Status
+from citcon_sim.domain.ledger import Status
 
 from .browser_support import ARTIFACTS, TIMEOUT_MS
 from .conftest import AUTH

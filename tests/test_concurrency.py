@@ -27,7 +27,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from citcon_sim import Simulator, create_app
-from citcon_sim.ledger import REFUND_OVER_PAID
+from citcon_sim.domain.ledger import REFUND_OVER_PAID
 
 from .conftest import AUTH, TOKEN
 

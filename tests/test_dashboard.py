@@ -13,8 +13,8 @@ from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient, TestServer
 
 from citcon_sim import Config, Simulator, create_app
-from citcon_sim.dashboard import HUB, RESYNC, _Client
-from citcon_sim.pages import STATIC_DIR
+from citcon_sim.web.dashboard import HUB, RESYNC, _Client
+from citcon_sim.web.pages import STATIC_DIR
 
 from .conftest import START, TOKEN, create
 

@@ -14,7 +14,7 @@ import pytest
 from aiohttp import ClientSession, web
 from aiohttp.test_utils import TestServer
 
-from citcon_sim.ledger import Status
+from citcon_sim.domain.ledger import Status
 
 from .browser_support import ARTIFACTS, TIMEOUT_MS
 from .test_browser import watch

@@ -31,7 +31,7 @@ import yaml
 from aiohttp import web
 
 from citcon_sim.cli import main, serve
-from citcon_sim.merchants import load_merchants_file
+from citcon_sim.config import load_merchants_file
 from citcon_sim.testing import SimulatorServer
 
 from .example_support import MERCHANT_DIR, load_example_merchant
@@ -194,7 +194,7 @@ def test_dockerignore_sends_what_the_build_copies_and_little_else() -> None:
     for path in [*sources, *package]:
         assert (ROOT / path).exists(), path
         assert not dockerignored(path, patterns), f"{path} is left out of the build context"
-    for path in ("citcon_sim/templates/wallet.html", "citcon_sim/scenario.schema.json"):
+    for path in ("citcon_sim/web/templates/wallet.html", "citcon_sim/scenario.schema.json"):
         assert path in package
     for path in (".git/HEAD", "tests/conftest.py", ".venv/bin/python", "examples/merchant/app.py",
                  "citcon_sim/__pycache__/app.cpython-312.pyc"):

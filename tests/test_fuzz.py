@@ -39,9 +39,10 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from citcon_sim import Config, Simulator, create_app, ipn
-from citcon_sim.openapi import document
+from citcon_sim import Config, Simulator, create_app
+from citcon_sim.delivery import ipn
 from citcon_sim.testing import SimulatorServer
+from citcon_sim.web.openapi import document
 
 from .conftest import AUTH, START, TOKEN, create
 

@@ -17,7 +17,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from citcon_sim import Config, Simulator
-from citcon_sim.ledger import Merchant
+from citcon_sim.domain.ledger import Merchant
 
 from .conftest import START
 

@@ -14,12 +14,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from citcon_sim import commands
-from citcon_sim.clock import VirtualClock
-from citcon_sim.commands import DEFAULT_TIMEOUT, Lookup
-from citcon_sim.errors import BadRequest, TransitionError, Unauthorized
-from citcon_sim.ids import IdFactory
-from citcon_sim.ledger import (
+from citcon_sim.domain import commands
+from citcon_sim.domain.clock import VirtualClock
+from citcon_sim.domain.commands import DEFAULT_TIMEOUT, Lookup
+from citcon_sim.domain.errors import BadRequest, TransitionError, Unauthorized
+from citcon_sim.domain.ids import IdFactory
+from citcon_sim.domain.ledger import (
     CANCEL_DUPLICATE,
     CANCEL_OK,
     CANCEL_WINDOW,
@@ -37,9 +37,10 @@ from citcon_sim.ledger import (
     Transaction,
     wire_status,
 )
-from citcon_sim.merchants import MerchantSettings
-from citcon_sim.money import FxTable, exponent, normalise_currency, proportional
-from citcon_sim.vendors import DAY
+from citcon_sim.domain.merchants import MerchantSettings
+from citcon_sim.domain.money import FxTable, exponent, normalise_currency, proportional
+from citcon_sim.domain.vendors import DAY
+from citcon_sim.faces.online import requests
 
 START = datetime(2026, 3, 2, 9, 0, 0, tzinfo=UTC)
 TOKEN = "merchant-a"
@@ -75,7 +76,7 @@ def payment(method: str = "pay_qr", **fields: Any) -> commands.PaymentCommand:
                             "reference": "order-1"}
     data.update({k: str(v) for k, v in fields.items()})
     data = {k: v for k, v in data.items() if v != "None"}
-    return commands.parse_payment(data, method)
+    return requests.parse_payment(data, method)
 
 
 def create(ledger: Ledger, merchant: Merchant, **fields: Any) -> Transaction:
@@ -93,7 +94,7 @@ def refund(ledger: Ledger, merchant: Merchant, txn: Transaction | None = None,
     data = {k: str(v) for k, v in fields.items()}
     if txn is not None and "transaction_reference" not in data:
         data["transaction_id"] = txn.id
-    return ledger.refund(merchant, commands.parse_refund(data))
+    return ledger.refund(merchant, requests.parse_refund(data))
 
 
 def by_id(txn: Transaction | str) -> Lookup:
@@ -106,7 +107,7 @@ def by_ref(reference: str) -> Lookup:
 
 def capture(ledger: Ledger, merchant: Merchant, txn: Transaction, **fields: Any):
     data = {"transaction_id": txn.id, **{k: str(v) for k, v in fields.items()}}
-    return ledger.capture(merchant, commands.parse_capture(data))
+    return ledger.capture(merchant, requests.parse_capture(data))
 
 
 # -- minor units and FX -----------------------------------------------------------------
@@ -270,7 +271,7 @@ def test_capture_by_reference_prefers_the_authorised_transaction(
 ) -> None:
     first = paid(ledger, m, vendor="klarna", reference="k")
     create(ledger, m, vendor="klarna", reference="k", allow_duplicates="yes")
-    cap = ledger.capture(m, commands.parse_capture({"reference": "k"}))
+    cap = ledger.capture(m, requests.parse_capture({"reference": "k"}))
     assert cap.transaction_id == first.id and first.status is Status.SUCCESS
 
 
@@ -461,7 +462,7 @@ def test_refund_of_cancelled_transactions_is_refused(ledger: Ledger, m: Merchant
 
 
 def test_refund_of_unknown_transaction_is_invalid(ledger: Ledger, m: Merchant) -> None:
-    res = ledger.refund(m, commands.parse_refund(
+    res = ledger.refund(m, requests.parse_refund(
         {"transaction_id": "U0000000001-00000000000000000000", "amount": "1", "currency": "USD"}))
     assert (res.refunded, res.status) == (False, INVALID_TRANSACTION)
     res = refund(ledger, m, transaction_reference="nope", amount=1, currency="USD")
@@ -818,7 +819,7 @@ def test_capture_of_pending_or_unknown_is_rejected(ledger: Ledger, m: Merchant) 
     with pytest.raises(BadRequest, match="not authorized"):
         capture(ledger, m, txn)
     with pytest.raises(BadRequest, match="not found"):
-        ledger.capture(m, commands.parse_capture({"reference": "nope"}))
+        ledger.capture(m, requests.parse_capture({"reference": "nope"}))
 
 
 # -- merchant isolation -------------------------------------------------------------------------
@@ -835,7 +836,7 @@ def test_a_merchant_cannot_touch_another_merchants_transactions(
         with pytest.raises(BadRequest, match="not found"):
             ledger.inquire(other, lookup)
     for data in ({"transaction_id": txn.id}, {"transaction_reference": "mine"}):
-        res = ledger.refund(other, commands.parse_refund({**data, "amount": "1",
+        res = ledger.refund(other, requests.parse_refund({**data, "amount": "1",
                                                           "currency": "USD"}))
         assert (res.refunded, res.status) == (False, INVALID_TRANSACTION)
     for lookup in (by_id(txn), by_ref("mine")):
@@ -843,7 +844,7 @@ def test_a_merchant_cannot_touch_another_merchants_transactions(
         assert (res.cancelled, res.status, res.transaction) == (False, INVALID_TRANSACTION, None)
     for data in ({"transaction_id": auth.id}, {"reference": "auth"}):
         with pytest.raises(BadRequest, match="not found"):
-            ledger.capture(other, commands.parse_capture(data))
+            ledger.capture(other, requests.parse_capture(data))
     assert ledger.transactions(other) == []
     # Nothing moved.
     assert txn.status is Status.SUCCESS and txn.refunded_amount == 10
@@ -981,7 +982,7 @@ def test_consumer_actions_record_timeline_and_events(ledger: Ledger, m: Merchant
 
 
 def test_get_unknown_id_is_not_found(ledger: Ledger) -> None:
-    from citcon_sim.errors import NotFound
+    from citcon_sim.domain.errors import NotFound
 
     with pytest.raises(NotFound) as info:
         ledger.get("U0000000001-00000000000000000000")

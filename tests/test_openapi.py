@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient
 from openapi_spec_validator import OpenAPIV31SpecValidator, validate
 
 from citcon_sim import Config, Simulator, create_app
-from citcon_sim.openapi import document
+from citcon_sim.web.openapi import document
 
 from .conftest import AUTH, START, TOKEN, create
 

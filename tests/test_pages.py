@@ -12,9 +12,9 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from citcon_sim import Simulator
-from citcon_sim.ledger import Status
-from citcon_sim.pages import countdown_text, money
-from citcon_sim.vendors import VENDORS
+from citcon_sim.domain.ledger import Status
+from citcon_sim.domain.vendors import VENDORS
+from citcon_sim.web.pages import countdown_text, money
 
 from .conftest import create
 

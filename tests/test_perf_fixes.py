@@ -14,11 +14,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from citcon_sim import Config, Simulator, commands, create_app
-from citcon_sim.clock import TIME_FORMAT, Scheduler, VirtualClock
-from citcon_sim.http_util import parse_form
-from citcon_sim.ipn import _Send
-from citcon_sim.params import MAX_KEYS
+from citcon_sim import Config, Simulator, create_app
+from citcon_sim.delivery.ipn import _Send
+from citcon_sim.domain.clock import TIME_FORMAT, Scheduler, VirtualClock
+from citcon_sim.faces.http import parse_form
+from citcon_sim.faces.online import requests
+from citcon_sim.faces.params import MAX_KEYS
 from citcon_sim.scenarios import _magic, parse_scenario, shipped_scenarios
 
 FORMS = [
@@ -89,7 +90,7 @@ def _create(sim: Simulator, n: int) -> None:
                   "reference": f"order-{i}", "ipn_url": "https://shop.example.com/ipn"[:],
                   "callback_url_fail": "".join(["https://shop.example.com/", "failed"]),
                   "note": f"order {i}"}
-        sim.ledger.create_payment(merchant, commands.parse_payment(params, "pay_qr"))
+        sim.ledger.create_payment(merchant, requests.parse_payment(params, "pay_qr"))
 
 
 def test_frozen_ledger_is_freed_by_reset() -> None:
@@ -196,7 +197,7 @@ def _fresh(sim: Simulator, txn_id: str) -> dict[str, Any]:
     """The charge as built without the cache."""
     import json
 
-    from citcon_sim import wire
+    from citcon_sim.faces.online import wire
 
     return json.loads(json.dumps(wire.charge(sim.ledger.by_id[txn_id], sim.clock)))
 
@@ -300,8 +301,8 @@ async def test_cached_charge_is_not_reused_after_reset(frozen: tuple[Simulator, 
 
 def test_long_field_limits_only_raise_the_default() -> None:
     """params.normalise looks up a field's own limit only past MAX_VALUE_LENGTH."""
-    from citcon_sim import params
-    from citcon_sim.errors import BadRequest
+    from citcon_sim.domain.errors import BadRequest
+    from citcon_sim.faces import params
 
     assert all(limit >= params.MAX_VALUE_LENGTH for limit in params.LONG_FIELDS.values())
     with pytest.raises(BadRequest):
@@ -318,7 +319,7 @@ def test_start_up_imports_nothing_it_does_not_need() -> None:
     import sys
 
     heavy = ("yaml", "iso4217", "jinja2", "babel", "faker", "jsonschema", "segno")
-    code = ("import sys, citcon_sim.cli, citcon_sim.app; "
+    code = ("import sys, citcon_sim.cli, citcon_sim.web.app; "
             f"print([m for m in {heavy!r} if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, timeout=60)

@@ -237,7 +237,7 @@ def citcon_sim_config():
 ''')
     pytester.makepyfile(test_config='''
         import pytest
-        from citcon_sim.ids import IdFactory
+        from citcon_sim.domain.ids import IdFactory
         from conftest import create
 
 

@@ -42,12 +42,17 @@ from hypothesis.stateful import (
     rule,
 )
 
-from citcon_sim import commands
-from citcon_sim.clock import VirtualClock
-from citcon_sim.commands import Lookup
-from citcon_sim.errors import BadRequest, CitconError, NotFound, TransitionError, Unauthorized
-from citcon_sim.ids import IdFactory
-from citcon_sim.ledger import (
+from citcon_sim.domain.clock import VirtualClock
+from citcon_sim.domain.commands import Lookup
+from citcon_sim.domain.errors import (
+    BadRequest,
+    CitconError,
+    NotFound,
+    TransitionError,
+    Unauthorized,
+)
+from citcon_sim.domain.ids import IdFactory
+from citcon_sim.domain.ledger import (
     CANCEL_DUPLICATE,
     CANCEL_OK,
     CANCEL_WINDOW,
@@ -64,9 +69,10 @@ from citcon_sim.ledger import (
     Status,
     Transaction,
 )
-from citcon_sim.merchants import MerchantSettings
-from citcon_sim.money import DEFAULT_FX, FxTable, exponent, proportional
-from citcon_sim.vendors import DAY, VENDORS
+from citcon_sim.domain.merchants import MerchantSettings
+from citcon_sim.domain.money import DEFAULT_FX, FxTable, exponent, proportional
+from citcon_sim.domain.vendors import DAY, VENDORS
+from citcon_sim.faces.online import requests
 
 START = datetime(2026, 3, 2, 9, 0, 0, tzinfo=UTC)
 # Hypothesis's failure report imports a module that warns; with warnings as errors that
@@ -250,7 +256,7 @@ class LedgerMachine(RuleBasedStateMachine):
             cur = v.currency if currency == "own" or side == "both" else currency
             params.update(trans_amount=str(other_amount if side == "both" else amount),
                           trans_currency=cur)
-        cmd = commands.parse_payment(params, method)
+        cmd = requests.parse_payment(params, method)
         try:
             merchant = self.merchant(caller)
         except _Refused:
@@ -326,7 +332,7 @@ class LedgerMachine(RuleBasedStateMachine):
             params.update(amount=str(requested), currency=currency)
         else:
             params.update(trans_amount=str(requested), trans_currency=currency)
-        cmd = commands.parse_refund(params)
+        cmd = requests.parse_refund(params)
         try:
             merchant = self.merchant(token)
         except _Refused:
@@ -434,7 +440,7 @@ class LedgerMachine(RuleBasedStateMachine):
             params["transaction_id"] = lookup.transaction_id
         else:
             params["reference"] = lookup.reference
-        cmd = commands.parse_capture(params)
+        cmd = requests.parse_capture(params)
         try:
             merchant = self.merchant(token)
         except _Refused:
@@ -505,7 +511,7 @@ class LedgerMachine(RuleBasedStateMachine):
             params["transaction_id"] = lookup.transaction_id
         else:
             params["transaction_reference"] = lookup.reference
-        parsed = commands.parse_cancel(params)
+        parsed = requests.parse_cancel(params)
         try:
             merchant = self.merchant(token)
         except _Refused:
@@ -812,7 +818,7 @@ def test_partial_refunds_then_the_remainder_add_up_exactly_on_both_sides(
     last_side: str,
 ) -> None:
     ledger, merchant = _ledger()
-    txn, _ = ledger.create_payment(merchant, commands.parse_payment(
+    txn, _ = ledger.create_payment(merchant, requests.parse_payment(
         {"vendor": vendor, "amount": str(amount), "currency": currency, "reference": "r"},
         "pay"))
     ledger.consumer_pay(txn.id)
@@ -821,7 +827,7 @@ def test_partial_refunds_then_the_remainder_add_up_exactly_on_both_sides(
         key = ("amount", "currency") if side == "settlement" else ("trans_amount",
                                                                       "trans_currency")
         cur = txn.currency if side == "settlement" else txn.trans_currency
-        result = ledger.refund(merchant, commands.parse_refund(
+        result = ledger.refund(merchant, requests.parse_refund(
             {"transaction_id": txn.id, key[0]: str(value), key[1]: cur}))
         assert result.refunded, result
 
@@ -854,7 +860,7 @@ def test_partial_klarna_captures_then_the_remainder_add_up_exactly_on_both_sides
     amount: int, currency: str, fractions: list[float]
 ) -> None:
     ledger, merchant = _ledger()
-    txn, _ = ledger.create_payment(merchant, commands.parse_payment(
+    txn, _ = ledger.create_payment(merchant, requests.parse_payment(
         {"vendor": "klarna", "amount": str(amount), "currency": currency, "reference": "r",
          "auto_capture": "false"}, "pay"))
     ledger.consumer_pay(txn.id)
@@ -864,19 +870,19 @@ def test_partial_klarna_captures_then_the_remainder_add_up_exactly_on_both_sides
         left = txn.amount - txn.captured_amount
         part = int(left * fraction)
         if 1 <= part < left:
-            cap = ledger.capture(merchant, commands.parse_capture({**lookup, "amount": str(part)}))
+            cap = ledger.capture(merchant, requests.parse_capture({**lookup, "amount": str(part)}))
             assert not cap.last and txn.capture_open
             # Each part within one minor unit of its share; the running total within half.
             assert abs(cap.trans_amount * txn.amount - part * txn.trans_amount) <= txn.amount
             assert_at_rate(txn.captured_amount, txn.captured_trans_amount,
                            txn.amount, txn.trans_amount)
-    cap = ledger.capture(merchant, commands.parse_capture(lookup))  # the rest
+    cap = ledger.capture(merchant, requests.parse_capture(lookup))  # the rest
     assert cap.last and not txn.capture_open
     assert (txn.captured_amount, txn.captured_trans_amount) == (txn.amount, txn.trans_amount)
     assert sum(c.trans_amount for c in txn.captures or []) == txn.trans_amount
     assert ledger.open_balance(merchant) == {txn.currency: txn.amount}
     with pytest.raises(CitconError):  # nothing is left to capture
-        ledger.capture(merchant, commands.parse_capture({**lookup, "amount": "1"}))
+        ledger.capture(merchant, requests.parse_capture({**lookup, "amount": "1"}))
 
 
 def _left(txn: Transaction, side: str) -> int:

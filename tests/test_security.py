@@ -21,11 +21,12 @@ from aiohttp import ClientSession, web
 from aiohttp.test_utils import TestClient, TestServer
 from click.testing import CliRunner
 
-from citcon_sim import Config, Simulator, create_app, security
+from citcon_sim import Config, Simulator, create_app
 from citcon_sim.cli import main, serve_forever
-from citcon_sim.params import LONG_FIELDS, MAX_KEY_LENGTH, MAX_KEYS, MAX_VALUE_LENGTH
-from citcon_sim.security import COOKIE, RedactingAccessLogger, cookie_value, redact_url
+from citcon_sim.faces.params import LONG_FIELDS, MAX_KEY_LENGTH, MAX_KEYS, MAX_VALUE_LENGTH
 from citcon_sim.testing import SimulatorServer
+from citcon_sim.web import security
+from citcon_sim.web.security import COOKIE, RedactingAccessLogger, cookie_value, redact_url
 
 from .conftest import START, create
 

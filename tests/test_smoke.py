@@ -19,13 +19,13 @@ async def test_create_pay_inquire(client):
     assert (await resp.json())["status"] == "success"
 
 
-def test_simulator_as_context_manager_runs_in_a_thread():
+def test_simulator_server_as_context_manager_runs_in_a_thread():
     import json
     from urllib.request import Request, urlopen
 
-    from citcon_sim import Config, Simulator
+    from citcon_sim import Config, SimulatorServer
 
-    with Simulator(Config(frozen_clock=True)) as sim:
+    with SimulatorServer(Config(frozen_clock=True)) as sim:
         req = Request(sim.url_for("/payment/pay_qr"),
                       b"vendor=alipay&amount=100&currency=USD&reference=r&response_format=json",
                       {"Authorization": "Bearer t"})

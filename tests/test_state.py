@@ -24,7 +24,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from citcon_sim import Config, Simulator, create_app
-from citcon_sim.state import StateError, StateFile, restore, snapshot
+from citcon_sim.persistence.state import StateError, StateFile, restore, snapshot
 
 from .conftest import AUTH, START, TOKEN, create
 
@@ -389,10 +389,10 @@ def test_resets_are_journaled(tmp_path: Path) -> None:
     path = tmp_path / "state.jsonl"
     sim = Simulator(state_config(path))
     m1, m2 = sim.ledger.merchant("one"), sim.ledger.merchant("two")
-    from citcon_sim import commands
+    from citcon_sim.faces.online import requests
 
     def pay(m: Any, ref: str) -> str:
-        cmd = commands.parse_payment({"vendor": "alipay", "amount": "100", "currency": "USD",
+        cmd = requests.parse_payment({"vendor": "alipay", "amount": "100", "currency": "USD",
                                       "reference": ref}, "pay_qr")
         txn, _ = sim.ledger.create_payment(m, cmd)
         return txn.id
@@ -424,14 +424,14 @@ def test_torn_last_line_and_garbage_are_tolerated(tmp_path: Path) -> None:
 
 
 def _paid(sim: Simulator, ref: str) -> str:
-    from citcon_sim import commands
+    from citcon_sim.faces.online import requests
 
     m = sim.ledger.merchant(TOKEN)
-    cmd = commands.parse_payment({"vendor": "alipay", "amount": "100", "currency": "USD",
+    cmd = requests.parse_payment({"vendor": "alipay", "amount": "100", "currency": "USD",
                                   "reference": ref, "allow_duplicates": "yes"}, "pay_qr")
     txn, _ = sim.ledger.create_payment(m, cmd)
     sim.ledger.consumer_pay(txn.id)
-    refund = commands.parse_refund({"transaction_id": txn.id, "amount": "10",
+    refund = requests.parse_refund({"transaction_id": txn.id, "amount": "10",
                                     "currency": "USD"})
     assert sim.ledger.refund(m, refund).refunded
     return txn.id

@@ -27,8 +27,8 @@ from aiohttp import web
 
 import citcon_sim
 from citcon_sim import Config, SimulatorServer, verify_ipn
-from citcon_sim.errors import NotFound, TransitionError
-from citcon_sim.ids import IdFactory
+from citcon_sim.domain.errors import NotFound, TransitionError
+from citcon_sim.domain.ids import IdFactory
 from citcon_sim.scenarios import ScenarioError
 from citcon_sim.testing import ServerError, StartError
 

@@ -23,7 +23,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from citcon_sim import Config, Simulator, create_app
-from citcon_sim.ledger import Transaction
+from citcon_sim.domain.ledger import Transaction
 
 from .conftest import START
 

@@ -8,13 +8,13 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
-from . import wire
-from .api import page
-from .errors import BadRequest, NotFound
-from .http_util import SIM, json_response, read_params
-from .params import text as param_text
-from .scenarios import Scenario, ScenarioError, parse_scenario, shipped_scenarios
-from .vendors import VENDORS
+from citcon_sim.domain.errors import BadRequest, NotFound
+from citcon_sim.domain.vendors import VENDORS
+from citcon_sim.faces.http import SIM, json_response, read_params
+from citcon_sim.faces.online import wire
+from citcon_sim.faces.online.handlers import page
+from citcon_sim.faces.params import text as param_text
+from citcon_sim.scenarios import Scenario, ScenarioError, parse_scenario, shipped_scenarios
 
 
 async def health(request: web.Request) -> web.Response:

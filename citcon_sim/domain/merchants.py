@@ -2,19 +2,19 @@
 
 With no merchants file every non-empty token is accepted and becomes its own merchant on
 first use (lenient mode), so a test suite can isolate tests just by using a fresh token.
-A merchants file (YAML) switches to strict mode: only the tokens it lists work.
+A merchants file (YAML, read by ``citcon_sim.config``) switches to strict mode: only the
+tokens it lists work.
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from .errors import CitconError
-from .money import FxTable, normalise_currency
-from .vendors import VENDORS
+from citcon_sim.domain.errors import CitconError
+from citcon_sim.domain.money import normalise_currency
+from citcon_sim.domain.vendors import VENDORS
 
 
 class MerchantsFileError(ValueError):
@@ -85,25 +85,3 @@ def parse_merchants(data: Any, source: str = "<merchants>") -> dict[str, Merchan
             cancel_windows=dict(windows),
         )
     return out
-
-
-def load_merchants_file(path: str | Path) -> tuple[dict[str, MerchantSettings], dict[str, Any]]:
-    """Read a merchants file; returns the merchants and the optional ``fx:`` table."""
-    import yaml  # only with --merchants: PyYAML costs ~8 ms of every start-up
-
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise MerchantsFileError(f"{path}: {exc.strerror or exc}") from None
-    except yaml.YAMLError as exc:
-        raise MerchantsFileError(f"{path}: not valid YAML: {exc}") from None
-    merchants = parse_merchants(data, str(path))
-    fx = data.get("fx") or {}
-    if not isinstance(fx, dict):
-        raise MerchantsFileError(f"{path}: 'fx' maps currency codes to units per USD")
-    try:
-        FxTable({str(code): rate for code, rate in fx.items()})
-    except CitconError as exc:
-        raise MerchantsFileError(f"{path}: fx: {exc.detail}") from None
-    return merchants, fx

@@ -14,7 +14,8 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .errors import BadRequest
+from citcon_sim.domain.commands import is_wire_safe
+from citcon_sim.domain.errors import BadRequest
 
 MAX_KEYS = 200
 MAX_KEY_LENGTH = 100
@@ -111,17 +112,3 @@ def json_object(params: Mapping[str, Any], key: str) -> dict[str, Any] | None:
             return value
         break
     raise BadRequest(f"{key} must be a JSON object")
-
-
-def is_wire_safe(value: Any) -> bool:
-    """Whether ``value`` can be answered as strict JSON in UTF-8 later.
-
-    Python's JSON decoder accepts what no response may carry: NaN, Infinity (also from an
-    overflowing ``1e999``) and lone surrogate escapes (``"\\ud800"``). Stored, such a value
-    would make every later answer that shows it fail.
-    """
-    try:
-        json.dumps(value, ensure_ascii=False, allow_nan=False).encode("utf-8")
-    except (ValueError, TypeError, RecursionError):  # UnicodeEncodeError is a ValueError
-        return False
-    return True

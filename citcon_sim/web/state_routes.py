@@ -14,15 +14,15 @@ import json
 
 from aiohttp import web
 
-from .errors import BadRequest, PayloadTooLarge, StateError
-from .http_util import SIM, json_response
+from citcon_sim.domain.errors import BadRequest, PayloadTooLarge, StateError
+from citcon_sim.faces.http import SIM, json_response
 
 # A snapshot is far larger than any merchant request: it gets its own, larger limit.
 MAX_SNAPSHOT_BYTES = 512 * 1024 * 1024
 
 
 async def export_state(request: web.Request) -> web.Response:
-    from .state import snapshot  # imported on use: not needed to start
+    from citcon_sim.persistence.state import snapshot  # imported on use: not needed to start
 
     data = snapshot(request.app[SIM])
     if request.query.get("pretty", "").lower() in ("1", "yes", "true"):
@@ -45,7 +45,7 @@ async def import_state(request: web.Request) -> web.Response:
     except (ValueError, RecursionError):
         raise BadRequest("state: the body is not valid JSON") from None
     try:
-        from .state import restore
+        from citcon_sim.persistence.state import restore
 
         summary = restore(sim, data)
     except StateError as exc:

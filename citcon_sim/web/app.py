@@ -8,14 +8,24 @@ import logging
 import math
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from . import api, control, dashboard, pages, security, state_routes
-from .errors import BadRequest, CitconError, NotFound, PayloadTooLarge, UnknownError
-from .http_util import SIM, envelope, json_response
-from .middleware import merchant_api
-from .simulator import Simulator
+from citcon_sim.domain.errors import (
+    BadRequest,
+    CitconError,
+    NotFound,
+    PayloadTooLarge,
+    UnknownError,
+)
+from citcon_sim.faces.http import SIM, envelope, json_response
+from citcon_sim.faces.middleware import merchant_api
+from citcon_sim.faces.online import handlers as api
+from citcon_sim.web import control, dashboard, pages, security, state_routes
+
+if TYPE_CHECKING:
+    from citcon_sim.simulator import Simulator
 
 log = logging.getLogger("citcon_sim")
 
@@ -126,8 +136,7 @@ async def _openapi(request: web.Request) -> web.StreamResponse:
     return await openapi.serve(request)
 
 
-def create_app(sim: Simulator | None = None) -> web.Application:
-    sim = sim or Simulator()
+def create_app(sim: Simulator) -> web.Application:
     app = web.Application(
         middlewares=[front], client_max_size=sim.config.max_body_bytes
     )

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from aiohttp import web
 from multidict import CIMultiDict
 
-from . import commands, wire
-from .errors import BadRequest
-from .http_util import SIM, bearer_token, dumps, json_response, read_params
-from .ledger import Merchant, Refund, Status, Transaction, wire_status
-from .middleware import CALL, MerchantCall
-from .params import text as text_param
-from .simulator import Simulator
+from citcon_sim.domain.errors import BadRequest
+from citcon_sim.domain.ledger import Merchant, Refund, Status, Transaction, wire_status
+from citcon_sim.faces.http import SIM, bearer_token, dumps, json_response, read_params
+from citcon_sim.faces.middleware import CALL, MerchantCall
+from citcon_sim.faces.online import requests, wire
+from citcon_sim.faces.params import text as text_param
+
+if TYPE_CHECKING:
+    from citcon_sim.simulator import Simulator
 
 QR_EXPIRED = {"result": "fail", "reason": "QR code expired."}
 QR_UNKNOWN = {"result": "fail", "reason": "QR code not found."}
@@ -30,7 +34,7 @@ async def _merchant_call(request: web.Request) -> tuple[Simulator, Merchant, Mer
 async def _create(request: web.Request, method: str) -> web.Response:
     sim, merchant, call = await _merchant_call(request)
     params = call.params
-    cmd = commands.parse_payment(params, method, call.rule)
+    cmd = requests.parse_payment(params, method, call.rule)
     # Parsed before the ledger changes: a malformed value is a 4100, never a 500.
     as_json = (text_param(params, "response_format") or "").lower() == "json"
     txn, created = sim.ledger.create_payment(merchant, cmd)
@@ -64,7 +68,7 @@ async def pay_qr(request: web.Request) -> web.Response:
 
 async def inquire(request: web.Request) -> web.Response:
     sim, merchant, call = await _merchant_call(request)
-    found = sim.ledger.inquire(merchant, commands.parse_inquire(call.params))
+    found = sim.ledger.inquire(merchant, requests.parse_inquire(call.params))
     if isinstance(found, Refund):
         return json_response(wire.refund(found, sim.clock))
     return web.Response(body=_charge_body(sim, found), headers=_JSON_HEADERS)
@@ -93,19 +97,19 @@ def _charge_body(sim: Simulator, txn: Transaction) -> bytes:
 
 async def refund(request: web.Request) -> web.Response:
     sim, merchant, call = await _merchant_call(request)
-    result = sim.ledger.refund(merchant, commands.parse_refund(call.params, call.rule))
+    result = sim.ledger.refund(merchant, requests.parse_refund(call.params, call.rule))
     return json_response(wire.refund_result(result))
 
 
 async def cancel(request: web.Request) -> web.Response:
     sim, merchant, call = await _merchant_call(request)
-    result = sim.ledger.cancel(merchant, commands.parse_cancel(call.params))
+    result = sim.ledger.cancel(merchant, requests.parse_cancel(call.params))
     return json_response(wire.cancel_result(result))
 
 
 async def capture(request: web.Request) -> web.Response:
     sim, merchant, call = await _merchant_call(request)
-    cap = sim.ledger.capture(merchant, commands.parse_capture(call.params))
+    cap = sim.ledger.capture(merchant, requests.parse_capture(call.params))
     txn = sim.ledger.get(cap.transaction_id)
     return json_response(wire.capture_result(cap, txn, sim.clock))
 

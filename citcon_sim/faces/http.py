@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 from aiohttp import web
 
-from .errors import BadRequest, CitconError, Unauthorized
-from .params import MAX_KEYS, Params, normalise
-from .simulator import Simulator
+from citcon_sim.domain.errors import BadRequest, CitconError, Unauthorized
+from citcon_sim.faces.params import MAX_KEYS, Params, normalise
 
-SIM: web.AppKey[Simulator] = web.AppKey("simulator", Simulator)
+if TYPE_CHECKING:
+    from citcon_sim.simulator import Simulator
+
+# The simulator an application serves (typed; the class is not imported at run time:
+# the simulator module wires the faces, not the other way round).
+SIM: web.AppKey[Simulator] = web.AppKey("simulator")
 _PARAMS: web.RequestKey[Params] = web.RequestKey("citcon_sim.params")
 
 # Compact, like production ({"id":"…"}); default=str keeps odd values from raising. One

@@ -22,7 +22,15 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .params import is_wire_safe
+from citcon_sim.domain.commands import is_wire_safe
+from citcon_sim.domain.scripts import (
+    ApiScript,
+    IpnScript,
+    PaymentScript,
+    RefundScript,
+    RequestFacts,
+    Rule,
+)
 
 if TYPE_CHECKING:
     import yaml  # imported where used: PyYAML costs ~8 ms of every start-up
@@ -37,144 +45,6 @@ class ScenarioError(ValueError):
         self.source, self.line, self.problem = source, line, problem
         where = f"{source}:{line}" if line else source
         super().__init__(f"{where}: {problem}")
-
-
-@dataclass(frozen=True, slots=True)
-class RequestFacts:
-    """What a rule can match on, taken from one merchant API request."""
-
-    token: str | None
-    endpoint: str
-    vendor: str | None = None
-    amount: int | None = None
-    currency: str | None = None
-    reference: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class PaymentScript:
-    """A rule's ``payment:`` action: the consumer's outcome, and when."""
-
-    outcome: str  # pay | fail | expire | pending | authorize
-    after: float = 0.0
-    reason: str = "declined"
-
-
-@dataclass(frozen=True, slots=True)
-class IpnScript:
-    """A rule's ``ipn:`` action: how the notification misbehaves."""
-
-    delay: float = 0.0
-    never: bool = False
-    duplicates: int = 0
-    out_of_order: bool = False
-    bad_signature: bool = False
-    tamper_amount: int = 0
-    status: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ApiScript:
-    """A rule's ``api:`` action: how the API call itself misbehaves."""
-
-    latency_ms: int = 0
-    error: int | None = None
-    http_status: int | None = None
-    drop: bool = False
-    timeout: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class RefundScript:
-    """A rule's ``refund:`` action: the refund is refused."""
-
-    status: str  # the refund is refused with this status
-
-
-@dataclass(slots=True)
-class Rule:
-    """One scenario rule: what it matches, what it does, and how often it has matched."""
-
-    name: str
-    source: str
-    line: int | None
-    token: str | None = None
-    vendors: frozenset[str] | None = None
-    endpoints: frozenset[str] | None = None
-    amount: int | None = None
-    amount_min: int | None = None
-    amount_max: int | None = None
-    amount_suffix: str | None = None
-    currency: str | None = None
-    reference: re.Pattern[str] | None = None
-    nth: frozenset[int] | None = None
-    times: int | None = None
-    payment: PaymentScript | None = None
-    ipn: IpnScript | None = None
-    api: ApiScript | None = None
-    refund: RefundScript | None = None
-    seen: int = 0  # requests that matched every key but nth (whichever rule decided)
-    applied: int = 0
-
-    def observe(self, facts: RequestFacts) -> bool:
-        """Count a request towards ``nth``; whether this rule would apply to it.
-
-        Every rule observes every request, even one an earlier rule decides, so that
-        ``nth: 2`` means the second request matching the other keys, as documented
-        (``flaky-ipn`` has three rules with the same keys and nth 1, 2, 3).
-        """
-        if not self._keys_match(facts):
-            return False
-        self.seen += 1
-        if self.times is not None and self.applied >= self.times:
-            return False
-        return self.nth is None or self.seen in self.nth
-
-    def _keys_match(self, f: RequestFacts) -> bool:
-        if self.token is not None and f.token != self.token:
-            return False
-        if self.endpoints is not None and f.endpoint not in self.endpoints:
-            return False
-        if self.vendors is not None and (f.vendor or "").lower() not in self.vendors:
-            return False
-        if self.currency is not None and (f.currency or "").upper() != self.currency:
-            return False
-        if self.reference is not None and (
-            f.reference is None or not self.reference.search(f.reference)
-        ):
-            return False
-        if self.amount is not None or self.amount_min is not None or self.amount_max is not None \
-                or self.amount_suffix is not None:
-            if f.amount is None:
-                return False
-            if self.amount is not None and f.amount != self.amount:
-                return False
-            if self.amount_min is not None and f.amount < self.amount_min:
-                return False
-            if self.amount_max is not None and f.amount > self.amount_max:
-                return False
-            if self.amount_suffix is not None and not str(f.amount).endswith(self.amount_suffix):
-                return False
-        return True
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "source": f"{self.source}:{self.line}" if self.line else self.source,
-            "times": self.times,
-            "seen": self.seen,
-            "applied": self.applied,
-            "payment": _asdict(self.payment),
-            "ipn": _asdict(self.ipn),
-            "api": _asdict(self.api),
-            "refund": _asdict(self.refund),
-        }
-
-
-def _asdict(obj: Any) -> dict[str, Any] | None:
-    if obj is None:
-        return None
-    return {k: getattr(obj, k) for k in obj.__slots__}
 
 
 @dataclass(slots=True)

@@ -41,10 +41,10 @@ from typing import Any
 
 import aiohttp
 
-from .clock import Scheduler, VirtualClock
-from .ledger import Capture, Ledger, LedgerEvent, Transaction
-from .scenarios import IpnScript
-from .signing import sign_ipn
+from citcon_sim.domain.clock import Scheduler, VirtualClock
+from citcon_sim.domain.ledger import Capture, Ledger, LedgerEvent, Transaction
+from citcon_sim.domain.scripts import IpnScript
+from citcon_sim.domain.signing import sign_ipn
 
 log = logging.getLogger("citcon_sim.ipn")
 

@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from . import errors
-from .errors import CitconError, UnknownError
-from .http_util import SIM, bearer_token, envelope, read_params
-from .journal import RESPONSE_BYTES
-from .params import Params
-from .scenarios import ApiScript, RequestFacts, Rule
+from citcon_sim.domain import errors
+from citcon_sim.domain.errors import CitconError, UnknownError
+from citcon_sim.domain.scripts import ApiScript, RequestFacts, Rule
+from citcon_sim.faces.http import SIM, bearer_token, envelope, read_params
+from citcon_sim.faces.journal import RESPONSE_BYTES
+from citcon_sim.faces.params import Params
 
 log = logging.getLogger("citcon_sim")
 

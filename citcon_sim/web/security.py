@@ -31,8 +31,8 @@ from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMessage
 from aiohttp.web_log import AccessLogger
 
-from .errors import Unauthorized
-from .http_util import SIM, bearer_token, envelope
+from citcon_sim.domain.errors import Unauthorized
+from citcon_sim.faces.http import SIM, bearer_token, envelope
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

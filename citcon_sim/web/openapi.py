@@ -21,19 +21,21 @@ from typing import Any
 
 from aiohttp import web
 
-from . import __version__, commands, params
-from .api import MAX_OFFSET
-from .errors import ERROR_CODES
-from .http_util import SIM, json_response
-from .ledger import (
+from citcon_sim._version import __version__
+from citcon_sim.domain import commands
+from citcon_sim.domain.errors import ERROR_CODES
+from citcon_sim.domain.ledger import (
     CANCEL_DUPLICATE,
     CANCEL_OK,
     CANCEL_WINDOW,
     INVALID_TRANSACTION,
     Status,
 )
-from .scenarios import shipped_scenarios
-from .vendors import KOREAN_BANKS, VENDORS
+from citcon_sim.domain.vendors import KOREAN_BANKS, VENDORS
+from citcon_sim.faces import params
+from citcon_sim.faces.http import SIM, json_response
+from citcon_sim.faces.online.handlers import MAX_OFFSET
+from citcon_sim.scenarios import shipped_scenarios
 
 OPENAPI_VERSION = "3.1.0"
 Schema = dict[str, Any]

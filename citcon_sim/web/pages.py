@@ -26,15 +26,16 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from .errors import BadRequest, CitconError, TransitionError
-from .http_util import SIM, json_response
-from .ledger import Status, Transaction
-from .money import exponent, to_major
-from .simulator import Simulator
+from citcon_sim.domain.errors import BadRequest, CitconError, TransitionError
+from citcon_sim.domain.ledger import Status, Transaction
+from citcon_sim.domain.money import exponent, to_major
+from citcon_sim.faces.http import SIM, json_response
 
 if TYPE_CHECKING:
     import jinja2
     from babel import Locale
+
+    from citcon_sim.simulator import Simulator
 
 STATIC_DIR = Path(__file__).with_name("static")
 DEFAULT_LOCALE_NAME = "en_US"
@@ -59,7 +60,7 @@ def _env() -> jinja2.Environment:
     import jinja2
 
     return jinja2.Environment(
-        loader=jinja2.PackageLoader("citcon_sim", "templates"),
+        loader=jinja2.PackageLoader("citcon_sim.web", "templates"),
         autoescape=True,  # every merchant-supplied string is escaped unless a template says not
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from .clock import VirtualClock
-from .ledger import CancelResult, Capture, Refund, RefundResult, Transaction, wire_status
+from citcon_sim.domain.clock import VirtualClock
+from citcon_sim.domain.ledger import (
+    CancelResult,
+    Capture,
+    Refund,
+    RefundResult,
+    Transaction,
+    wire_status,
+)
 
 
 def charge(txn: Transaction, clock: VirtualClock) -> dict[str, Any]:

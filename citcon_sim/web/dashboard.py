@@ -31,15 +31,17 @@ import logging
 import secrets
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from .http_util import SIM, json_response
-from .ledger import LedgerEvent, Merchant, Transaction, wire_status
-from .pages import STATIC_DIR, render
-from .simulator import Simulator
-from .wire import redact
+from citcon_sim.domain.ledger import LedgerEvent, Merchant, Transaction, wire_status
+from citcon_sim.faces.http import SIM, json_response
+from citcon_sim.faces.online.wire import redact
+from citcon_sim.web.pages import STATIC_DIR, render
+
+if TYPE_CHECKING:
+    from citcon_sim.simulator import Simulator
 
 log = logging.getLogger("citcon_sim.dashboard")
 

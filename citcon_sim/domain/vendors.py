@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import BankNotSupported, VendorNotSupported
+from citcon_sim.domain.errors import BankNotSupported, VendorNotSupported
 
 HOUR = 3600
 DAY = 24 * HOUR

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from .clock import TIME_FORMAT
+from citcon_sim.domain.clock import TIME_FORMAT
 
 # The journal shows the first 2000 characters of an answer. No character is longer than 4
 # bytes in UTF-8, so the first 8000 bytes always hold them (a body cut mid-character at

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from decimal import ROUND_HALF_EVEN, Decimal
 from functools import cache
 
-from .errors import BadRequest
+from citcon_sim.domain.errors import BadRequest
 
 # Units of each currency one US dollar buys. Illustrative mid-market rates, fixed so that
 # tests are deterministic; override with ``--fx FILE`` or the merchants file's ``fx:``.

@@ -22,16 +22,16 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .clock import VirtualClock
-from .commands import CaptureCommand, Lookup, Money, PaymentCommand, RefundCommand
-from .errors import BadRequest, NotFound, TransitionError, Unauthorized
-from .ids import IdFactory
-from .merchants import MerchantSettings
-from .money import FxTable, proportional
-from .vendors import Vendor
+from citcon_sim.domain.clock import VirtualClock
+from citcon_sim.domain.commands import CaptureCommand, Lookup, Money, PaymentCommand, RefundCommand
+from citcon_sim.domain.errors import BadRequest, NotFound, TransitionError, Unauthorized
+from citcon_sim.domain.ids import IdFactory
+from citcon_sim.domain.merchants import MerchantSettings
+from citcon_sim.domain.money import FxTable, proportional
+from citcon_sim.domain.vendors import Vendor
 
 if TYPE_CHECKING:
-    from .scenarios import Rule
+    from citcon_sim.domain.scripts import Rule
 
 
 class Status(StrEnum):

@@ -76,10 +76,7 @@ from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .clock import TIME_FORMAT
-from .commands import DEFAULT_TIMEOUT, MAX_AMOUNT
-from .errors import CitconError, StateError  # StateError is re-exported from here
-from .ipn import (
+from citcon_sim.delivery.ipn import (
     DELIVERED,
     FAILED,
     NOT_SENT,
@@ -89,11 +86,14 @@ from .ipn import (
     Attempt,
     Notification,
 )
-from .ledger import Capture, LedgerEvent, Merchant, Refund, Status, Transaction
-from .merchants import MerchantSettings, MerchantsFileError, parse_merchants
-from .money import normalise_currency
-from .scenarios import IpnScript, PaymentScript, Rule
-from .vendors import VENDORS
+from citcon_sim.domain.clock import TIME_FORMAT
+from citcon_sim.domain.commands import DEFAULT_TIMEOUT, MAX_AMOUNT
+from citcon_sim.domain.errors import CitconError, StateError  # StateError is re-exported from here
+from citcon_sim.domain.ledger import Capture, LedgerEvent, Merchant, Refund, Status, Transaction
+from citcon_sim.domain.merchants import MerchantSettings, MerchantsFileError, parse_merchants
+from citcon_sim.domain.money import normalise_currency
+from citcon_sim.domain.scripts import IpnScript, PaymentScript, Rule
+from citcon_sim.domain.vendors import VENDORS
 
 try:
     import fcntl
@@ -101,7 +101,7 @@ except ImportError:  # pragma: no cover - not POSIX: no lock against a second pr
     fcntl = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
-    from .simulator import Simulator
+    from citcon_sim.simulator import Simulator
 
 log = logging.getLogger("citcon_sim.state")
 

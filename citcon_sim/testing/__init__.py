@@ -37,19 +37,19 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from . import ipn as ipn_states
-from .app import create_app
-from .config import Config
-from .ledger import LedgerEvent, Status
-from .scenarios import (
+from citcon_sim.config import Config
+from citcon_sim.delivery import ipn as ipn_states
+from citcon_sim.domain.ledger import LedgerEvent, Status
+from citcon_sim.faces.online.wire import sim_transaction
+from citcon_sim.scenarios import (
     Scenario,
     load_scenario_file,
     parse_scenario,
     resolve_scenario,
     shipped_scenarios,
 )
-from .simulator import Simulator
-from .wire import sim_transaction
+from citcon_sim.simulator import Simulator
+from citcon_sim.web.app import create_app
 
 __all__ = ["ServerError", "SimulatorServer", "StartError"]
 

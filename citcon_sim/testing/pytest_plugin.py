@@ -1,0 +1,131 @@
+"""pytest fixtures for merchant test suites, modelled on pytest-httpserver.
+
+Installing citcon-sim is enough: the ``pytest11`` entry point registers this plugin.
+
+    def test_checkout(citcon_sim):
+        # point the code under test at citcon_sim.base_url, then:
+        txn_id = my_shop.checkout(amount=1000, ipn_url=RECEIVER_URL)
+        citcon_sim.pay(txn_id)
+        assert citcon_sim.wait_for_ipn(txn_id)["state"] == "delivered"
+        assert my_shop.order_status(txn_id) == "paid"
+
+Fixtures:
+
+- ``citcon_sim``: a :class:`~citcon_sim.testing.SimulatorServer` on a free port of
+  127.0.0.1. One server per test session; before each test its state is cleared
+  (transactions, IPNs, journal, loaded scenarios, recorded errors; the configured
+  scenarios are loaded afresh). The virtual clock is not rewound: it only moves forward.
+  A request the simulator failed to serve (answered code 4000) fails the test with the
+  server-side exception, re-raised by ``check_assertions()`` right after the test body.
+- ``citcon_sim_config``: session scope; override it in a ``conftest.py`` to configure
+  that server (default: a frozen clock and seed 0)::
+
+      @pytest.fixture(scope="session")
+      def citcon_sim_config():
+          return Config(frozen_clock=True, seed=7, scenarios=["declines"])
+
+- ``citcon_sim_server``: the session's server itself, without the per-test clearing.
+- ``make_citcon_sim``: a factory for more servers, independent of the session one and
+  of each other, stopped (and checked) after the test::
+
+      def test_two_gateways(make_citcon_sim):
+          eu = make_citcon_sim(timezone="Europe/Paris")   # citcon_sim_config, changed
+          strict = make_citcon_sim(Config(merchants_file=Path("merchants.yaml")))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import traceback
+from collections.abc import Callable, Generator, Iterator
+from typing import Any
+
+import pytest
+
+from citcon_sim.config import Config
+from citcon_sim.testing import ServerError, SimulatorServer
+
+__all__ = ["citcon_sim", "citcon_sim_config", "citcon_sim_server", "make_citcon_sim",
+           "pytest_runtest_call"]
+
+@pytest.fixture(scope="session")
+def citcon_sim_config() -> Config:
+    """The session server's configuration: a frozen clock, so tests drive time."""
+    return Config(frozen_clock=True, seed=0)
+
+
+@pytest.fixture(scope="session")
+def citcon_sim_server(citcon_sim_config: Config) -> Iterator[SimulatorServer]:
+    """The session's server, started on first use and stopped at the end of the session."""
+    with SimulatorServer(citcon_sim_config) as server:
+        yield server
+
+
+@pytest.fixture
+def citcon_sim(citcon_sim_server: SimulatorServer) -> Iterator[SimulatorServer]:
+    """The session's server, cleared for this test; server-side errors fail the test."""
+    citcon_sim_server.clear()  # also drops errors left by an earlier test
+    yield citcon_sim_server
+    # Errors of the test body were raised in its call phase (pytest_runtest_call below);
+    # these are the ones other fixtures' teardown caused.
+    citcon_sim_server.check_assertions()
+
+
+@pytest.fixture
+def make_citcon_sim(citcon_sim_config: Config) -> Iterator[Callable[..., SimulatorServer]]:
+    """``make_citcon_sim(config=None, **changes)`` starts another server for this test.
+
+    ``config`` defaults to ``citcon_sim_config``; keyword arguments change fields of it.
+    """
+    servers: list[SimulatorServer] = []
+
+    def make(config: Config | None = None, **changes: Any) -> SimulatorServer:
+        config = dataclasses.replace(config or citcon_sim_config, **changes)
+        server = SimulatorServer(config).start()
+        servers.append(server)
+        return server
+
+    yield make
+    errors: list[BaseException] = []
+    for server in servers:
+        try:
+            server.check_assertions()
+        except AssertionError as exc:
+            errors.append(exc)
+        finally:
+            server.stop()
+    if errors:
+        raise errors[0]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
+    """Check the session server right after the test body, so that a request the
+    simulator failed to serve makes the test *fail* (rather than error in teardown).
+
+    When the test failed anyway, the server-side error is added to its failure as a note
+    (with the server's traceback): it is usually why the merchant code went wrong.
+    """
+    __tracebackhide__ = True
+    funcargs: dict[str, Any] = getattr(item, "funcargs", {})
+    server = funcargs.get("citcon_sim")
+    if not isinstance(server, SimulatorServer):
+        return (yield)
+    try:
+        result = yield
+    except Exception as exc:
+        if server.running:
+            try:
+                server.check_assertions()
+            except ServerError as error:
+                exc.add_note(_server_side(error))
+        raise
+    if server.running:
+        server.check_assertions()
+    return result
+
+
+def _server_side(error: ServerError) -> str:
+    first = error.errors[0]
+    return ("citcon-sim failed while serving a request during this test (answered code "
+            "4000); server-side traceback:\n" + "".join(traceback.format_exception(first)))
