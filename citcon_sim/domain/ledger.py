@@ -520,9 +520,11 @@ class Ledger:
                 return CancelResult(False, CANCEL_WINDOW, txn)
             # "If the original payment goes through successfully, it will be refunded in
             # full amount": a reversal, so the open balance is not checked.
+            # Whatever is left on either side: refunds stated on one side round on the
+            # other, so one side can be fully refunded while the other still is not.
             left = txn.paid_amount - txn.refunded_amount
-            if left > 0:
-                left_trans = txn.captured_trans_amount - txn.refunded_trans_amount
+            left_trans = txn.captured_trans_amount - txn.refunded_trans_amount
+            if left > 0 or left_trans > 0:
                 self._record_refund(merchant, txn, left, left_trans, "cancel", by_cancel=True)
         txn.capture_open = False
         self._move(txn, Status.CANCELLED)
