@@ -55,27 +55,11 @@ class Scenario:
     source: str
     rules: list[Rule] = field(default_factory=list)
     description: str = ""
-    # endpoint -> the rules that could match it (rules_for()); rebuilt if rules change.
-    _by_endpoint: tuple[int, dict[str | None, tuple[Rule, ...]]] | None = field(
-        default=None, init=False, repr=False, compare=False)
 
     def rules_for(self, endpoint: str) -> tuple[Rule, ...]:
-        """The rules whose ``endpoint`` key allows ``endpoint``, in order. Any other rule
-        fails its keys for such a request before it counts it (``seen``), so leaving it
-        out changes nothing; magic amounts concern pay/pay_qr only, yet all their rules
-        used to be tried on every inquire, QR image and refund."""
-        cached = self._by_endpoint
-        if cached is None or cached[0] != len(self.rules):
-            names = {e for r in self.rules for e in (r.endpoints or ())}
-            table: dict[str | None, tuple[Rule, ...]] = {
-                e: tuple(r for r in self.rules if r.endpoints is None or e in r.endpoints)
-                for e in names
-            }
-            table[None] = tuple(r for r in self.rules if r.endpoints is None)  # any other
-            cached = self._by_endpoint = (len(self.rules), table)
-        table = cached[1]
-        found = table.get(endpoint)
-        return found if found is not None else table[None]
+        """The rules whose ``endpoint`` key allows ``endpoint``, in order (any other rule
+        fails its keys for such a request before it counts it)."""
+        return tuple(r for r in self.rules if r.endpoints is None or endpoint in r.endpoints)
 
     def describe(self) -> dict[str, Any]:
         return {
