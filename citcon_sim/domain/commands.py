@@ -66,7 +66,7 @@ class Lookup:
     reference: str | None
 
 
-@dataclass(frozen=True, slots=True, eq=False)  # by identity: less to compile at start-up
+@dataclass(frozen=True, slots=True)
 class RefundCommand:
     """A validated refund request: stated on the settlement or the transaction side."""
 
@@ -77,7 +77,7 @@ class RefundCommand:
     script: Rule | None = None
 
 
-@dataclass(frozen=True, slots=True, eq=False)  # by identity: less to compile at start-up
+@dataclass(frozen=True, slots=True)
 class CaptureCommand:
     """A validated capture request (delayed-capture vendors)."""
 

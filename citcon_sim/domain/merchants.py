@@ -21,7 +21,7 @@ class MerchantsFileError(ValueError):
     """A merchants file that cannot be used; the message names the file and the entry."""
 
 
-@dataclass(frozen=True, slots=True, eq=False)  # by identity: less to compile at start-up
+@dataclass(frozen=True, slots=True)
 class MerchantSettings:
     """A merchant's configuration (from --merchants, or lenient defaults)."""
 

@@ -18,7 +18,7 @@ HOUR = 3600
 DAY = 24 * HOUR
 
 
-@dataclass(frozen=True, slots=True, eq=False)  # by identity: less to compile at start-up
+@dataclass(frozen=True, slots=True)
 class Vendor:
     """One payment method of the catalogue and what it supports."""
 
