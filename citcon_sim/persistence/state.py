@@ -63,15 +63,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import json
 import logging
 import math
 import os
-import random
 import re
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -84,12 +81,23 @@ from citcon_sim.delivery.ipn import (
     RETRYING,
     SUPPRESSED,
     Attempt,
+    IpnExport,
     Notification,
 )
-from citcon_sim.domain.clock import TIME_FORMAT
+from citcon_sim.domain.clock import TIME_FORMAT, ClockExport
 from citcon_sim.domain.commands import DEFAULT_TIMEOUT, MAX_AMOUNT
 from citcon_sim.domain.errors import CitconError, StateError  # StateError is re-exported from here
-from citcon_sim.domain.ledger import Capture, LedgerEvent, Merchant, Refund, Status, Transaction
+from citcon_sim.domain.ids import IdFactory, IdsExport
+from citcon_sim.domain.ledger import (
+    Capture,
+    Ledger,
+    LedgerEvent,
+    LedgerExport,
+    MerchantExport,
+    Refund,
+    Status,
+    Transaction,
+)
 from citcon_sim.domain.merchants import MerchantSettings, MerchantsFileError, parse_merchants
 from citcon_sim.domain.money import normalise_currency
 from citcon_sim.domain.scripts import IpnScript, PaymentScript, Rule
@@ -176,29 +184,29 @@ def notification_dict(n: Notification) -> dict[str, Any]:
 
 
 def _clock_dict(sim: Simulator) -> dict[str, Any]:
-    now = sim.clock.time()
-    return {"time": now, "wall": time.time(), "frozen": sim.clock.frozen,
-            "iso": sim.clock.iso(now), "timezone": sim.config.timezone}
+    clock = sim.clock.export()
+    return {"time": clock.time, "wall": clock.wall, "frozen": clock.frozen,
+            "iso": sim.clock.iso(clock.time), "timezone": sim.config.timezone}
 
 
 def snapshot(sim: Simulator) -> dict[str, Any]:
     """The whole simulator state as one JSON-ready dict (raw: nothing is refreshed)."""
-    ledger = sim.ledger
+    ledger = sim.ledger.export()
+    ids = ledger.ids
     return {
         "format": FORMAT,
         "version": VERSION,
         "clock": _clock_dict(sim),
-        "ids": ledger.ids.export_state(),
+        "ids": {"counter": ids.counter,
+                "random": None if ids.random is None else
+                [ids.random[0], list(ids.random[1]), ids.random[2]]},
         "merchants": {
-            token: {
-                "settings": _settings_dict(m.settings),
-                "balance_day": m._balance_day,
-                "balances": dict(m._balances),
-            }
+            token: {"settings": _settings_dict(m.settings), "balance_day": m.balance_day,
+                    "balances": m.balances}
             for token, m in ledger.merchants.items()
         },
-        "transactions": [txn_dict(t) for t in ledger.by_id.values()],
-        "ipn": [notification_dict(n) for n in sim.ipn.notifications.values()],
+        "transactions": [txn_dict(t) for t in ledger.transactions],
+        "ipn": [notification_dict(n) for n in sim.ipn.export().notifications],
     }
 
 
@@ -334,16 +342,12 @@ def _currency_code(raw: str, path: str) -> str:
 class _Plan:
     """A restored state, complete and validated, not yet visible to anyone."""
 
-    clock_time: float
-    counter: int
-    random_state: tuple[Any, ...] | None
-    merchants: dict[str, Merchant]
-    by_id: dict[str, Transaction]
-    refunds_by_id: dict[str, Refund]
-    notifications: list[Notification] = field(default_factory=list)
+    clock: ClockExport
+    ledger: Ledger
+    notifications: list[Notification]
 
 
-def _plan(sim: Simulator, data: Any, resume: bool) -> _Plan:
+def _plan(sim: Simulator, data: Any, resume: bool, exact_ids: bool) -> _Plan:
     tz = sim.clock.tz
     if not isinstance(data, dict):
         raise StateError(f"a snapshot is a JSON object, got {_kind(data)}")
@@ -355,12 +359,11 @@ def _plan(sim: Simulator, data: Any, resume: bool) -> _Plan:
                          f"(this citcon-sim reads version {VERSION})")
     top = _Fields(data, "snapshot", tz)
 
-    clock = _Fields(top.mapping("clock") or {}, "clock", tz)
-    clock_time = clock.time("time", sim.clock.time())
-    wall = clock.number("wall", None, high=_MAX_TIME)
-    if resume and not sim.clock.frozen and wall is not None \
-            and not clock.flag("frozen", False):
-        clock_time += max(0.0, time.time() - wall)  # a running clock: downtime passes
+    cf = _Fields(top.mapping("clock") or {}, "clock", tz)
+    clock = ClockExport(cf.time("time", sim.clock.time()), cf.flag("frozen", False),
+                        cf.number("wall", None, high=_MAX_TIME))
+    if resume:
+        clock = clock.resumed(sim.clock.frozen)  # a running clock: the downtime passes
 
     ids = _Fields(top.mapping("ids") or {}, "ids", tz)
     counter = ids.integer("counter", None, high=9_999_999_999)
@@ -369,44 +372,39 @@ def _plan(sim: Simulator, data: Any, resume: bool) -> _Plan:
     if raw_random is not None:
         try:
             random_state = (raw_random[0], tuple(raw_random[1]), raw_random[2])
-            random.Random().setstate(random_state)  # validates it
+            IdFactory.load(IdsExport(0, random_state))  # validates it
         except (TypeError, ValueError, IndexError, KeyError, OverflowError):
             raise StateError("ids.random: not a random generator state") from None
 
-    settings = _merchant_settings(sim, top.mapping("merchants") or {},
-                                  sim.clock.day(clock_time))
-    merchants: dict[str, Merchant] = {}
-    by_id: dict[str, Transaction] = {}
-    refunds_by_id: dict[str, Refund] = {}
+    settings = _merchant_settings(sim, top.mapping("merchants") or {}, sim.clock.day(clock.time))
+    merchants: dict[str, MerchantExport] = {}
+    transactions: list[Transaction] = []
+    seen_ids: set[str] = set()
+    refund_ids: set[str] = set()
     top_counter = 0
     for i, raw in enumerate(top.items("transactions")):
         txn = _transaction(raw, f"transactions[{i}]", tz)
-        if txn.id in by_id:
+        if txn.id in seen_ids:
             raise StateError(f"transactions[{i}]: id {txn.id} appears twice")
-        merchant = merchants.get(txn.token)
-        if merchant is None:
-            merchant = merchants[txn.token] = Merchant(_settings_for(sim, settings, txn.token))
-        merchant.add(txn)
-        by_id[txn.id] = txn
+        if txn.token not in merchants:
+            merchants[txn.token] = _merchant(sim, settings, txn.token)
+        seen_ids.add(txn.id)
+        transactions.append(txn)
         for refund in txn.refunds or ():
-            if refund.id in refunds_by_id or refund.id in by_id:
+            if refund.id in refund_ids or refund.id in seen_ids:
                 raise StateError(f"transactions[{i}]: refund id {refund.id} appears twice")
-            refunds_by_id[refund.id] = refund
+            refund_ids.add(refund.id)
             top_counter = max(top_counter, _id_number(refund.id))
         top_counter = max(top_counter, _id_number(txn.id))
-    clash = by_id.keys() & refunds_by_id.keys()
+    clash = seen_ids & refund_ids
     if clash:
         raise StateError(f"id {sorted(clash)[0]} is both a transaction and a refund")
-    for token, entry in settings.items():
-        merchant = merchants.get(token)
-        if merchant is None:
-            merchant = merchants[token] = Merchant(_settings_for(sim, settings, token))
-        balances = entry.get("balances")
-        if balances is not None:
-            merchant._balances = balances
-            merchant._balance_day = entry["balance_day"]
+    for token in settings:
+        if token not in merchants:
+            merchants[token] = _merchant(sim, settings, token)
 
     notifications: list[Notification] = []
+    by_id = {t.id: t for t in transactions}
     seen: set[str] = set()
     for i, raw in enumerate(top.items("ipn")):
         n = _notification(raw, f"ipn[{i}]", tz, by_id)
@@ -417,8 +415,17 @@ def _plan(sim: Simulator, data: Any, resume: bool) -> _Plan:
 
     # Never hand out an id in use: a journal's snapshot predates its records' ids.
     counter = max(top_counter, sim.ledger.ids.counter if counter is None else counter)
-    return _Plan(clock_time, counter, random_state, merchants, by_id, refunds_by_id,
-                 notifications)
+    seed = sim.config.seed
+    ids_factory = IdFactory.load(IdsExport(counter, random_state if exact_ids else None),
+                                 reseed=None if seed is None else f"{seed}:{counter}")
+    current = sim.ledger
+    try:
+        ledger = Ledger.load(LedgerExport(ids_factory.export(), merchants, transactions),
+                             sim.clock, fx=current.fx, ids=ids_factory,
+                             merchants=current.settings if current.strict else None)
+    except ValueError as exc:  # checked above with a path; kept as a safety net
+        raise StateError(str(exc)) from None
+    return _Plan(clock, ledger, notifications)
 
 
 def _id_number(some_id: str) -> int:
@@ -453,7 +460,16 @@ def _merchant_settings(sim: Simulator, raw: dict[str, Any],
     return out
 
 
-def _settings_for(sim: Simulator, settings: dict[str, dict[str, Any]],
+def _merchant(sim: Simulator, settings: dict[str, dict[str, Any]],
+              token: str) -> MerchantExport:
+    entry = settings.get(token)
+    found = _settings_for(sim, entry, token)
+    if entry is None or entry["balances"] is None:
+        return MerchantExport(found)
+    return MerchantExport(found, entry["balance_day"], entry["balances"])
+
+
+def _settings_for(sim: Simulator, entry: dict[str, Any] | None,
                   token: str) -> MerchantSettings:
     """Strict mode: the merchants file decides (and must list the token)."""
     if sim.ledger.strict:
@@ -462,7 +478,6 @@ def _settings_for(sim: Simulator, settings: dict[str, dict[str, Any]],
             hint = token[:2] + "…" + token[-2:] if len(token) > 8 else "…"
             raise StateError(f"merchant {hint} is not in the merchants file (strict mode)")
         return found
-    entry = settings.get(token)
     given = entry["settings"] if entry else None
     return given if given is not None else MerchantSettings.lenient(token)
 
@@ -641,73 +656,20 @@ def restore(sim: Simulator, data: Any, *, resume: bool = False,
     with the downtime; without ``exact_ids`` the id generator is reseeded rather than
     restored (its saved state is older than the ids already handed out).
     """
-    plan = _plan(sim, data, resume)
-    _commit(sim, plan, exact_ids)
+    plan = _plan(sim, data, resume, exact_ids)
+    # The swap: a clock setting and plain assignments, nothing that can fail halfway.
+    sim.clock.load(plan.clock)
+    sim.install(plan.ledger, IpnExport(plan.notifications))
     if sim.persistence is not None:
         sim.persistence.compact()  # the imported state becomes the file's new base
+    ledger = plan.ledger
     return {
-        "transactions": len(plan.by_id),
-        "refunds": len(plan.refunds_by_id),
-        "merchants": len(plan.merchants),
+        "transactions": len(ledger.by_id),
+        "refunds": len(ledger.refunds_by_id),
+        "merchants": len(ledger.merchants),
         "notifications": len(plan.notifications),
         "clock": sim.clock.iso(sim.clock.time()),
     }
-
-
-def _commit(sim: Simulator, plan: _Plan, exact_ids: bool) -> None:
-    """Swap the plan in: plain assignments and dict updates, nothing that can fail."""
-    ledger, ipn, scheduler = sim.ledger, sim.ipn, sim.scheduler
-    scheduler.clear()  # old scripted payments and IPN retries
-    ipn.reset()
-    queue = ipn._queue  # sends queued for the old world
-    while not queue.empty():
-        item = queue.get_nowait()
-        queue.task_done()
-        if item.waiter is not None and not item.waiter.done():
-            item.waiter.cancel()
-    sim.journal.clear()
-    ledger.merchants.clear()
-    ledger.merchants.update(plan.merchants)
-    ledger.by_id.clear()
-    ledger.by_id.update(plan.by_id)
-    ledger.refunds_by_id.clear()
-    ledger.refunds_by_id.update(plan.refunds_by_id)
-    seed = sim.config.seed
-    ledger.ids.load_state(
-        plan.counter, plan.random_state if exact_ids else None,
-        reseed=None if seed is None else f"{seed}:{plan.counter}",
-    )
-    sim.clock.jump_to(plan.clock_time)
-    # Scripted payments still due, at the virtual time they were due.
-    for txn in plan.by_id.values():
-        script = txn.script.payment if txn.script is not None else None
-        if script is not None and script.after > 0 and script.outcome != "pending" \
-                and txn.status is Status.PENDING:
-            scheduler.at(txn.created_at + script.after,
-                         functools.partial(sim._play, txn, script),
-                         f"{script.outcome} {txn.id}")
-    stats = ipn.stats
-    for n in plan.notifications:
-        ipn.notifications[n.notify_id] = n
-        ipn._by_txn.setdefault(n.transaction_id, []).append(n.notify_id)
-        stats["notifications"] += 1
-        stats["delivered"] += n.state == DELIVERED
-        stats["failed"] += n.state == FAILED
-        stats["retries_scheduled"] += n.retries_used
-        for a in n.attempts:
-            stats["attempts"] += a.sent
-            stats["queue_full"] += not a.sent
-    for n in plan.notifications:
-        if n.state not in (PENDING, RETRYING) or n.url is None:
-            continue
-        trigger = "first" if n.state == PENDING else "retry"
-        if n.next_attempt_at is None:
-            ipn._enqueue(n, trigger)  # it was queued, or in flight, when saved
-        else:
-            n.retry_job = scheduler.at(n.next_attempt_at,
-                                       functools.partial(ipn._enqueue, n, trigger),
-                                       f"ipn {n.notify_id} {trigger}")
-    ipn._trim()
 
 
 # -- the --state journal -----------------------------------------------------------------
@@ -756,8 +718,7 @@ class StateFile:
         except BaseException:
             self.close()
             raise
-        sim.ledger.listeners.append(self.on_ledger_event)
-        sim.ipn.on_change = self.on_ipn_change
+        subscribe(sim, self)
         return self
 
     def _open_locked(self) -> int:
@@ -887,7 +848,8 @@ class StateFile:
         record: dict[str, Any] = {"k": "txn", "t": txn_dict(txn)}
         merchant = self.sim.ledger.merchants.get(txn.token)
         if merchant is not None:
-            record["b"] = [merchant._balance_day, merchant._balances]
+            m = merchant.export()
+            record["b"] = [m.balance_day, m.balances]
         self._append(record)
 
     def on_ipn_change(self, n: Notification) -> None:
@@ -946,6 +908,13 @@ class StateFile:
         self.compactions += 1
         size = len(state["transactions"]) + len(state["ipn"])
         self.threshold = max(self.min_records, 2 * size)
+
+
+def subscribe(sim: Simulator, state: StateFile) -> None:
+    """Journal every change: ledger events, IPN log changes. (The clock and resets call
+    :meth:`StateFile.clock_moved` and :meth:`StateFile.reset` through the simulator.)"""
+    sim.ledger.listeners.append(state.on_ledger_event)
+    sim.ipn.on_change = state.on_ipn_change
 
 
 def _json_line(line: bytes) -> Any:
