@@ -61,12 +61,6 @@ class VirtualClock:
         self._mono0 = self._monotonic()
         self._offset = now - self._start
 
-    def jump_to(self, ts: float) -> None:
-        """Set the virtual time, backwards too: only restoring a saved state does this."""
-        self._start = ts
-        self._offset = 0.0
-        self._mono0 = self._monotonic()
-
     def export(self) -> ClockExport:
         return ClockExport(self.time(), self.frozen, time.time())
 
@@ -74,7 +68,9 @@ class VirtualClock:
         """Set the saved time exactly (backwards too). The mode stays this clock's own: it
         is the server's choice, not the saved state's. The clock itself is not replaced:
         the scheduler, the ledger and the journal all read this one."""
-        self.jump_to(export.time)
+        self._start = export.time
+        self._offset = 0.0
+        self._mono0 = self._monotonic()
 
     def format(self, ts: float) -> str:
         # The text has second resolution, so it depends only on the whole second; every
