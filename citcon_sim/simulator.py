@@ -3,13 +3,14 @@ them. The CLI, the pytest plugin and the Docker image all run this same object."
 
 from __future__ import annotations
 
+import functools
 import gc
 import re
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from citcon_sim.config import Config, load_merchants_file
-from citcon_sim.delivery.ipn import IpnSender
+from citcon_sim.delivery.ipn import IpnExport, IpnSender
 from citcon_sim.delivery.qr import QrCache
 from citcon_sim.domain.clock import Scheduler, VirtualClock
 from citcon_sim.domain.ids import IdFactory
@@ -127,18 +128,42 @@ class Simulator:
 
     def reset(self, token: str | None = None) -> None:
         """Forget transactions (all, or one merchant's). Loaded scenarios stay loaded."""
-        self.ledger.reset(token)
-        self.charge_cache.clear()
+        if token is None:
+            self.install(self.ledger.empty(), IpnExport())
+        else:
+            self.ledger.forget(token)
+            self.ipn.reset(token)  # the log, and the retries still pending
+            self.charge_cache.clear()
         self._gc_mark = min(self._gc_mark, len(self.ledger.by_id) + len(self.ledger.refunds_by_id))
         if token is None and self._gc_frozen:
             gc.unfreeze()  # the next full collection may look at everything again
             self._gc_frozen = False
-        self.ipn.reset(token)  # the log, and the retries still pending
-        if token is None:
-            self.scheduler.clear()
-            self.journal.clear()
         if self.persistence is not None:
             self.persistence.reset(token)
+
+    def install(self, ledger: Ledger, notifications: IpnExport) -> None:
+        """Put ``ledger`` and the IPN log ``notifications`` in place of the current ones,
+        wired the same way: a full reset and a restore (``citcon_sim.persistence``) both
+        come here, so this is the one place a ledger is connected to the rest.
+
+        Everything derived from the old world goes (due jobs, the request journal, cached
+        answers); scripted payments of ``ledger`` still due are rescheduled at their
+        virtual time, and its IPN sends still due are queued or rescheduled. Nothing here
+        can fail halfway: validate before calling.
+        """
+        ledger.listeners = self.ledger.listeners  # the same subscribers, old and new
+        self.scheduler.clear()
+        self.journal.clear()
+        self.charge_cache.clear()
+        self.ledger = ledger
+        for txn in ledger.by_id.values():
+            script = txn.script.payment if txn.script is not None else None
+            if script is not None and script.after > 0 and script.outcome != "pending" \
+                    and txn.status is Status.PENDING:
+                self.scheduler.at(txn.created_at + script.after,
+                                  functools.partial(self._play, txn, script),
+                                  f"{script.outcome} {txn.id}")
+        self.ipn.load(notifications, ledger)
 
     # -- scripted payment outcomes ---------------------------------------------------------
 

@@ -884,7 +884,7 @@ def test_reset_all(ledger: Ledger, m: Merchant) -> None:
     txn = paid(ledger, m)
     refund(ledger, m, txn, amount=1, currency="USD")
     paid(ledger, ledger.merchant(OTHER))
-    ledger.reset()
+    ledger = ledger.empty()
     assert ledger.by_id == {} and ledger.refunds_by_id == {} and ledger.merchants == {}
     fresh = ledger.merchant(TOKEN)
     assert ledger.open_balance(fresh) == {}
@@ -899,13 +899,13 @@ def test_reset_one_merchant(ledger: Ledger, m: Merchant) -> None:
     other = ledger.merchant(OTHER)
     kept = paid(ledger, other)
     kept_refund = refund(ledger, other, kept, amount=1, currency="USD").refund
-    ledger.reset(TOKEN)
+    ledger.forget(TOKEN)
     assert set(ledger.by_id) == {kept.id}
     assert set(ledger.refunds_by_id) == {kept_refund.id}
     assert gone.id not in ledger.refunds_by_id
     assert ledger.open_balance(other) == {"USD": 999}
     assert ledger.transactions(ledger.merchant(TOKEN)) == []
-    ledger.reset("never-seen")  # harmless
+    ledger.forget("never-seen")  # harmless
     assert set(ledger.by_id) == {kept.id}
 
 

@@ -518,6 +518,130 @@ async def test_import_with_state_file_is_persisted(
     sim2.persistence.close()
 
 
+# -- the public export/load API, and fresh objects on reset and restore --------------------
+
+
+def _world(sim: Simulator) -> tuple[str, str, str]:
+    """Two merchants, a shared reference, a refund: (paid id, duplicate id, other id)."""
+    paid = _paid(sim, "dup")
+    dup = _paid(sim, "dup")
+    m2 = sim.ledger.merchant(OTHER)
+    from citcon_sim.faces.online import requests
+
+    cmd = requests.parse_payment({"vendor": "alipay", "amount": "700", "currency": "USD",
+                                  "reference": "x"}, "pay_qr")
+    other, _ = sim.ledger.create_payment(m2, cmd)
+    return paid, dup, other.id
+
+
+def test_ledger_load_builds_a_fresh_ledger_with_its_indexes(sim: Simulator) -> None:
+    from citcon_sim.domain.commands import Lookup
+    from citcon_sim.domain.ids import IdFactory
+    from citcon_sim.domain.ledger import Ledger
+
+    paid, dup, other = _world(sim)
+    old = sim.ledger
+    export = old.export()
+    assert [t.id for t in export.transactions] == [paid, dup, other]
+    assert set(export.merchants) == {TOKEN, OTHER}
+    loaded = Ledger.load(export, sim.clock, fx=old.fx)
+    assert loaded is not old and loaded.ids is not old.ids
+    assert list(loaded.by_id) == [paid, dup, other]
+    assert loaded.refunds_by_id.keys() == old.refunds_by_id.keys()
+    assert len(loaded.refunds_by_id) == 2
+    m = loaded.merchants[TOKEN]
+    assert m is not old.merchants[TOKEN] and m.settings is old.merchants[TOKEN].settings
+    assert [t.id for t in m.with_reference("dup")] == [paid, dup]  # index rebuilt
+    assert loaded.find(m, Lookup(None, "dup")) is loaded.by_id[dup]
+    assert loaded.open_balance(m) == old.open_balance(old.merchants[TOKEN]) == {"USD": 180}
+    # The id factory continues exactly: both hand out the same next ids.
+    assert loaded.ids.transaction() == old.ids.transaction()
+    assert loaded.ids.notify() == old.ids.notify()
+    # An export of the loaded ledger is the same state.
+    again = loaded.export()
+    assert again.transactions == export.transactions
+    assert {t: (e.balance_day, e.balances) for t, e in again.merchants.items()} == \
+        {t: (e.balance_day, e.balances) for t, e in export.merchants.items()}
+    fresh = IdFactory.load(again.ids)
+    assert fresh.counter == loaded.ids.counter
+
+
+def test_ledger_load_refuses_an_id_twice(sim: Simulator) -> None:
+    from dataclasses import replace
+
+    from citcon_sim.domain.ledger import Ledger
+
+    paid, _, _ = _world(sim)
+    export = sim.ledger.export()
+    twice = replace(export, transactions=[*export.transactions, sim.ledger.by_id[paid]])
+    with pytest.raises(ValueError, match="appears twice"):
+        Ledger.load(twice, sim.clock)
+
+
+def test_clock_export_resumes_a_running_clock_only() -> None:
+    from citcon_sim.domain.clock import ClockExport
+
+    saved = ClockExport(1000.0, frozen=False, wall=0.0)
+    assert saved.resumed(frozen=True) == saved  # a frozen clock: the saved time exactly
+    assert ClockExport(1000.0, frozen=True, wall=0.0).resumed(frozen=False).time == 1000.0
+    assert ClockExport(1000.0, frozen=False).resumed(frozen=False).time == 1000.0  # no wall
+    assert saved.resumed(frozen=False).time > 1000.0 + 1e9  # the downtime since 1970
+
+
+async def test_full_reset_installs_a_fresh_ledger_and_ipn_log(client: TestClient,
+                                                              sim: Simulator) -> None:
+    txn_id = await create(client, ipn_url=f"http://127.0.0.1:{free_port()}/ipn")
+    await ok(await client.post(f"/_sim/transactions/{txn_id}/pay"))
+    old_ledger, old_log, listeners = sim.ledger, sim.ipn.notifications, sim.ledger.listeners
+    assert len(old_log) == 1
+    await ok(await client.post("/_sim/reset"))
+    assert sim.ledger is not old_ledger and sim.ipn.notifications is not old_log
+    assert sim.ledger.listeners is listeners  # wired the same way
+    assert sim.ipn.ledger is sim.ledger and sim.ledger.ids is old_ledger.ids
+    assert sim.ipn.notifications == {} and sim.ipn.stats["notifications"] == 0
+    # Still wired: a payment on the new ledger records its IPN.
+    again = await create(client, ipn_url=f"http://127.0.0.1:{free_port()}/ipn")
+    assert again != txn_id
+    await ok(await client.post(f"/_sim/transactions/{again}/pay"))
+    assert [n.transaction_id for n in sim.ipn.notifications.values()] == [again]
+
+
+async def test_restore_installs_fresh_objects_and_a_bad_one_keeps_the_live_ones(
+    client: TestClient, sim: Simulator
+) -> None:
+    await create(client)
+    live = sim.ledger
+    resp = await client.put("/_sim/state", data=_bad(lambda d: d.update(version=2)))
+    assert resp.status == 400 and sim.ledger is live
+    await ok(await client.put("/_sim/state", data=FIXTURE.read_bytes()))
+    assert sim.ledger is not live and sim.ledger.listeners is live.listeners
+    assert sim.ipn.ledger is sim.ledger
+
+
+def test_a_full_reset_keeps_journaling(tmp_path: Path) -> None:
+    path = tmp_path / "state.jsonl"
+    sim = Simulator(state_config(path))
+    _paid(sim, "before")
+    sim.reset()
+    kept = _paid(sim, "after")  # on the fresh ledger: still journaled
+    sim2 = reopen(sim, path)
+    assert list(sim2.ledger.by_id) == [kept]
+    assert sim2.persistence is not None
+    sim2.persistence.close()
+
+
+def test_persistence_uses_no_private_attribute_of_other_objects() -> None:
+    import re
+
+    import citcon_sim.persistence as package
+
+    root = Path(package.__file__).parent
+    private = re.compile(r"\b(?!self\b)[a-z_][a-z0-9_]*\.(_[a-z][a-z0-9_]*)")
+    found = [f"{f.name}: {m.group(0)}" for f in sorted(root.glob("*.py"))
+             for m in private.finditer(f.read_text())]
+    assert found == []
+
+
 # -- a real crash: SIGKILL in the middle of a burst, three times ---------------------------
 
 

@@ -33,6 +33,7 @@ The worker and session live in an app ``cleanup_ctx`` (:meth:`IpnSender.start` /
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -168,6 +169,13 @@ class Notification:
     next_attempt_at: float | None = None
     retry_job: Any = None  # the scheduler job of the pending retry, to cancel it
     follow_ups_sent: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class IpnExport:
+    """An IPN log: its notifications, oldest first (:meth:`IpnSender.export`)."""
+
+    notifications: list[Notification] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -462,6 +470,57 @@ class IpnSender:
             for key in self.stats:
                 self.stats[key] = 0
         # Queued sends for forgotten notifications are skipped by the workers.
+
+    # -- export / load (citcon_sim.persistence) -------------------------------------------
+
+    def export(self) -> IpnExport:
+        """The log, oldest first (the notification objects themselves: encode the export
+        before the next send changes them). Statistics and scheduler jobs are derived."""
+        return IpnExport(list(self.notifications.values()))
+
+    def load(self, export: IpnExport, ledger: Ledger) -> None:
+        """Replace the log with ``export`` (empty: a full reset), for ``ledger``.
+
+        The log's containers are fresh; statistics are recounted from it. The old log's
+        queued sends are dropped (a waiting redelivery is cancelled) and its retries
+        cancelled; the new log's sends still due are queued, or rescheduled at their
+        original virtual time. The workers, the queue and the session are kept.
+        """
+        for old in self.notifications.values():
+            if old.retry_job is not None:
+                old.retry_job.cancelled = True
+        while not self._queue.empty():
+            item = self._queue.get_nowait()
+            self._queue.task_done()
+            if item.waiter is not None and not item.waiter.done():
+                item.waiter.cancel()
+        self.ledger = ledger
+        notifications: dict[str, Notification] = {}
+        by_txn: dict[str, list[str]] = {}
+        stats = dict.fromkeys(self.stats, 0)
+        for n in export.notifications:
+            notifications[n.notify_id] = n
+            by_txn.setdefault(n.transaction_id, []).append(n.notify_id)
+            stats["notifications"] += 1
+            stats["delivered"] += n.state == DELIVERED
+            stats["failed"] += n.state == FAILED
+            stats["retries_scheduled"] += n.retries_used
+            for a in n.attempts:
+                stats["attempts"] += a.sent
+                stats["queue_full"] += not a.sent
+        self.notifications, self._by_txn = notifications, by_txn
+        self.stats.update(stats)
+        for n in export.notifications:
+            if n.state not in (PENDING, RETRYING) or n.url is None:
+                continue
+            trigger = "first" if n.state == PENDING else "retry"
+            if n.next_attempt_at is None:
+                self._enqueue(n, trigger)  # it was queued, or in flight, when saved
+            else:
+                n.retry_job = self.scheduler.at(
+                    n.next_attempt_at, functools.partial(self._enqueue, n, trigger),
+                    f"ipn {n.notify_id} {trigger}")
+        self._trim()
 
     def for_transaction(self, txn_id: str) -> list[Notification]:
         return [self.notifications[k] for k in reversed(self._by_txn.get(txn_id, []))]

@@ -61,9 +61,14 @@ class VirtualClock:
         self._mono0 = self._monotonic()
         self._offset = now - self._start
 
-    def jump_to(self, ts: float) -> None:
-        """Set the virtual time, backwards too: only restoring a saved state does this."""
-        self._start = ts
+    def export(self) -> ClockExport:
+        return ClockExport(self.time(), self.frozen, time.time())
+
+    def load(self, export: ClockExport) -> None:
+        """Set the saved time exactly (backwards too). The mode stays this clock's own: it
+        is the server's choice, not the saved state's. The clock itself is not replaced:
+        the scheduler, the ledger and the journal all read this one."""
+        self._start = export.time
         self._offset = 0.0
         self._mono0 = self._monotonic()
 
@@ -92,6 +97,25 @@ class VirtualClock:
         ts = self.time() if ts is None else ts
         d = datetime.fromtimestamp(ts, self.tz).date() + timedelta(days=1)
         return datetime(d.year, d.month, d.day, tzinfo=self.tz).timestamp()
+
+
+@dataclass(frozen=True, slots=True)
+class ClockExport:
+    """A clock's virtual time and mode, and the wall time (epoch seconds) they were read
+    at (None when unknown, as in a hand-written fixture)."""
+
+    time: float
+    frozen: bool = True
+    wall: float | None = None
+
+    def resumed(self, frozen: bool) -> ClockExport:
+        """The time to restart at, for a clock now ``frozen`` or running: a running clock
+        saved while running keeps its lead or lag over wall time, so the downtime passes
+        as it would for a real gateway; otherwise the saved time, exactly."""
+        if frozen or self.frozen or self.wall is None:
+            return self
+        now = time.time()
+        return ClockExport(self.time + max(0.0, now - self.wall), self.frozen, now)
 
 
 @dataclass(order=True)

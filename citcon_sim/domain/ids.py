@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -24,23 +25,37 @@ class IdFactory:
     def notify(self) -> str:
         return f"{self._random.getrandbits(128):032x}"
 
-    # -- persistence (citcon_sim.state) ----------------------------------------------------
+    # -- export / load (citcon_sim.persistence) -------------------------------------------
 
     @property
     def counter(self) -> int:
         return self._counter
 
-    def export_state(self) -> dict[str, Any]:
-        """The counter and the generator's state, as JSON-ready values."""
-        version, internal, gauss = self._random.getstate()
-        return {"counter": self._counter, "random": [version, list(internal), gauss]}
+    def export(self) -> IdsExport:
+        """The counter and the generator's exact state: a factory loaded from it hands out
+        the same ids this one would."""
+        return IdsExport(self._counter, self._random.getstate())
 
-    def load_state(self, counter: int, random_state: tuple[Any, ...] | None = None,
-                   reseed: str | None = None) -> None:
-        """Continue from ``counter``; with the generator's exact state, or reseeded from
-        ``reseed`` (None: fresh OS randomness) when that state is not known."""
-        self._counter = counter
-        if random_state is not None:
-            self._random.setstate(random_state)
+    @classmethod
+    def load(cls, export: IdsExport, *, reseed: str | None = None) -> IdFactory:
+        """A fresh factory continuing from ``export``; with its generator's state, or
+        seeded from ``reseed`` (None: OS randomness) when the export has none.
+
+        Raises ``ValueError`` or ``TypeError`` when ``export.random`` is not a
+        generator state.
+        """
+        fresh = cls(start=export.counter)
+        if export.random is not None:
+            fresh._random.setstate(export.random)
         else:
-            self._random.seed(reseed)
+            fresh._random.seed(reseed)
+        return fresh
+
+
+@dataclass(frozen=True, slots=True)
+class IdsExport:
+    """An :class:`IdFactory`'s state: the last counter used, and the generator's state
+    (``random.Random.getstate()``; None when unknown)."""
+
+    counter: int
+    random: tuple[Any, ...] | None = None

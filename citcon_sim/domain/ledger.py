@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from citcon_sim.domain.clock import VirtualClock
 from citcon_sim.domain.commands import CaptureCommand, Lookup, Money, PaymentCommand, RefundCommand
 from citcon_sim.domain.errors import BadRequest, NotFound, TransitionError, Unauthorized
-from citcon_sim.domain.ids import IdFactory
+from citcon_sim.domain.ids import IdFactory, IdsExport
 from citcon_sim.domain.merchants import MerchantSettings
 from citcon_sim.domain.money import FxTable, proportional
 from citcon_sim.domain.vendors import Vendor
@@ -214,6 +214,45 @@ class Merchant:
     def cancel_window(self, vendor: Vendor) -> int:
         return self.settings.cancel_windows.get(vendor.code, vendor.cancel_window)
 
+    def export(self) -> MerchantExport:
+        """Settings and open balance; the transactions are the ledger's to export."""
+        return MerchantExport(self.settings, self._balance_day, dict(self._balances))
+
+    @classmethod
+    def load(cls, export: MerchantExport) -> Merchant:
+        """A fresh merchant with no transactions yet (:meth:`add` them)."""
+        merchant = cls(export.settings)
+        merchant._balances = dict(export.balances)
+        merchant._balance_day = export.balance_day
+        return merchant
+
+
+@dataclass(frozen=True, slots=True)
+class MerchantExport:
+    """A merchant's state: settings, and the open balance of calendar day
+    ``balance_day`` (an ordinal on the simulator clock; -1: none yet)."""
+
+    settings: MerchantSettings
+    balance_day: int = -1
+    balances: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerExport:
+    """Everything a ledger holds; its indexes are derived, so not part of it.
+
+    ``transactions`` (creation order) are the transaction objects themselves, not
+    copies: a snapshot of a million transactions is encoded straight away, and a load
+    takes ownership of the ones it is given. Encode an export before the next ledger
+    operation, and never change its transactions. ``merchants`` maps tokens to their
+    state, including merchants with no transaction; a transaction's merchant missing
+    from it is created on load as on first use.
+    """
+
+    ids: IdsExport
+    merchants: dict[str, MerchantExport] = field(default_factory=dict)
+    transactions: list[Transaction] = field(default_factory=list)
+
 
 Listener = Callable[[LedgerEvent], None]
 _T = TypeVar("_T")
@@ -263,14 +302,9 @@ class Ledger:
         merchant = self.merchants[token] = Merchant(settings)
         return merchant
 
-    def reset(self, token: str | None = None) -> None:
-        """Forget everything, or everything of one merchant (moto's ``reset``)."""
-        if token is None:
-            self.merchants.clear()
-            self.by_id.clear()
-            self.refunds_by_id.clear()
-            self._shared.clear()
-            return
+    def forget(self, token: str) -> None:
+        """Forget one merchant and its transactions and refunds (a per-merchant reset;
+        for a full one, take :meth:`empty`)."""
         merchant = self.merchants.pop(token, None)
         if merchant is None:
             return
@@ -278,6 +312,59 @@ class Ledger:
             self.by_id.pop(txn.id, None)
             for refund in txn.refunds or ():
                 self.refunds_by_id.pop(refund.id, None)
+
+    def empty(self) -> Ledger:
+        """A fresh, empty ledger configured like this one: same clock, FX table and
+        merchants file, and the same id factory (ids continue, never repeat). Listeners
+        are not carried over: whoever installs the ledger wires it."""
+        return Ledger(self.clock, fx=self.fx, ids=self.ids,
+                      merchants=self.settings if self.strict else None)
+
+    # -- export / load (citcon_sim.persistence) -------------------------------------------
+
+    def export(self) -> LedgerExport:
+        return LedgerExport(
+            self.ids.export(),
+            {token: m.export() for token, m in self.merchants.items()},
+            list(self.by_id.values()),
+        )
+
+    @classmethod
+    def load(
+        cls,
+        export: LedgerExport,
+        clock: VirtualClock,
+        *,
+        fx: FxTable | None = None,
+        ids: IdFactory | None = None,
+        merchants: dict[str, MerchantSettings] | None = None,
+    ) -> Ledger:
+        """A fresh ledger holding ``export``, its indexes (by id, by reference, refunds)
+        rebuilt. ``ids`` defaults to a factory loaded from ``export.ids``; ``merchants``
+        is the merchants file, as for the constructor (strict mode).
+
+        Raises ``ValueError`` when an id appears twice or, in strict mode, a transaction's
+        merchant is not in the merchants file. Checks nothing else: validating money and
+        statuses is the caller's (the snapshot reader's) job.
+        """
+        ledger = cls(clock, fx=fx, ids=ids or IdFactory.load(export.ids), merchants=merchants)
+        for token, m in export.merchants.items():
+            ledger.merchants[token] = Merchant.load(m)
+        by_id, refunds_by_id = ledger.by_id, ledger.refunds_by_id
+        for txn in export.transactions:
+            if txn.id in by_id or txn.id in refunds_by_id:
+                raise ValueError(f"id {txn.id} appears twice")
+            try:
+                merchant = ledger.merchant(txn.token)
+            except Unauthorized:
+                raise ValueError(f"transaction {txn.id}: unknown merchant") from None
+            merchant.add(txn)
+            by_id[txn.id] = txn
+            for refund in txn.refunds or ():
+                if refund.id in refunds_by_id or refund.id in by_id:
+                    raise ValueError(f"id {refund.id} appears twice")
+                refunds_by_id[refund.id] = refund
+        return ledger
 
     def _share(self, value: _T) -> _T:
         if value is None:

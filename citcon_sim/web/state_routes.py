@@ -1,5 +1,6 @@
 """``GET /_sim/state`` exports and ``PUT /_sim/state`` imports a versioned JSON snapshot
-(format and rules in :mod:`citcon_sim.state`), so a test suite can start from a fixture:
+(format and rules in :mod:`citcon_sim.persistence.snapshot`), so a test suite can start
+from a fixture:
 
     curl -s 'http://127.0.0.1:8080/_sim/state?pretty=yes' > fixture.json
     curl -s -X PUT --data-binary @fixture.json http://127.0.0.1:8080/_sim/state
