@@ -630,18 +630,6 @@ def test_a_full_reset_keeps_journaling(tmp_path: Path) -> None:
     sim2.persistence.close()
 
 
-def test_persistence_uses_no_private_attribute_of_other_objects() -> None:
-    import re
-
-    import citcon_sim.persistence as package
-
-    root = Path(package.__file__).parent
-    private = re.compile(r"\b(?!self\b)[a-z_][a-z0-9_]*\.(_[a-z][a-z0-9_]*)")
-    found = [f"{f.name}: {m.group(0)}" for f in sorted(root.glob("*.py"))
-             for m in private.finditer(f.read_text())]
-    assert found == []
-
-
 # -- a real crash: SIGKILL in the middle of a burst, three times ---------------------------
 
 
