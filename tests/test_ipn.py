@@ -25,7 +25,8 @@ from click.testing import CliRunner
 from citcon_sim import Config, Simulator, create_app, verify_ipn
 from citcon_sim.cli import main
 from citcon_sim.config import Config as ConfigClass
-from citcon_sim.delivery.ipn import DEFAULT_BACKOFF, SIGNED_FIELDS
+from citcon_sim.delivery.ipn import DEFAULT_BACKOFF
+from citcon_sim.faces.online.ipn import SIGNED_FIELDS
 
 from .conftest import AUTH, START, TOKEN, create
 

@@ -24,6 +24,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from citcon_sim import Config, Simulator, create_app
+from citcon_sim.domain.events import ClockMoved, IpnChanged, Reset, TransactionChanged
 from citcon_sim.persistence.state import StateError, StateFile, restore, snapshot
 
 from .conftest import AUTH, START, TOKEN, create
@@ -289,8 +290,10 @@ def reopen(sim: Simulator, path: Path, **kw: Any) -> Simulator:
 
 
 def test_no_state_file_means_no_persistence(sim: Simulator) -> None:
-    assert sim.persistence is None and sim.ipn.on_change is None
-    assert all(getattr(f, "__self__", None) is not StateFile for f in sim.ledger.listeners)
+    assert sim.persistence is None
+    handlers = [h for kind in (TransactionChanged, IpnChanged, ClockMoved, Reset)
+                for h in sim.events.handlers(kind)]
+    assert all(not isinstance(getattr(h, "__self__", None), StateFile) for h in handlers)
 
 
 async def test_journal_restores_ledger_clock_and_balances(

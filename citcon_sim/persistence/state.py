@@ -24,7 +24,7 @@ Snapshot (``GET``/``PUT /_sim/state``, :func:`snapshot` / :func:`restore`)
 Journal (``--state FILE``, :class:`StateFile`)
     An append-only file of JSON lines. The first line is a full snapshot; each following
     line is one change: ``txn`` (the transaction's FULL current state plus its merchant's
-    open balance; written by a ledger listener on every ledger event), ``ipn`` (a
+    open balance; written by a ``TransactionChanged`` handler on every change), ``ipn`` (a
     notification's full state, after it is recorded and after every attempt), ``clock``
     (after every advance) and ``reset`` (one merchant; a full reset rewrites the file).
     Replay keeps the last record per id, so records are idempotent and need no sequence
@@ -89,7 +89,14 @@ from citcon_sim.delivery.ipn import (
 from citcon_sim.domain.clock import TIME_FORMAT
 from citcon_sim.domain.commands import DEFAULT_TIMEOUT, MAX_AMOUNT
 from citcon_sim.domain.errors import CitconError, StateError  # StateError is re-exported from here
-from citcon_sim.domain.ledger import Capture, LedgerEvent, Merchant, Refund, Status, Transaction
+from citcon_sim.domain.events import (
+    ClockMoved,
+    IpnChanged,
+    Reset,
+    StateRestored,
+    TransactionChanged,
+)
+from citcon_sim.domain.ledger import Capture, Merchant, Refund, Status, Transaction
 from citcon_sim.domain.merchants import MerchantSettings, MerchantsFileError, parse_merchants
 from citcon_sim.domain.money import normalise_currency
 from citcon_sim.domain.scripts import IpnScript, PaymentScript, Rule
@@ -645,6 +652,7 @@ def restore(sim: Simulator, data: Any, *, resume: bool = False,
     _commit(sim, plan, exact_ids)
     if sim.persistence is not None:
         sim.persistence.compact()  # the imported state becomes the file's new base
+    sim.events.publish(StateRestored())
     return {
         "transactions": len(plan.by_id),
         "refunds": len(plan.refunds_by_id),
@@ -756,8 +764,11 @@ class StateFile:
         except BaseException:
             self.close()
             raise
-        sim.ledger.listeners.append(self.on_ledger_event)
-        sim.ipn.on_change = self.on_ipn_change
+        # What it journals, from the simulator's event bus.
+        sim.events.subscribe(TransactionChanged, self.on_ledger_event)
+        sim.events.subscribe(IpnChanged, self.on_ipn_change)
+        sim.events.subscribe(ClockMoved, self.clock_moved)
+        sim.events.subscribe(Reset, self.reset)
         return self
 
     def _open_locked(self) -> int:
@@ -882,7 +893,7 @@ class StateFile:
         if self.records >= self.threshold and not self._compact_pending:
             self._schedule_compaction()
 
-    def on_ledger_event(self, event: LedgerEvent) -> None:
+    def on_ledger_event(self, event: TransactionChanged) -> None:
         txn = event.transaction
         record: dict[str, Any] = {"k": "txn", "t": txn_dict(txn)}
         merchant = self.sim.ledger.merchants.get(txn.token)
@@ -890,13 +901,14 @@ class StateFile:
             record["b"] = [merchant._balance_day, merchant._balances]
         self._append(record)
 
-    def on_ipn_change(self, n: Notification) -> None:
-        self._append({"k": "ipn", "n": notification_dict(n)})
+    def on_ipn_change(self, event: IpnChanged) -> None:
+        self._append({"k": "ipn", "n": notification_dict(event.notification)})
 
-    def clock_moved(self) -> None:
+    def clock_moved(self, event: ClockMoved) -> None:
         self._append({"k": "clock", **_clock_dict(self.sim)})
 
-    def reset(self, token: str | None) -> None:
+    def reset(self, event: Reset) -> None:
+        token = event.token
         if token is None:
             self.compact()  # nothing is left: the file starts over
         else:
