@@ -4,8 +4,9 @@ them. The CLI, the pytest plugin and the Docker image all run this same object.
 Its parts talk through one :class:`~citcon_sim.domain.events.EventBus`, ``sim.events``:
 the ledger publishes ``TransactionChanged``, the IPN sender ``IpnChanged``, the scheduler
 ``EarliestJobChanged``, the scenario book ``ScenarioLoaded`` / ``ScenariosCleared``, and
-the simulator itself ``ClockMoved``, ``Reset`` and ``UnexpectedError``. Anything that
-wants to follow the state (the ``--state`` journal, the dashboard, a test) subscribes::
+the simulator itself ``ClockMoved``, ``Reset`` and ``UnexpectedError``, an imported state
+``StateRestored``. Anything that wants to follow the state (the ``--state`` journal, the
+dashboard, a test) subscribes::
 
     sim.events.subscribe(TransactionChanged, journal_it)
 """
@@ -71,8 +72,8 @@ class Simulator:
         self.scenarios = ScenarioBook(magic=config.magic_amounts, events=events)
         for spec in config.scenarios:
             self.scenarios.load(resolve_scenario(spec))
-        # Order matters: a scripted outcome with no delay plays (and publishes its own
-        # change) before the IPN sender sees the creation.
+        # Handlers run in subscription order: scripted outcomes, the IPN sender, then
+        # --state (below) and the dashboard (when the app starts).
         events.subscribe(TransactionChanged, self._apply_payment_script)
         self.ipn = IpnSender(
             self.clock, self.scheduler, self.ledger, events=events,

@@ -226,7 +226,7 @@ class IpnSender:
         self.stats = {"notifications": 0, "attempts": 0, "delivered": 0, "failed": 0,
                       "retries_scheduled": 0, "queue_full": 0}
 
-    def _changed(self, n: Notification, kind: str = "changed") -> None:
+    def _changed(self, n: Notification, kind: str) -> None:
         self.events.publish(IpnChanged(kind, n))
 
     # -- recording (synchronous: a TransactionChanged handler) --------------------------

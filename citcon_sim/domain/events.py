@@ -44,11 +44,11 @@ class TransactionChanged:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class IpnChanged:
-    """An IPN notification was recorded, had a delivery attempt, or otherwise changed
-    (scheduled, rescheduled, gave up). ``notification`` is a
+    """An IPN notification was recorded (sent, scheduled or not due), or a delivery
+    attempt ended (its retry scheduled, or given up). ``notification`` is a
     ``citcon_sim.delivery.ipn.Notification`` (the domain does not import delivery)."""
 
-    kind: str  # recorded | attempted | changed
+    kind: str  # recorded | attempted
     notification: Any
 
 
