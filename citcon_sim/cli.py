@@ -16,11 +16,12 @@ from aiohttp import web
 
 from citcon_sim._version import __version__
 from citcon_sim.config import Config
-from citcon_sim.delivery.ipn import build_form, send_once
+from citcon_sim.delivery.ipn import send_once
 from citcon_sim.domain.clock import TIME_FORMAT
 from citcon_sim.domain.errors import StateError
 from citcon_sim.domain.ids import IdFactory
 from citcon_sim.domain.merchants import MerchantSettings, MerchantsFileError
+from citcon_sim.faces.online.ipn import build_form
 from citcon_sim.scenarios import ScenarioError, resolve_scenario, shipped_scenarios
 from citcon_sim.simulator import Simulator
 from citcon_sim.web.app import create_app

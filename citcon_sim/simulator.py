@@ -1,5 +1,15 @@
 """The ``Simulator``: one object that owns the clock, the ledger and everything wired to
-them. The CLI, the pytest plugin and the Docker image all run this same object."""
+them. The CLI, the pytest plugin and the Docker image all run this same object.
+
+Its parts talk through one :class:`~citcon_sim.domain.events.EventBus`, ``sim.events``:
+the ledger publishes ``TransactionChanged``, the IPN sender ``IpnChanged``, the scheduler
+``EarliestJobChanged``, the scenario book ``ScenarioLoaded`` / ``ScenariosCleared``, and
+the simulator itself ``ClockMoved``, ``Reset`` and ``UnexpectedError``, an imported state
+``StateRestored``. Anything that wants to follow the state (the ``--state`` journal, the
+dashboard, a test) subscribes::
+
+    sim.events.subscribe(TransactionChanged, journal_it)
+"""
 
 from __future__ import annotations
 
@@ -13,11 +23,20 @@ from citcon_sim.config import Config, load_merchants_file
 from citcon_sim.delivery.ipn import IpnExport, IpnSender
 from citcon_sim.delivery.qr import QrCache
 from citcon_sim.domain.clock import Scheduler, VirtualClock
+from citcon_sim.domain.events import (
+    ClockMoved,
+    EventBus,
+    Reset,
+    TransactionChanged,
+    UnexpectedError,
+)
 from citcon_sim.domain.ids import IdFactory
-from citcon_sim.domain.ledger import Ledger, LedgerEvent, Status, Transaction
+from citcon_sim.domain.ledger import Ledger, Status, Transaction
 from citcon_sim.domain.money import FxTable
+from citcon_sim.domain.scripts import PaymentScript
 from citcon_sim.faces.journal import Journal
-from citcon_sim.scenarios import PaymentScript, ScenarioBook, resolve_scenario
+from citcon_sim.faces.online.ipn import OnlineIpnEncoder
+from citcon_sim.scenarios import ScenarioBook, resolve_scenario
 
 if TYPE_CHECKING:
     from citcon_sim.persistence.state import StateFile
@@ -29,40 +48,47 @@ _HOST = re.compile(r"(?:[A-Za-z0-9._~-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
 class Simulator:
     def __init__(self, config: Config | None = None) -> None:
         self.config = config = config or Config()
+        # Unexpected exceptions while serving (answered as 4000), in event handlers, IPN
+        # workers and scheduled jobs; tests re-raise them.
+        self.errors: list[BaseException] = []
+        self.events = events = EventBus()
+        events.subscribe(UnexpectedError, self._keep_error)
         self.tz = ZoneInfo(config.timezone)
         self.clock = VirtualClock(config.start_time, frozen=config.frozen_clock, tz=self.tz)
-        self.scheduler = Scheduler(self.clock)
+        self.scheduler = Scheduler(self.clock, events)
         merchants, fx = None, dict(config.fx)
         if config.merchants_file is not None:
             merchants, file_fx = load_merchants_file(config.merchants_file)
             fx = {**file_fx, **fx}
         self.fx = FxTable(fx)
         self.ledger = Ledger(
-            self.clock, fx=self.fx, ids=IdFactory(config.seed), merchants=merchants
+            self.clock, fx=self.fx, ids=IdFactory(config.seed), merchants=merchants,
+            events=events,
         )
         self.qr = QrCache()
         self.journal = Journal(config.journal_size, self.clock.format)
         # inquire's encoded charge per transaction id: (transaction, its charge_state,
         # bytes); see api._charge_body.
         self.charge_cache: dict[str, tuple[Transaction, tuple[object, ...], bytes]] = {}
-        self.scenarios = ScenarioBook(magic=config.magic_amounts)
+        self.scenarios = ScenarioBook(magic=config.magic_amounts, events=events)
         for spec in config.scenarios:
             self.scenarios.load(resolve_scenario(spec))
-        self.ledger.listeners.append(self._apply_payment_script)
+        # Handlers run in subscription order: scripted outcomes, the IPN sender, then
+        # --state (below) and the dashboard (when the app starts).
+        events.subscribe(TransactionChanged, self._apply_payment_script)
         self.ipn = IpnSender(
-            self.clock, self.scheduler, self.ledger, timeout=config.ipn_timeout,
-            backoff=config.ipn_backoff, queue_size=config.ipn_queue_size,
-            workers=config.ipn_workers,
+            self.clock, self.scheduler, self.ledger, events=events,
+            encoders={"online": OnlineIpnEncoder()},  # API face -> its IPN format
+            timeout=config.ipn_timeout, backoff=config.ipn_backoff,
+            queue_size=config.ipn_queue_size, workers=config.ipn_workers,
         )
-        self.ledger.listeners.append(self.ipn.on_event)
-        self.ipn.on_error = self.record_error  # an IPN worker's unexpected failure
+        events.subscribe(TransactionChanged, self.ipn.on_event)
         self.bound_url: str | None = None  # set once the server listens
-        # Unexpected exceptions while serving (answered as 4000); tests re-raise them.
-        self.errors: list[BaseException] = []
         # freeze_stored(): ledger records (transactions + refunds) at the last gc.freeze().
         self._gc_mark = 0
         self._gc_frozen = False
-        # --state FILE: load it, then journal every change to it (last: it restores all).
+        # --state FILE: load it, then journal every change to it (last: it restores all,
+        # then subscribes to the events it journals).
         self.persistence: StateFile | None = None
         if config.state_file is not None:
             from citcon_sim.persistence.state import (
@@ -93,14 +119,17 @@ class Simulator:
 
     def advance(self, seconds: float) -> int:
         """Move virtual time forward and run everything that fell due."""
-        self.clock.advance(seconds)
-        if self.persistence is not None:
-            self.persistence.clock_moved()
+        now = self.clock.advance(seconds)
+        self.events.publish(ClockMoved(seconds, now))
         return self.scheduler.run_due()
 
-    def record_error(self, exc: BaseException) -> None:
+    def record_error(self, exc: BaseException, where: str = "") -> None:
+        """An unexpected exception: published, and kept for the test helpers."""
+        self.events.publish(UnexpectedError(exc, where))
+
+    def _keep_error(self, event: UnexpectedError) -> None:
         if len(self.errors) < 100:
-            self.errors.append(exc)
+            self.errors.append(event.error)
 
     def take_errors(self) -> list[BaseException]:
         errors, self.errors = self.errors, []
@@ -138,8 +167,7 @@ class Simulator:
         if token is None and self._gc_frozen:
             gc.unfreeze()  # the next full collection may look at everything again
             self._gc_frozen = False
-        if self.persistence is not None:
-            self.persistence.reset(token)
+        self.events.publish(Reset(token))  # last: subscribers see what is left
 
     def install(self, ledger: Ledger, notifications: IpnExport) -> None:
         """Put ``ledger`` and the IPN log ``notifications`` in place of the current ones,
@@ -151,7 +179,7 @@ class Simulator:
         virtual time, and its IPN sends still due are queued or rescheduled. Nothing here
         can fail halfway: validate before calling.
         """
-        ledger.listeners = self.ledger.listeners  # the same subscribers, old and new
+        ledger.events = self.events  # the simulator's one bus: same subscribers, old and new
         self.scheduler.clear()
         self.journal.clear()
         self.charge_cache.clear()
@@ -167,7 +195,7 @@ class Simulator:
 
     # -- scripted payment outcomes ---------------------------------------------------------
 
-    def _apply_payment_script(self, event: LedgerEvent) -> None:
+    def _apply_payment_script(self, event: TransactionChanged) -> None:
         """A scenario's payment outcome, played through the consumer's own operations."""
         txn = event.transaction
         if event.kind != "created" or txn.script is None or txn.script.payment is None:

@@ -217,6 +217,52 @@ async def test_events_announce_clock_jumps_ipn_attempts_and_resets(
     stream.close()
 
 
+async def test_events_carry_the_changed_row(
+    client: TestClient, receiver: TestServer, sim: Simulator
+) -> None:
+    stream = await open_stream(client)
+    txn = await create(client, reference="row-1", ipn_url=str(receiver.make_url("/ipn")))
+    created = await next_event(stream, "txn")
+    assert created["row"]["id"] == txn and created["row"]["status"] == "pending"
+    assert created["row"]["merchant"] == created["merchant"] and created["row"]["ipn"] is None
+    assert TOKEN not in json.dumps(created)
+    await client.post(f"/_sim/transactions/{txn}/pay")
+    paid = await next_event(stream, "txn")
+    assert paid["row"]["status"] == "success" and paid["row"]["ipn"]["state"] == "pending"
+    note = await next_event(stream, "ipn")
+    while note["notification"]["state"] != "delivered":
+        note = await next_event(stream, "ipn")
+    assert note["notification"]["transaction_id"] == txn
+    assert note["notification"]["attempts"] == 1 and note["notification"]["kind"] == "attempted"
+    assert note["row"]["id"] == txn and note["row"]["ipn"]["state"] == "delivered"
+    assert note["delivered"] == 1  # the counters stay at the top level
+    stream.close()
+
+
+async def test_events_pushed_from_another_thread_and_for_one_merchant(
+    client: TestClient, sim: Simulator
+) -> None:
+    stream = await open_stream(client)
+    await create(client, reference="m-1")
+    created = await next_event(stream, "txn")
+    await asyncio.to_thread(sim.advance, 60)  # e.g. a test driving the simulator directly
+    assert (await next_event(stream, "clock"))["time"] == "2026-03-02 09:01:00"
+    await client.post("/_sim/reset", data={"token": TOKEN})
+    assert await next_event(stream, "reset") == {"merchant": created["merchant"]}
+    stream.close()
+
+
+async def test_an_imported_state_is_announced_as_a_reset(client: TestClient) -> None:
+    await create(client, reference="before")
+    saved = await (await client.get("/_sim/state")).read()
+    stream = await open_stream(client)
+    resp = await client.put("/_sim/state", data=saved,
+                            headers={"Content-Type": "application/json"})
+    assert resp.status == 200, await resp.text()
+    assert await next_event(stream, "reset") == {}
+    stream.close()
+
+
 async def test_heartbeat_comment_while_idle(client: TestClient) -> None:
     client.app[HUB].heartbeat = 0.05
     stream = await open_stream(client)

@@ -202,3 +202,30 @@ async def test_dashboard_filters_by_merchant_and_acts(browser, simulator, receiv
     await page.screenshot(path=ARTIFACTS / "dashboard-narrow.png", full_page=True)
     assert problems == []
     await context.close()
+
+
+async def test_a_pushed_change_patches_its_row(browser, simulator, receiver, sim):
+    """A payment and its IPN made elsewhere update the shown row from the pushed event,
+    without fetching the whole state again."""
+    receiver_url = str(receiver.make_url("/ipn"))
+    txn = await pay(simulator, reference="pushed-1", ipn_url=receiver_url)
+    context = await browser.new_context(viewport={"width": 1440, "height": 900})
+    page = await context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    problems = watch(page, (str(simulator.make_url("")),))
+    fetches: list[str] = []
+    page.on("request", lambda r: fetches.append(r.url) if "/dashboard/state" in r.url else None)
+
+    await page.goto(str(simulator.make_url("/_sim/")))
+    await page.wait_for_selector("#live[data-state=live]")
+    row = page.locator(f'#rows tr[data-id="{txn}"]')
+    await row.wait_for()
+    await page.wait_for_timeout(500)  # the opening fetches (load, stream open) are made
+    before = len(fetches)
+
+    await control(simulator, f"/_sim/transactions/{txn}/pay")
+    await page.wait_for_selector(f'#rows tr[data-id="{txn}"] .badge[data-status=success]')
+    await page.wait_for_selector('[data-stat=delivered]:text-is("1")')  # the ipn event
+    assert len(fetches) == before
+    assert problems == []
+    await context.close()

@@ -25,7 +25,8 @@ from click.testing import CliRunner
 from citcon_sim import Config, Simulator, create_app, verify_ipn
 from citcon_sim.cli import main
 from citcon_sim.config import Config as ConfigClass
-from citcon_sim.delivery.ipn import DEFAULT_BACKOFF, SIGNED_FIELDS
+from citcon_sim.delivery.ipn import DEFAULT_BACKOFF, IpnFacts
+from citcon_sim.faces.online.ipn import SIGNED_FIELDS, OnlineIpnEncoder
 
 from .conftest import AUTH, START, TOKEN, create
 
@@ -516,3 +517,39 @@ def test_cli_ipn_send_bad_signature() -> None:
 def test_cli_ipn_send_rejects_a_non_http_url() -> None:
     result = CliRunner().invoke(main, ["ipn", "send", "ftp://x", "--token", "t"])
     assert result.exit_code == 2 and "http" in result.output
+
+
+# -- one encoder per API face ---------------------------------------------------------------
+
+
+@dataclass
+class PlainEncoder:
+    """Another face's IPN format: the sender posts whatever the encoder builds."""
+
+    facts: list[IpnFacts] = field(default_factory=list)
+
+    def encode(self, facts: IpnFacts, token: str, script: Any) -> dict[str, str]:
+        self.facts.append(facts)
+        return {"txn": facts.transaction.id, "state": facts.status, "total": str(facts.amount),
+                "nid": facts.notify_id}
+
+    def restate(self, form: Any, token: str, *, status: str, time: str,
+                notify_id: str) -> dict[str, str]:
+        return {**form, "state": status, "nid": notify_id}
+
+
+async def test_the_transactions_face_picks_the_encoder(client, sim, receiver) -> None:
+    assert isinstance(sim.ipn.encoders["online"], OnlineIpnEncoder)  # the simulator's wiring
+    plain = sim.ipn.encoders["plain"] = PlainEncoder()
+    online_id = await create(client, ipn_url=receiver.url, reference="o")
+    plain_id = await create(client, ipn_url=receiver.url, reference="p", amount=700)
+    sim.ledger.by_id[plain_id].face = "plain"
+    for txn_id in (online_id, plain_id):
+        await client.post(f"/_sim/transactions/{txn_id}/pay")
+    await sim.ipn.drain()
+    online, other = receiver.posts
+    assert online["id"] == online_id and verify_ipn(online, TOKEN)
+    (facts,) = plain.facts
+    assert other == {"txn": plain_id, "state": "success", "total": "700",
+                     "nid": facts.notify_id}
+    assert sim.ipn.describe(transaction_id=plain_id)[0]["notify_id"] == facts.notify_id

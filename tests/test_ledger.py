@@ -18,6 +18,7 @@ from citcon_sim.domain import commands
 from citcon_sim.domain.clock import VirtualClock
 from citcon_sim.domain.commands import DEFAULT_TIMEOUT, Lookup
 from citcon_sim.domain.errors import BadRequest, TransitionError, Unauthorized
+from citcon_sim.domain.events import TransactionChanged
 from citcon_sim.domain.ids import IdFactory
 from citcon_sim.domain.ledger import (
     CANCEL_DUPLICATE,
@@ -313,7 +314,7 @@ def test_expiry_happens_exactly_at_created_plus_timeout(ledger: Ledger, m: Merch
 def test_expiry_is_lazy_and_dated_at_the_timeout(ledger: Ledger, m: Merchant) -> None:
     txn = create(ledger, m, timeout=600)
     events: list[str] = []
-    ledger.listeners.append(lambda e: events.append(e.kind))
+    ledger.events.subscribe(TransactionChanged, lambda e: events.append(e.kind))
     ledger.clock.advance(5000)
     assert txn.status is Status.PENDING  # nothing happens until somebody looks
     assert events == []
@@ -472,7 +473,7 @@ def test_refund_of_unknown_transaction_is_invalid(ledger: Ledger, m: Merchant) -
 def test_refund_listeners_and_timeline(ledger: Ledger, m: Merchant) -> None:
     txn = paid(ledger, m)
     seen: list[tuple[str, Any]] = []
-    ledger.listeners.append(lambda e: seen.append((e.kind, e.detail)))
+    ledger.events.subscribe(TransactionChanged, lambda e: seen.append((e.kind, e.detail)))
     res = refund(ledger, m, txn, amount=10, currency="USD", note="n1")
     assert seen == [("refunded", res.refund)]
     assert txn.events[-1][1] == "refunded"
@@ -967,7 +968,7 @@ def test_invalid_transitions_are_refused(
 
 def test_consumer_actions_record_timeline_and_events(ledger: Ledger, m: Merchant) -> None:
     kinds: list[str] = []
-    ledger.listeners.append(lambda e: kinds.append(e.kind))
+    ledger.events.subscribe(TransactionChanged, lambda e: kinds.append(e.kind))
     a = create(ledger, m, reference="a")
     ledger.consumer_pay(a.id)
     b = create(ledger, m, reference="b")

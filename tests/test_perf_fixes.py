@@ -17,6 +17,7 @@ import pytest
 from citcon_sim import Config, Simulator, create_app
 from citcon_sim.delivery.ipn import _Send
 from citcon_sim.domain.clock import TIME_FORMAT, Scheduler, VirtualClock
+from citcon_sim.domain.events import EarliestJobChanged
 from citcon_sim.faces.http import parse_form
 from citcon_sim.faces.online import requests
 from citcon_sim.faces.params import MAX_KEYS
@@ -74,7 +75,7 @@ def test_scheduler_reports_a_new_earliest_job() -> None:
     clock = VirtualClock(frozen=True)
     sched = Scheduler(clock)
     seen: list[float] = []
-    sched.on_earlier = seen.append
+    sched.events.subscribe(EarliestJobChanged, lambda e: seen.append(e.due))
     now = clock.time()
     sched.at(now + 10, lambda: None)
     sched.at(now + 20, lambda: None)  # not the earliest: no call

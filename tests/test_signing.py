@@ -16,8 +16,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from citcon_sim import sign_ipn, verify_ipn
-from citcon_sim.delivery.ipn import SIGNED_FIELDS, build_form
 from citcon_sim.domain.signing import signing_string
+from citcon_sim.faces.online.ipn import SIGNED_FIELDS, build_form
 
 DOC = (Path(__file__).parent / "data" / "citcon-online-api.txt").read_text("utf-8")
 

@@ -24,6 +24,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from citcon_sim import Config, Simulator, create_app
+from citcon_sim.domain.events import ClockMoved, IpnChanged, Reset, TransactionChanged
 from citcon_sim.persistence.state import StateError, StateFile, restore, snapshot
 
 from .conftest import AUTH, START, TOKEN, create
@@ -289,8 +290,10 @@ def reopen(sim: Simulator, path: Path, **kw: Any) -> Simulator:
 
 
 def test_no_state_file_means_no_persistence(sim: Simulator) -> None:
-    assert sim.persistence is None and sim.ipn.on_change is None
-    assert all(getattr(f, "__self__", None) is not StateFile for f in sim.ledger.listeners)
+    assert sim.persistence is None
+    handlers = [h for kind in (TransactionChanged, IpnChanged, ClockMoved, Reset)
+                for h in sim.events.handlers(kind)]
+    assert all(not isinstance(getattr(h, "__self__", None), StateFile) for h in handlers)
 
 
 async def test_journal_restores_ledger_clock_and_balances(
@@ -592,11 +595,11 @@ async def test_full_reset_installs_a_fresh_ledger_and_ipn_log(client: TestClient
                                                               sim: Simulator) -> None:
     txn_id = await create(client, ipn_url=f"http://127.0.0.1:{free_port()}/ipn")
     await ok(await client.post(f"/_sim/transactions/{txn_id}/pay"))
-    old_ledger, old_log, listeners = sim.ledger, sim.ipn.notifications, sim.ledger.listeners
+    old_ledger, old_log = sim.ledger, sim.ipn.notifications
     assert len(old_log) == 1
     await ok(await client.post("/_sim/reset"))
     assert sim.ledger is not old_ledger and sim.ipn.notifications is not old_log
-    assert sim.ledger.listeners is listeners  # wired the same way
+    assert sim.ledger.events is sim.events  # wired the same way
     assert sim.ipn.ledger is sim.ledger and sim.ledger.ids is old_ledger.ids
     assert sim.ipn.notifications == {} and sim.ipn.stats["notifications"] == 0
     # Still wired: a payment on the new ledger records its IPN.
@@ -614,7 +617,7 @@ async def test_restore_installs_fresh_objects_and_a_bad_one_keeps_the_live_ones(
     resp = await client.put("/_sim/state", data=_bad(lambda d: d.update(version=2)))
     assert resp.status == 400 and sim.ledger is live
     await ok(await client.put("/_sim/state", data=FIXTURE.read_bytes()))
-    assert sim.ledger is not live and sim.ledger.listeners is live.listeners
+    assert sim.ledger is not live and sim.ledger.events is sim.events
     assert sim.ipn.ledger is sim.ledger
 
 

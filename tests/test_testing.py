@@ -28,6 +28,7 @@ from aiohttp import web
 import citcon_sim
 from citcon_sim import Config, SimulatorServer, verify_ipn
 from citcon_sim.domain.errors import NotFound, TransitionError
+from citcon_sim.domain.events import IpnChanged, TransactionChanged
 from citcon_sim.domain.ids import IdFactory
 from citcon_sim.scenarios import ScenarioError
 from citcon_sim.testing import ServerError, StartError
@@ -415,12 +416,17 @@ def test_wait_for_ipn_sees_a_payment_made_while_it_waits(
     sim: SimulatorServer, receiver: Receiver
 ) -> None:
     txn_id = create(sim, ipn_url=receiver.url)
+    subscribed_before = sim.simulator.events.handlers(TransactionChanged)
+    ipn_subscribed_before = sim.simulator.events.handlers(IpnChanged)
     with ThreadPoolExecutor(1) as pool:
         waiting = pool.submit(sim.wait_for_ipn, txn_id, 10.0)
         status, body = post(sim.url_for(f"/_sim/transactions/{txn_id}/pay"), token=None)
         assert status == 200, body
         assert waiting.result(timeout=15)["state"] == "delivered"
     assert len(receiver.received) == 1
+    events = sim.simulator.events  # the wait's subscriptions ended with it
+    assert events.handlers(TransactionChanged) == subscribed_before
+    assert events.handlers(IpnChanged) == ipn_subscribed_before
 
 
 def test_a_failed_attempt_is_retried_when_the_clock_is_advanced(

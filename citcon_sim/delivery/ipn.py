@@ -8,14 +8,13 @@ becomes ``success``. ``authorized`` does not notify: the documentation says the 
 notification for delayed-capture payments. Later captures of a multi-capture
 authorisation do not notify again (the status does not change).
 
-What is posted. Form-urlencoded, exactly :data:`SIGNED_FIELDS` plus ``fields`` (listing
-them, comma-separated, no spaces) and ``sign`` from :func:`signing.sign_ipn` with the
-merchant's token — the same function merchants get as :func:`citcon_sim.verify_ipn`. A
-notification's form is built once, so retries and redeliveries repeat it byte for byte,
-``notify_id`` and ``sign`` included. A capture notification reports the captured amounts.
+What is posted. Whatever the encoder of the API face that created the transaction
+builds from :class:`IpnFacts` (the Online API's: ``faces/online/ipn.py``); the simulator
+registers one encoder per face. A notification's form is built once, so retries and
+redeliveries repeat it byte for byte, ``notify_id`` and ``sign`` included.
 
-Delivery. Ledger events fire synchronously inside domain calls, so the listener only
-records the notification and ``put_nowait``s a send onto a bounded queue; a few worker
+Delivery. Ledger events are published synchronously inside domain calls, so the handler
+only records the notification and ``put_nowait``s a send onto a bounded queue; a few worker
 tasks sharing ONE ``aiohttp.ClientSession`` do the POSTs. Any 2xx acknowledges. Anything
 else (non-2xx including redirects, refused connection, per-attempt wall timeout) is
 retried after the next delay of :data:`DEFAULT_BACKOFF`, on the VIRTUAL clock via the
@@ -24,7 +23,11 @@ notification is ``failed``. A full queue is logged as a failed attempt (``queue 
 counted in ``stats`` and rescheduled like any failure — never dropped silently.
 
 Scenario ``ipn:`` scripts (docs/scenarios.md) are applied here: delay, never, duplicates,
-out_of_order, bad_signature, tamper_amount, status.
+out_of_order, bad_signature, tamper_amount, status (the encoder applies the form faults).
+
+Every change of a notification is published on the simulator's event bus as an
+:class:`~citcon_sim.domain.events.IpnChanged` (the dashboard, ``--state`` and the test
+helpers' waits subscribe); a worker's unexpected failure as an ``UnexpectedError``.
 
 The worker and session live in an app ``cleanup_ctx`` (:meth:`IpnSender.start` /
 :meth:`IpnSender.close`); recording works without them, sending waits for them.
@@ -38,22 +41,17 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 
 from citcon_sim.domain.clock import Scheduler, VirtualClock
-from citcon_sim.domain.ledger import Capture, Ledger, LedgerEvent, Transaction
+from citcon_sim.domain.events import EventBus, IpnChanged, TransactionChanged, UnexpectedError
+from citcon_sim.domain.ledger import Capture, Ledger, Transaction
 from citcon_sim.domain.scripts import IpnScript
-from citcon_sim.domain.signing import sign_ipn
 
 log = logging.getLogger("citcon_sim.ipn")
 
-# The documented fields, then the ones production adds. Order is the posting order.
-SIGNED_FIELDS = (
-    "id", "amount", "status", "currency", "time", "reference", "note", "notify_id",
-    "partner_id", "vendor", "notify_status", "trans_amount", "trans_currency",
-)
 # Virtual seconds before retry n (15 s, 1 min, 5 min, 15 min, 1 h, 3 h, 6 h), then give up:
 # eight attempts over about 10.3 hours.
 DEFAULT_BACKOFF: tuple[float, ...] = (15, 60, 300, 900, 3600, 3 * 3600, 6 * 3600)
@@ -71,15 +69,32 @@ SUPPRESSED = "suppressed"  # a scenario said never
 TERMINAL = frozenset({DELIVERED, FAILED, NOT_SENT, SUPPRESSED})
 
 
-def build_form(values: Mapping[str, object], token: str) -> dict[str, str]:
-    """The posted form: every signed field, ``fields`` and ``sign``.
+@dataclass(frozen=True, slots=True, eq=False)  # by identity: less to compile at start-up
+class IpnFacts:
+    """What a notification says, before any API face's encoding of it."""
 
-    ``values`` must hold every name in :data:`SIGNED_FIELDS`; ``None`` posts as empty.
-    """
-    form = {k: "" if values[k] is None else str(values[k]) for k in SIGNED_FIELDS}
-    form["fields"] = ",".join(SIGNED_FIELDS)
-    form["sign"] = sign_ipn(form, token)
-    return form
+    transaction: Transaction
+    notify_id: str
+    status: str  # success, or a scenario's status
+    time: str  # when it happened (paid or captured), as the clock formats it
+    amount: int  # settlement side: the captured amount for a capture notification
+    trans_amount: int
+    partner_id: str
+
+
+class IpnEncoder(Protocol):
+    """One API face's IPN format (the sender knows none)."""
+
+    def encode(self, facts: IpnFacts, token: str, script: IpnScript | None) -> dict[str, str]:
+        """The signed form to post; ``script``'s form faults (bad_signature,
+        tamper_amount) applied."""
+        ...
+
+    def restate(self, form: Mapping[str, str], token: str, *, status: str, time: str,
+                notify_id: str) -> dict[str, str]:
+        """``form`` told again with another status, time and ``notify_id``, correctly
+        signed: a scenario's ``out_of_order`` stale notification."""
+        ...
 
 
 @dataclass(frozen=True, slots=True, eq=False)  # by identity: less to compile at start-up
@@ -196,6 +211,8 @@ class IpnSender:
         scheduler: Scheduler,
         ledger: Ledger,
         *,
+        encoders: Mapping[str, IpnEncoder],
+        events: EventBus | None = None,
         timeout: float = 10.0,
         backoff: tuple[float, ...] = DEFAULT_BACKOFF,
         queue_size: int = 1000,
@@ -203,6 +220,8 @@ class IpnSender:
         log_size: int = 10000,
     ) -> None:
         self.clock, self.scheduler, self.ledger = clock, scheduler, ledger
+        self.encoders = dict(encoders)  # API face name -> its IPN format
+        self.events = events if events is not None else ledger.events
         self.timeout = timeout
         self.backoff = tuple(backoff)
         self.workers = max(1, workers)
@@ -214,19 +233,13 @@ class IpnSender:
         self._session: aiohttp.ClientSession | None = None
         self.stats = {"notifications": 0, "attempts": 0, "delivered": 0, "failed": 0,
                       "retries_scheduled": 0, "queue_full": 0}
-        # Called after a notification changed (recorded, attempted, rescheduled): the
-        # --state journal (citcon_sim/state.py) hooks in here; None costs nothing.
-        self.on_change: Callable[[Notification], None] | None = None
-        # Called with an unexpected exception of a worker (Simulator.record_error).
-        self.on_error: Callable[[BaseException], None] | None = None
 
-    def _changed(self, n: Notification) -> None:
-        if self.on_change is not None:
-            self.on_change(n)
+    def _changed(self, n: Notification, kind: str) -> None:
+        self.events.publish(IpnChanged(kind, n))
 
-    # -- recording (synchronous: called from ledger listeners) -------------------------
+    # -- recording (synchronous: a TransactionChanged handler) --------------------------
 
-    def on_event(self, event: LedgerEvent) -> None:
+    def on_event(self, event: TransactionChanged) -> None:
         txn = event.transaction
         if event.kind == "paid":
             self.notify(txn, "paid")
@@ -238,23 +251,18 @@ class IpnSender:
         """Record the notification a transaction's success is due, and queue its send."""
         script = txn.script.ipn if txn.script is not None else None
         at = capture.time if capture is not None else (txn.paid_at or self.clock.time())
-        status = script.status if script is not None and script.status else "success"
-        values: dict[str, object] = {
-            "id": txn.id,
-            "amount": capture.amount if capture is not None else txn.amount,
-            "status": status,
-            "currency": txn.currency,
-            "time": self.clock.format(at),
-            "reference": txn.reference,
-            "note": txn.note,
-            "notify_id": self.ledger.ids.notify(),
-            "partner_id": self.ledger.merchants[txn.token].settings.partner_id,
-            "vendor": txn.vendor.code,
-            "notify_status": status,
-            "trans_amount": capture.trans_amount if capture is not None else txn.trans_amount,
-            "trans_currency": txn.trans_currency,
-        }
-        n = self._record(txn, event, values, script)
+        settings = self.ledger.merchants[txn.token].settings
+        facts = IpnFacts(
+            transaction=txn,
+            notify_id=self.ledger.ids.notify(),
+            status=script.status if script is not None and script.status else "success",
+            time=self.clock.format(at),
+            amount=capture.amount if capture is not None else txn.amount,
+            trans_amount=capture.trans_amount if capture is not None else txn.trans_amount,
+            partner_id=settings.partner_id,
+        )
+        form = self.encoders[txn.face].encode(facts, settings.token, script)
+        n = self._record(txn, event, facts.notify_id, form, script)
         if n.state == NOT_SENT:
             log.info("no IPN for %s: the transaction has no ipn_url", txn.id)
         elif script is not None and script.never:
@@ -265,20 +273,13 @@ class IpnSender:
                 script.delay, lambda: self._enqueue(n, "first"), f"ipn {n.notify_id} delayed")
         else:
             self._enqueue(n, "first")
-        self._changed(n)
+        self._changed(n, "recorded")
         return n
 
-    def _record(
-        self, txn: Transaction, event: str, values: dict[str, object], script: IpnScript | None
-    ) -> Notification:
-        token = self.ledger.merchants[txn.token].settings.token
-        form = build_form(values, token)
-        if script is not None and script.bad_signature:
-            form["sign"] = sign_ipn(form, token + "-not-the-merchant-token")
-        if script is not None and script.tamper_amount:
-            form["amount"] = str(int(form["amount"]) + script.tamper_amount)
+    def _record(self, txn: Transaction, event: str, notify_id: str, form: dict[str, str],
+                script: IpnScript | None) -> Notification:
         n = Notification(
-            notify_id=form["notify_id"], transaction_id=txn.id, token=txn.token, event=event,
+            notify_id=notify_id, transaction_id=txn.id, token=txn.token, event=event,
             url=txn.ipn_url, form=form, created_at=self.clock.time(), script=script,
             state=PENDING if txn.ipn_url else NOT_SENT,
         )
@@ -325,7 +326,7 @@ class IpnSender:
             if waiter is not None and not waiter.done():
                 waiter.set_result(attempt)
             self._after_failure(n, trigger)
-            self._changed(n)
+            self._changed(n, "attempted")
 
     def redeliver(self, notify_id: str) -> asyncio.Future[Attempt]:
         """Send again now, same form and ``notify_id``; resolves with the new attempt."""
@@ -382,8 +383,8 @@ class IpnSender:
                 await self._send(item)
             except Exception as exc:  # one bad send must not stop the worker
                 log.exception("IPN send %s failed unexpectedly", item.notify_id)
-                if self.on_error is not None:
-                    self.on_error(exc)  # the simulator records it; test helpers re-raise it
+                # The simulator records it; test helpers re-raise it.
+                self.events.publish(UnexpectedError(exc, f"IPN send {item.notify_id}"))
                 if item.waiter is not None and not item.waiter.done():
                     item.waiter.cancel()
             finally:
@@ -412,7 +413,7 @@ class IpnSender:
             self._delivered(n)
         else:
             self._after_failure(n, item.trigger)
-        self._changed(n)
+        self._changed(n, "attempted")
 
     def _delivered(self, n: Notification) -> None:
         if n.state != DELIVERED:
@@ -434,12 +435,13 @@ class IpnSender:
         txn = self.ledger.by_id.get(real.transaction_id)
         if txn is None:
             return
-        values: dict[str, object] = {k: real.form[k] for k in SIGNED_FIELDS}
-        values.update(status="pending", notify_status="pending",
-                      time=self.clock.format(txn.created_at), notify_id=self.ledger.ids.notify())
-        stale = self._record(txn, "stale", values, None)
+        notify_id = self.ledger.ids.notify()
+        form = self.encoders[txn.face].restate(
+            real.form, self.ledger.merchants[txn.token].settings.token, status="pending",
+            time=self.clock.format(txn.created_at), notify_id=notify_id)
+        stale = self._record(txn, "stale", notify_id, form, None)
         self._enqueue(stale, "first")
-        self._changed(stale)
+        self._changed(stale, "recorded")
 
     def _after_failure(self, n: Notification, trigger: str) -> None:
         """Schedule the next retry on the virtual clock, or give up."""

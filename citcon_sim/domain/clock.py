@@ -17,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 
+from citcon_sim.domain.events import EarliestJobChanged, EventBus
+
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 
@@ -137,19 +139,19 @@ class Scheduler:
     asynchronous (an IPN POST) is handed to its own worker by the callback.
     """
 
-    def __init__(self, clock: VirtualClock) -> None:
+    def __init__(self, clock: VirtualClock, events: EventBus | None = None) -> None:
         self.clock = clock
         self._heap: list[_Job] = []
         self._seq = itertools.count()
-        # Called with the due time when a new job becomes the earliest: the app's ticker
+        # EarliestJobChanged goes out when a new job becomes the earliest: the app's ticker
         # sleeps until the earliest job (at most 1 s) and must wake sooner for this one.
-        self.on_earlier: Callable[[float], None] | None = None
+        self.events = events if events is not None else EventBus()
 
     def at(self, due: float, action: Callable[[], object], label: str = "") -> _Job:
         job = _Job(due, next(self._seq), action, label)
         heapq.heappush(self._heap, job)
-        if self._heap[0] is job and self.on_earlier is not None:
-            self.on_earlier(due)
+        if self._heap[0] is job:
+            self.events.publish(EarliestJobChanged(due))
         return job
 
     def after(self, seconds: float, action: Callable[[], object], label: str = "") -> _Job:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from citcon_sim.domain.clock import VirtualClock
 from citcon_sim.domain.commands import CaptureCommand, Lookup, Money, PaymentCommand, RefundCommand
 from citcon_sim.domain.errors import BadRequest, NotFound, TransitionError, Unauthorized
+from citcon_sim.domain.events import EventBus, TransactionChanged
 from citcon_sim.domain.ids import IdFactory, IdsExport
 from citcon_sim.domain.merchants import MerchantSettings
 from citcon_sim.domain.money import FxTable, proportional
@@ -133,6 +134,8 @@ class Transaction:
     # The scenario rule that matched the creating request: its payment outcome and IPN
     # behaviour are applied where those decisions are made.
     script: Rule | None = None
+    # The API face that created it, which picks the format of its IPN.
+    face: str = "online"
 
     @property
     def paid_amount(self) -> int:
@@ -143,15 +146,6 @@ class Transaction:
         if self.events is None:
             self.events = []
         self.events.append((at, event, detail))
-
-
-@dataclass(frozen=True, slots=True, eq=False)  # by identity: less to compile at start-up
-class LedgerEvent:
-    """What the ledger tells its listeners (IPN sender, dashboard, --state)."""
-
-    kind: str  # created, paid, authorized, captured, failed, expired, cancelled, refunded
-    transaction: Transaction
-    detail: Any = None
 
 
 @dataclass(frozen=True, slots=True, eq=False)  # by identity: less to compile at start-up
@@ -254,7 +248,6 @@ class LedgerExport:
     transactions: list[Transaction] = field(default_factory=list)
 
 
-Listener = Callable[[LedgerEvent], None]
 _T = TypeVar("_T")
 SHARED_VALUES = 4096  # Ledger._share's bound
 
@@ -267,6 +260,7 @@ class Ledger:
         fx: FxTable | None = None,
         ids: IdFactory | None = None,
         merchants: dict[str, MerchantSettings] | None = None,
+        events: EventBus | None = None,
     ) -> None:
         self.clock = clock
         self.fx = fx or FxTable()
@@ -276,7 +270,8 @@ class Ledger:
         self.merchants: dict[str, Merchant] = {}
         self.by_id: dict[str, Transaction] = {}
         self.refunds_by_id: dict[str, Refund] = {}
-        self.listeners: list[Listener] = []
+        # Every change is published as a TransactionChanged (the simulator's one bus).
+        self.events = events if events is not None else EventBus()
         # Values that repeat across transactions (currency codes, a shop's ipn_url and
         # fail URL, amounts above 256): every request brings fresh copies, and a million
         # stored transactions held a million copies of "https://shop.example.com/ipn".
@@ -377,11 +372,7 @@ class Ledger:
         return shared  # type: ignore[return-value]
 
     def _emit(self, kind: str, txn: Transaction, detail: Any = None) -> None:
-        # One event for all listeners: it is frozen, and building a frozen dataclass
-        # (object.__setattr__ per field) once per listener was ~1-2 % of a create.
-        event = LedgerEvent(kind, txn, detail)
-        for listener in self.listeners:
-            listener(event)
+        self.events.publish(TransactionChanged(kind, txn, detail))
 
     # -- lookups -------------------------------------------------------------------
 

@@ -51,9 +51,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from citcon_sim.delivery.ipn import Notification
 from citcon_sim.domain.errors import StateError
-from citcon_sim.domain.ledger import LedgerEvent
+from citcon_sim.domain.events import ClockMoved, IpnChanged, Reset, TransactionChanged
 from citcon_sim.persistence.snapshot import (
     clock_dict,
     notification_dict,
@@ -248,7 +247,7 @@ class StateFile:
         if self.records >= self.threshold and not self._compact_pending:
             self._schedule_compaction()
 
-    def on_ledger_event(self, event: LedgerEvent) -> None:
+    def on_ledger_event(self, event: TransactionChanged) -> None:
         txn = event.transaction
         record: dict[str, Any] = {"k": "txn", "t": txn_dict(txn)}
         merchant = self.sim.ledger.merchants.get(txn.token)
@@ -257,13 +256,14 @@ class StateFile:
             record["b"] = [m.balance_day, m.balances]
         self._append(record)
 
-    def on_ipn_change(self, n: Notification) -> None:
-        self._append({"k": "ipn", "n": notification_dict(n)})
+    def on_ipn_change(self, event: IpnChanged) -> None:
+        self._append({"k": "ipn", "n": notification_dict(event.notification)})
 
-    def clock_moved(self) -> None:
+    def clock_moved(self, event: ClockMoved) -> None:
         self._append({"k": "clock", **clock_dict(self.sim)})
 
-    def reset(self, token: str | None) -> None:
+    def reset(self, event: Reset) -> None:
+        token = event.token
         if token is None:
             self.compact()  # nothing is left: the file starts over
         else:
@@ -316,10 +316,12 @@ class StateFile:
 
 
 def subscribe(sim: Simulator, state: StateFile) -> None:
-    """Journal every change: ledger events, IPN log changes. (The clock and resets call
-    :meth:`StateFile.clock_moved` and :meth:`StateFile.reset` through the simulator.)"""
-    sim.ledger.listeners.append(state.on_ledger_event)
-    sim.ipn.on_change = state.on_ipn_change
+    """Journal every change from the simulator's event bus. The writes are critical: an
+    operation whose record cannot be written fails instead of being acknowledged."""
+    sim.events.subscribe(TransactionChanged, state.on_ledger_event, critical=True)
+    sim.events.subscribe(IpnChanged, state.on_ipn_change, critical=True)
+    sim.events.subscribe(ClockMoved, state.clock_moved, critical=True)
+    sim.events.subscribe(Reset, state.reset, critical=True)
 
 
 def _json_line(line: bytes) -> Any:

@@ -64,6 +64,7 @@ from citcon_sim.delivery.ipn import (
 from citcon_sim.domain.clock import TIME_FORMAT, ClockExport
 from citcon_sim.domain.commands import DEFAULT_TIMEOUT, MAX_AMOUNT
 from citcon_sim.domain.errors import CitconError, StateError
+from citcon_sim.domain.events import StateRestored
 from citcon_sim.domain.ids import IdFactory, IdsExport
 from citcon_sim.domain.ledger import (
     Capture,
@@ -626,6 +627,7 @@ def restore(sim: Simulator, data: Any, *, resume: bool = False,
     sim.install(plan.ledger, IpnExport(plan.notifications))
     if sim.persistence is not None:
         sim.persistence.compact()  # the imported state becomes the file's new base
+    sim.events.publish(StateRestored())
     ledger = plan.ledger
     return {
         "transactions": len(ledger.by_id),

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from citcon_sim.domain.commands import is_wire_safe
+from citcon_sim.domain.events import EventBus, ScenarioLoaded, ScenariosCleared
 from citcon_sim.domain.scripts import (
     ApiScript,
     IpnScript,
@@ -316,7 +317,8 @@ def _magic() -> Scenario:
 class ScenarioBook:
     """Loaded scenarios: per merchant token first, then global, then magic amounts."""
 
-    def __init__(self, magic: bool = True) -> None:
+    def __init__(self, magic: bool = True, events: EventBus | None = None) -> None:
+        self.events = events if events is not None else EventBus()  # loaded / cleared
         self.global_scenarios: list[Scenario] = []
         self.by_token: dict[str, list[Scenario]] = {}
         self.magic_enabled = magic
@@ -335,6 +337,7 @@ class ScenarioBook:
             self.global_scenarios.append(scenario)
         else:
             self.by_token.setdefault(token, []).append(scenario)
+        self.events.publish(ScenarioLoaded(scenario.name, token))
 
     def clear(self, token: str | None = None) -> None:
         if token is None:
@@ -342,6 +345,7 @@ class ScenarioBook:
             self.by_token.clear()
         else:
             self.by_token.pop(token, None)
+        self.events.publish(ScenariosCleared(token))
 
     def _groups(self, token: str | None) -> list[Scenario]:
         groups = [*self.by_token.get(token or "", ()), *self.global_scenarios]

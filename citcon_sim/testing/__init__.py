@@ -39,7 +39,8 @@ from aiohttp import web
 
 from citcon_sim.config import Config
 from citcon_sim.delivery import ipn as ipn_states
-from citcon_sim.domain.ledger import LedgerEvent, Status
+from citcon_sim.domain.events import IpnChanged, TransactionChanged
+from citcon_sim.domain.ledger import Status
 from citcon_sim.faces.online.wire import sim_transaction
 from citcon_sim.scenarios import (
     Scenario,
@@ -57,9 +58,9 @@ log = logging.getLogger("citcon_sim.testing")
 
 T = TypeVar("T")
 
-# How long an idle wait_for_ipn sleeps between looks when nothing it can await is under
-# way (a payment made from another thread, a retry a running clock will fire). Any ledger
-# event or finished delivery wakes it at once; this only bounds the worst case.
+# How long an idle wait_for_ipn sleeps between looks. Any transaction or IPN event on the
+# simulator's bus wakes it at once; this only bounds what publishes nothing (a pending
+# transaction expiring on a running clock).
 _IDLE_RECHECK = 0.05
 _NO_IPN_STATUSES = frozenset({Status.FAILED, Status.EXPIRED, Status.CANCELLED})
 
@@ -347,7 +348,7 @@ class SimulatorServer:
         """Wait until the transaction's notification has had ``attempts`` finished delivery
         attempts (answered, refused or timed out); answer it as :meth:`ipn_log` does.
 
-        Waits on the delivery workers and ledger events, at most ``timeout`` wall
+        Waits on the delivery workers and the simulator's events, at most ``timeout`` wall
         seconds, then raises ``AssertionError`` listing the IPNs on record. It fails at
         once when no attempt can come: no ``ipn_url``, a scenario's ``never``, the
         retries exhausted, a payment that failed/expired — or, on a frozen clock, an
@@ -370,11 +371,19 @@ class SimulatorServer:
     async def _await_ipn(self, txn_id: str, want: int, timeout: float) -> dict[str, Any]:
         sim = self.simulator
         changed = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        loop_thread = threading.get_ident()
 
-        def wake(_event: LedgerEvent) -> None:
-            changed.set()
+        def wake(event: TransactionChanged | IpnChanged) -> None:
+            # A payment made meanwhile records the IPN; an attempt finishes. Either may be
+            # published from another thread (a test touching the simulator directly).
+            if threading.get_ident() == loop_thread:
+                changed.set()
+            else:
+                loop.call_soon_threadsafe(changed.set)
 
-        sim.ledger.listeners.append(wake)  # a payment made meanwhile records the IPN
+        unsubscribe = (sim.events.subscribe(TransactionChanged, wake),
+                       sim.events.subscribe(IpnChanged, wake))
         try:
             async with asyncio.timeout(timeout):
                 while True:
@@ -397,7 +406,8 @@ class SimulatorServer:
             raise AssertionError(_ipn_report(
                 sim, txn_id, want, f"waited {timeout:g} s; {why}")) from None
         finally:
-            sim.ledger.listeners.remove(wake)
+            for stop in unsubscribe:
+                stop()
 
     def redeliver(self, notify_id: str, timeout: float = 30.0) -> dict[str, Any]:
         """Send a notification again now (same form and ``notify_id``) and wait for that

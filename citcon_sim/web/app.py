@@ -19,6 +19,7 @@ from citcon_sim.domain.errors import (
     PayloadTooLarge,
     UnknownError,
 )
+from citcon_sim.domain.events import EarliestJobChanged
 from citcon_sim.faces.http import SIM, envelope, json_response
 from citcon_sim.faces.middleware import merchant_api
 from citcon_sim.faces.online import handlers as api
@@ -82,10 +83,10 @@ async def _ticker(app: web.Application) -> AsyncIterator[None]:
     wake = asyncio.Event()
     deadline = math.inf  # virtual time the ticker sleeps until
 
-    def on_earlier(due: float) -> None:
+    def on_earlier(event: EarliestJobChanged) -> None:
         # A job due before the ticker's wake-up (an IPN retry 15 s out while it sleeps
         # 1 s is not; a 0.2 s scripted payment outcome is): wake now, so it is not late.
-        if due < deadline and not sim.clock.frozen:
+        if event.due < deadline and not sim.clock.frozen:
             if threading.get_ident() == loop_thread:
                 wake.set()
             else:
@@ -111,10 +112,10 @@ async def _ticker(app: web.Application) -> AsyncIterator[None]:
                     log.exception("scheduled job failed")
                     sim.record_error(exc)  # test helpers re-raise it (check_assertions)
 
-    sim.scheduler.on_earlier = on_earlier
+    unsubscribe = sim.events.subscribe(EarliestJobChanged, on_earlier)
     task = asyncio.create_task(tick())
     yield
-    sim.scheduler.on_earlier = None
+    unsubscribe()
     task.cancel()
     try:
         await task

@@ -8,34 +8,42 @@ nothing here changes state by itself. Three things are the dashboard's own:
   merchants or one), the merchants as token *hints* with an opaque key each, the virtual
   clock and the IPN counters. Tokens are never sent in clear: a merchant is picked by its
   key, or by typing its token once, which is answered with the key.
-- ``GET /_sim/events`` — Server-Sent Events telling open pages that something changed:
-  ``txn`` for every ledger event (a synchronous ledger listener), ``clock`` when virtual
-  time jumps, ``ipn`` when a delivery attempt finishes, ``reset`` when transactions are
-  forgotten (a light watcher, only while a page is connected). Each client has a bounded
-  queue; on overflow it is emptied and a single ``resync`` takes its place, so a slow
-  client costs a bounded amount of memory and still ends up current. A comment line goes
-  out after 15 s (wall) of silence to keep proxies from closing the stream, and every
-  stream ends when the app shuts down (``on_shutdown``), so shutdown never waits for them.
+- ``GET /_sim/events`` — Server-Sent Events pushing exactly what changed, as the
+  simulator's event bus announces it (no polling): ``txn`` for every transaction change
+  (its id, kind, status, merchant key and the list ``row`` as ``state`` lists it),
+  ``ipn`` for every notification recorded or attempted (the IPN counters, the
+  ``notification`` and its transaction's ``row``), ``clock`` when virtual time jumps,
+  ``reset`` when transactions are forgotten (``{}``, or ``{"merchant": key}`` for one
+  merchant) or the state is replaced. Each client has a bounded queue; on overflow it is
+  emptied and a single ``resync`` takes its place, so a slow client costs a bounded
+  amount of memory and still ends up current. A comment line goes out after 15 s (wall)
+  of silence to keep proxies from closing the stream, and every stream ends when the
+  app shuts down (``on_shutdown``), so shutdown never waits for them.
 - ``GET /_sim`` redirects to ``/_sim/``; the assets are under ``/_sim/static/``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import hashlib
 import hmac
 import json
-import logging
 import secrets
-import time
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from citcon_sim.domain.ledger import LedgerEvent, Merchant, Transaction, wire_status
+from citcon_sim.domain.events import (
+    ClockMoved,
+    IpnChanged,
+    Reset,
+    StateRestored,
+    TransactionChanged,
+)
+from citcon_sim.domain.ledger import Merchant, Transaction, wire_status
 from citcon_sim.faces.http import SIM, json_response
 from citcon_sim.faces.online.wire import redact
 from citcon_sim.web.pages import STATIC_DIR, render
@@ -43,10 +51,8 @@ from citcon_sim.web.pages import STATIC_DIR, render
 if TYPE_CHECKING:
     from citcon_sim.simulator import Simulator
 
-log = logging.getLogger("citcon_sim.dashboard")
 
 HEARTBEAT_SECONDS = 15.0  # wall seconds of silence before a keep-alive comment
-WATCH_SECONDS = 0.25  # how often the watcher looks at the clock and the IPN counters
 CLIENT_QUEUE_SIZE = 256
 DEFAULT_ROWS, MAX_ROWS = 200, 1000
 ASSETS = ("dashboard.css", "dashboard.js")
@@ -97,21 +103,21 @@ class _Client:
 
 
 class Hub:
-    """Fans change notices out to the connected pages."""
+    """Fans what changed out to the connected pages: a subscriber of the simulator's
+    event bus (while the app runs), with no loop of its own."""
 
     def __init__(self, sim: Simulator, *, heartbeat: float = HEARTBEAT_SECONDS,
-                 queue_size: int = CLIENT_QUEUE_SIZE, watch: float = WATCH_SECONDS) -> None:
+                 queue_size: int = CLIENT_QUEUE_SIZE) -> None:
         self.sim = sim
         self.heartbeat = heartbeat
         self.queue_size = queue_size
-        self.watch_interval = watch
         self.clients: set[_Client] = set()
         self.closed = False
         # Merchant keys are an HMAC of the token under a per-process secret: stable while
         # the server runs, useless for guessing a token offline.
         self._secret = secrets.token_bytes(16)
-        self._wakeup = asyncio.Event()
-        self._baseline()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread = 0
 
     # -- merchants ------------------------------------------------------------------------
 
@@ -130,11 +136,8 @@ class Hub:
     # -- clients --------------------------------------------------------------------------
 
     def connect(self) -> _Client:
-        if not self.clients:
-            self._baseline()  # what the first page sees is what later changes compare to
         client = _Client(self.queue_size)
         self.clients.add(client)
-        self._wakeup.set()
         return client
 
     def disconnect(self, client: _Client) -> None:
@@ -144,6 +147,15 @@ class Hub:
         if not self.clients:
             return
         message = _sse(event, data)
+        loop = self._loop
+        if loop is not None and threading.get_ident() != self._loop_thread:
+            # Published from another thread (a test driving the simulator directly): the
+            # queues belong to the loop.
+            loop.call_soon_threadsafe(self._fan_out, message)
+        else:
+            self._fan_out(message)
+
+    def _fan_out(self, message: bytes) -> None:
         for client in self.clients:
             client.put(message)
 
@@ -152,68 +164,61 @@ class Hub:
         self.closed = True
         for client in list(self.clients):
             client.end()
-        self._wakeup.set()
 
-    # -- sources ----------------------------------------------------------------------------
+    # -- the event bus ------------------------------------------------------------------------
+    # Handlers run inside domain calls: they only queue, and only while a page listens. A
+    # failure is the bus's to record; the publisher (a payment) goes on.
 
-    def on_ledger(self, event: LedgerEvent) -> None:
-        """Ledger listener: runs inside domain calls, so it only queues, and never raises."""
+    def subscribe(self) -> Callable[[], None]:
+        """Follow the simulator's events; returns what undoes it."""
+        self._loop, self._loop_thread = asyncio.get_running_loop(), threading.get_ident()
+        events = self.sim.events
+        stops = [
+            events.subscribe(TransactionChanged, self.on_transaction),
+            events.subscribe(IpnChanged, self.on_ipn),
+            events.subscribe(ClockMoved, self.on_clock),
+            events.subscribe(Reset, self.on_reset),
+            events.subscribe(StateRestored, self.on_restored),
+        ]
+
+        def unsubscribe() -> None:
+            for stop in stops:
+                stop()
+
+        return unsubscribe
+
+    def on_transaction(self, event: TransactionChanged) -> None:
         if not self.clients:
             return
-        try:
-            txn = event.transaction
-            self._seen_ledger = self._ledger_part()  # announced here, not by the watcher
-            self.publish("txn", {"id": txn.id, "kind": event.kind, "status": txn.status.value,
-                                 "merchant": self.key(txn.token)})
-        except Exception:  # a dashboard problem must never break a payment
-            log.exception("dashboard listener failed")
+        txn = event.transaction
+        self.publish("txn", {"id": txn.id, "kind": event.kind, "status": txn.status.value,
+                             "merchant": self.key(txn.token), "row": _row(self, txn)})
 
-    def _ledger_part(self) -> tuple[Any, ...]:
-        ledger = self.sim.ledger
-        # The newest id too: a restored snapshot may hold as many transactions as before.
-        return len(ledger.by_id), len(ledger.merchants), next(reversed(ledger.by_id), None)
+    def on_ipn(self, event: IpnChanged) -> None:
+        if not self.clients:
+            return
+        n = event.notification
+        txn = self.sim.ledger.by_id.get(n.transaction_id)
+        self.publish("ipn", {
+            **self.sim.ipn.summary(),  # the counters, as the page's header shows them
+            "notification": {"notify_id": n.notify_id, "transaction_id": n.transaction_id,
+                             "kind": event.kind, "state": n.state,
+                             "attempts": len(n.attempts)},
+            "row": None if txn is None else _row(self, txn),
+        })
 
-    def _ipn_part(self) -> tuple[Any, ...]:
-        ipn = self.sim.ipn
-        return *ipn.stats.values(), len(ipn.notifications)
-
-    def _baseline(self) -> None:
-        clock = self.sim.clock
-        self._seen_ledger, self._seen_ipn = self._ledger_part(), self._ipn_part()
-        self._virtual, self._wall, self._frozen = clock.time(), time.monotonic(), clock.frozen
-
-    def check(self) -> None:
-        """Publish what changed since the last look (the watcher calls this)."""
-        clock = self.sim.clock
-        virtual, wall = clock.time(), time.monotonic()
-        expected = self._virtual + (0.0 if clock.frozen else wall - self._wall)
-        if clock.frozen != self._frozen or abs(virtual - expected) > 0.5:
+    def on_clock(self, event: ClockMoved) -> None:
+        if self.clients:
             self.publish("clock", clock_view(self.sim))
-        self._virtual, self._wall, self._frozen = virtual, wall, clock.frozen
-        ledger, ipn = self._ledger_part(), self._ipn_part()
-        if ledger != self._seen_ledger:  # forgotten or replaced without a ledger event
-            self._seen_ledger = ledger
+
+    def on_reset(self, event: Reset) -> None:
+        if self.clients:
+            self.publish("reset", {} if event.token is None
+                         else {"merchant": self.key(event.token)})
+
+    def on_restored(self, event: StateRestored) -> None:
+        if self.clients:
             self.publish("reset", {})
-        if ipn != self._seen_ipn:
-            self._seen_ipn = ipn
-            self.publish("ipn", self.sim.ipn.summary())
-
-    async def watch(self) -> None:
-        """Notice what the ledger does not announce: clock jumps, IPN attempts, resets.
-
-        Looks only while a page is connected; each look is a few attribute reads.
-        """
-        self._baseline()
-        while not self.closed:
-            if not self.clients:
-                self._wakeup.clear()
-                await self._wakeup.wait()
-                continue
-            await asyncio.sleep(self.watch_interval)
-            try:
-                self.check()
-            except Exception:
-                log.exception("dashboard watcher failed")
 
 
 HUB: web.AppKey[Hub] = web.AppKey("citcon_sim.dashboard", Hub)
@@ -359,16 +364,11 @@ async def events(request: web.Request) -> web.StreamResponse:
 
 
 async def _lifetime(app: web.Application) -> AsyncIterator[None]:
-    hub, sim = app[HUB], app[SIM]
-    sim.ledger.listeners.append(hub.on_ledger)
-    task = asyncio.create_task(hub.watch())
+    hub = app[HUB]
+    unsubscribe = hub.subscribe()
     yield
     await hub.close()
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-    with contextlib.suppress(ValueError):
-        sim.ledger.listeners.remove(hub.on_ledger)
+    unsubscribe()
 
 
 def add_routes(app: web.Application) -> None:

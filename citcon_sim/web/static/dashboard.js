@@ -629,6 +629,23 @@
     pollTimer = 0;
   }
 
+  function parse(e) {
+    try { return JSON.parse(e.data); } catch (err) { return null; }
+  }
+
+  // A pushed row replaces the one shown. A new transaction changes the counts, the
+  // merchants and the order: that, and any change while a fetch is under way (its answer
+  // could predate the change), fetches everything instead.
+  function patchRow(row, kind) {
+    if (!row || kind === "created" || timer || running) { refresh(); return; }
+    const i = view.rows.findIndex((r) => r.id === row.id);
+    if (i >= 0) {
+      view.rows[i] = row;
+      renderRows();
+    }
+    if (view.selected === row.id) loadDetail();
+  }
+
   function connect() {
     if (!window.EventSource) { setLive("polling"); startPolling(); return; }
     const es = new EventSource("/_sim/events");
@@ -639,7 +656,18 @@
       startPolling();
       if (es.readyState === EventSource.CLOSED) setTimeout(connect, 5000);
     };
-    ["txn", "ipn", "reset", "resync"].forEach((name) => es.addEventListener(name, refresh));
+    // txn and ipn carry the changed transaction's row: patched in place.
+    es.addEventListener("txn", (e) => {
+      const d = parse(e);
+      if (d) patchRow(d.row, d.kind); else refresh();
+    });
+    es.addEventListener("ipn", (e) => {
+      const d = parse(e);
+      if (!d) { refresh(); return; }
+      setStats(d);
+      patchRow(d.row, "ipn");
+    });
+    ["reset", "resync"].forEach((name) => es.addEventListener(name, refresh));
     ["hello", "clock"].forEach((name) => es.addEventListener(name, (e) => {
       try { setClock(JSON.parse(e.data)); } catch (err) { /* keep the last clock */ }
       if (name === "clock") refresh();
