@@ -7,10 +7,11 @@
     ...         json.load(resp)
     {'status': 'ok'}
 
-The server listens on a free port of 127.0.0.1 and runs its own event loop in a daemon
-thread; every helper runs its work on that loop (so the simulator is only ever touched
-by one thread) and re-raises, in the calling thread, the very exception the work raised
-(``NotFound`` for an unknown id, ``TransitionError`` for paying a paid payment…).
+The server listens where its Config says (by default a free port of 127.0.0.1) and runs
+its own event loop in a daemon thread; every helper runs its work on that loop (so the
+simulator is only ever touched by one thread) and re-raises, in the calling thread, the
+very exception the work raised (``NotFound`` for an unknown id, ``TransitionError`` for
+paying a paid payment…).
 Unexpected errors while *serving a request* (answered to the client as code 4000) are
 recorded instead and re-raised by :meth:`SimulatorServer.check_assertions`, which the
 pytest fixture calls after each test (pytest-httpserver's model).
@@ -81,11 +82,14 @@ class StartError(RuntimeError):
 
 
 class SimulatorServer:
-    """A simulator serving HTTP on ``127.0.0.1:<free port>`` from a background thread.
+    """A simulator serving HTTP from a background thread, by default on a free port of
+    127.0.0.1.
 
-    ``config`` defaults to a frozen clock (tests move time with :meth:`advance`);
-    ``host``/``port`` decide where it listens (port 0: a free one) and override the
-    config's. Pass ``simulator`` to serve an existing :class:`~citcon_sim.Simulator`.
+    ``config`` defaults to a frozen clock (tests move time with :meth:`advance`). It is
+    honoured as given: ``Config.host``, and ``Config.port`` when set (unset or 0: a free
+    port; a port in use makes :meth:`start` raise :class:`StartError`). ``host``/``port``
+    here override the config's. Pass ``simulator`` to serve an existing
+    :class:`~citcon_sim.Simulator` (its config decides where, likewise).
     ``start()``/``stop()`` may be called again; ``stop()`` is idempotent and bounded by
     ``stop_timeout`` wall seconds.
 
@@ -100,20 +104,22 @@ class SimulatorServer:
         config: Config | None = None,
         *,
         simulator: Simulator | None = None,
-        host: str = "127.0.0.1",
-        port: int = 0,
+        host: str | None = None,
+        port: int | None = None,
         start_timeout: float = 30.0,
         stop_timeout: float = 10.0,
     ) -> None:
-        if simulator is not None:
-            config = simulator.config
-        else:  # a copy, so one Config object can configure several servers
-            config = dataclasses.replace(config or Config(frozen_clock=True),
-                                         host=host, port=port)
-        self.config: Config = config
+        base = simulator.config if simulator is not None else config or Config(
+            frozen_clock=True, port=0)
+        host = base.host if host is None else host
+        port = (base.port or 0) if port is None else port
+        # A copy (checked like any Config), so one Config object can configure several
+        # servers; a served Simulator keeps its own.
+        self.config: Config = (simulator.config if simulator is not None
+                               else dataclasses.replace(base, host=host, port=port))
         self.host, self.port = host, port
         self.start_timeout, self.stop_timeout = start_timeout, stop_timeout
-        self.base_url = ""  # http://127.0.0.1:<port> once started; kept after stop()
+        self.base_url = ""  # http://<host>:<port> once started; kept after stop()
         self._sim = simulator
         self._lock = threading.RLock()
         self._loop: asyncio.AbstractEventLoop | None = None
