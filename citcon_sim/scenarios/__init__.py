@@ -13,7 +13,6 @@ they work with no file at all.
 from __future__ import annotations
 
 import fnmatch
-import hashlib
 import json
 import re
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from citcon_sim.domain.commands import is_wire_safe
+from citcon_sim.domain.redaction import token_hint
 from citcon_sim.domain.scripts import (
     ApiScript,
     IpnScript,
@@ -388,14 +388,10 @@ class ScenarioBook:
         return {
             "global": [s.describe() for s in self.global_scenarios],
             "by_token": {
-                _hint(t): [s.describe() for s in ss] for t, ss in scoped.items()
+                # Keyed by a hint that differs for every token, never the token itself.
+                token_hint(t, unique=True): [s.describe() for s in ss]
+                for t, ss in scoped.items()
             },
             "magic_amounts": self._magic.describe() if self.magic_enabled else None,
         }
 
-
-def _hint(token: str) -> str:
-    # Never the token in clear; the digest keeps two merchants with the same hint apart
-    # (every token of 8 characters or fewer has the hint "…").
-    digest = hashlib.sha256(token.encode("utf-8")).hexdigest()[:8]
-    return (token[:2] + "…" + token[-2:] if len(token) > 8 else "…") + f" #{digest}"
