@@ -15,8 +15,9 @@ from citcon_sim.domain.clock import Scheduler, VirtualClock
 from citcon_sim.domain.ids import IdFactory
 from citcon_sim.domain.ledger import Ledger, LedgerEvent, Status, Transaction
 from citcon_sim.domain.money import FxTable
+from citcon_sim.domain.scripts import PaymentScript
 from citcon_sim.faces.journal import Journal
-from citcon_sim.scenarios import PaymentScript, ScenarioBook, resolve_scenario
+from citcon_sim.scenarios import ScenarioBook, resolve_scenario
 
 if TYPE_CHECKING:
     from citcon_sim.persistence.state import StateFile

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from functools import cache
@@ -103,7 +104,8 @@ def _validator() -> Any:
     import jsonschema
 
     # JSON Schema counts 1.0 as an integer; the rules use integers as ints (nth, times).
-    cls = jsonschema.validators.extend(
+    extend: Any = jsonschema.validators.extend  # untyped in some jsonschema stubs
+    cls = extend(
         jsonschema.Draft202012Validator,
         type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
             "integer", lambda _, value: isinstance(value, int) and not isinstance(value, bool)),
@@ -270,12 +272,43 @@ def shipped_scenarios() -> dict[str, str]:
     }
 
 
-def resolve_scenario(spec: str) -> Scenario:
-    """A file path, or the name of a shipped scenario (``declines``, ``magic``, …)."""
+def resolve_scenario(spec: str | os.PathLike[str], *, text: bool = False, files: bool = True,
+                     source: str = "<scenario>") -> Scenario:
+    """The scenario a user names, by one precedence (the first that applies wins):
+
+    1. an ``os.PathLike``: that file;
+    2. with ``text``, a string holding a line break: YAML text;
+    3. a string naming an existing file: that file (so ``./declines`` on disk wins);
+    4. the name of a shipped scenario (``declines``, ``flaky-ipn``…, see
+       :func:`shipped_scenarios`);
+    5. a string ending ``.yaml``, ``.yml`` or ``.json``: that file (missing: an error);
+    6. with ``text``, any other string: YAML text (``{rules: [...]}`` on one line);
+    7. otherwise: that file, which does not exist (the error names it).
+
+    ``text`` allows YAML text, as :meth:`SimulatorServer.load_scenario` and the control
+    surface take it; ``source`` names such text in errors. ``files=False`` skips every
+    file step, for callers who may not read the server's files (``POST /_sim/scenarios``):
+    then a string is a shipped name, else YAML text if allowed, else an error.
+    """
+    if isinstance(spec, os.PathLike):
+        if not files:
+            raise ScenarioError(source, None, "a scenario file cannot be read here")
+        return load_scenario_file(Path(spec))
+    if text and "\n" in spec:
+        return parse_scenario(spec, source)
+    if files and Path(spec).is_file():
+        return load_scenario_file(spec)
     shipped = shipped_scenarios()
-    if spec in shipped and not Path(spec).exists():
+    if spec in shipped:
         return parse_scenario(shipped[spec], f"{spec}.yaml")
-    return load_scenario_file(spec)
+    if files and spec.endswith((".yaml", ".yml", ".json")):
+        return load_scenario_file(spec)
+    if text:
+        return parse_scenario(spec, source)
+    if files:
+        return load_scenario_file(spec)
+    raise ScenarioError(spec, None, "not a shipped scenario (one of: "
+                        f"{', '.join(shipped)})")
 
 
 def _build_rule(raw: dict[str, Any], source: str, line: int | None, default: str) -> Rule:

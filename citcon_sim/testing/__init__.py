@@ -33,7 +33,6 @@ import os
 import threading
 from collections.abc import Callable, Coroutine
 from concurrent.futures import Future, InvalidStateError
-from pathlib import Path
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -42,13 +41,7 @@ from citcon_sim.config import Config
 from citcon_sim.delivery import ipn as ipn_states
 from citcon_sim.domain.ledger import LedgerEvent, Status
 from citcon_sim.faces.online.wire import sim_transaction
-from citcon_sim.scenarios import (
-    Scenario,
-    load_scenario_file,
-    parse_scenario,
-    resolve_scenario,
-    shipped_scenarios,
-)
+from citcon_sim.scenarios import resolve_scenario
 from citcon_sim.simulator import Simulator
 from citcon_sim.web.app import create_app
 
@@ -425,8 +418,10 @@ class SimulatorServer:
         """Load a scenario (docs/scenarios.md), for every merchant or one ``token``.
 
         ``scenario`` is the name of a shipped scenario (``declines``, ``flaky-ipn``…), a
-        file path (``pathlib.Path``, or a string ending ``.yaml``/``.yml``/``.json``) or
-        YAML text. A bad scenario raises ``ScenarioError`` here, in the test.
+        file path (``pathlib.Path``, an existing file, or a string ending
+        ``.yaml``/``.yml``/``.json``) or YAML text; precedence as in
+        :func:`~citcon_sim.scenarios.resolve_scenario`. A bad scenario raises
+        ``ScenarioError`` here, in the test.
 
             sim.load_scenario("declines")
             sim.load_scenario('''
@@ -435,7 +430,7 @@ class SimulatorServer:
                     payment: {outcome: pay, after: 30}
             ''')
         """
-        parsed = _parse_scenario(scenario)
+        parsed = resolve_scenario(scenario, text=True, source="<test scenario>")
         self.call(lambda: self.simulator.scenarios.load(parsed, token))
 
     def clear_scenarios(self, token: str | None = None) -> None:
@@ -485,17 +480,6 @@ def _plain(value: T) -> T:
     """A deep, JSON-shaped copy: safe to hand to another thread."""
     copy: T = json.loads(json.dumps(value, default=str))
     return copy
-
-
-def _parse_scenario(scenario: str | os.PathLike[str]) -> Scenario:
-    if isinstance(scenario, os.PathLike):
-        return load_scenario_file(Path(scenario))
-    shipped = shipped_scenarios()
-    if scenario in shipped:
-        return parse_scenario(shipped[scenario], f"{scenario}.yaml")
-    if "\n" not in scenario and scenario.endswith((".yaml", ".yml", ".json")):
-        return load_scenario_file(scenario)
-    return parse_scenario(scenario, "<test scenario>")
 
 
 def _main_notification(sim: Simulator, txn_id: str) -> ipn_states.Notification | None:
