@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import dataclasses
 import os
+import re
 import signal
 import time
 from datetime import datetime
@@ -38,6 +39,28 @@ def test_main_help_lists_every_option_and_variable():
 def test_readme_configuration_table_lists_every_variable():
     for option in OPTIONS:
         assert f"`{option.envvar}" in README, option.envvar
+
+
+def test_readme_configuration_table_matches_config():
+    """Each row's flag, variable and default (when shown as a value) are Config's."""
+    rows = {}
+    for line in README.splitlines():
+        found = re.match(r"\| `(--[a-z-]+)[^`]*` \| `(CITCON_SIM_[A-Z_]+)[^`]*` \| ([^|]+) \|",
+                         line)
+        if found:
+            rows[found[1]] = (found[2], found[3].strip())
+    for f, setting in settings():
+        if setting.option is None:
+            continue
+        env, shown = rows.get(setting.option) or rows[str(setting.negative)]
+        assert env == setting.envvar
+        value = (setting.serve_default if setting.serve_default is not None
+                 else f.default if f.default is not dataclasses.MISSING
+                 else f.default_factory())
+        if shown.startswith("`"):
+            assert (setting.parse or str)(shown.strip("`")) == value, setting.option
+        else:  # "none", "now", "off"...: no value to show
+            assert value in (None, True, False, []), setting.option
 
 
 def test_ipn_retries_are_parsed_and_checked(monkeypatch):
