@@ -49,7 +49,7 @@ class Setting:
     help: str
     option: str | None = None  # the `citcon-sim serve` flag; None: set from Python only
     negative: str | None = None  # a boolean's "off" flag (--running-clock)
-    env: str | None = None  # default: CITCON_SIM_ and the flag's name, --ipn-timeout: IPN_TIMEOUT
+    env: str | None = None  # default: CITCON_SIM_<the flag>, e.g. CITCON_SIM_IPN_TIMEOUT
     metavar: str | None = None
     parse: Callable[[str], Any] | None = None  # flag or variable text -> value (None: as is)
     check: Check | None = None
@@ -171,12 +171,15 @@ def _http_url(value: Any) -> str | None:
 def _readable_file(value: Any) -> str | None:
     if value is None:
         return None
+    if not isinstance(value, Path):
+        return f"{value!r} is not a file path"
+    if value.exists() and not value.is_file():  # a directory; a FIFO would block open()
+        return f"cannot read {value}: not a regular file"
     try:
         with open(value, "rb"):
             return None
-    except (OSError, TypeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
-        return f"cannot read {value}: {reason}"
+    except OSError as exc:
+        return f"cannot read {value}: {exc.strerror or exc}"
 
 
 def _state_path(value: Any) -> str | None:
