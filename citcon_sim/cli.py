@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import signal
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
-from zoneinfo import ZoneInfoNotFoundError
+from typing import Any, TypeVar
 
 import click
 from aiohttp import web
 
 from citcon_sim._version import __version__
-from citcon_sim.config import Config
+from citcon_sim.config import Config, ConfigError, Setting, settings
 from citcon_sim.delivery.ipn import send_once
 from citcon_sim.domain.clock import TIME_FORMAT
 from citcon_sim.domain.errors import StateError
@@ -26,6 +27,8 @@ from citcon_sim.scenarios import ScenarioError, resolve_scenario, shipped_scenar
 from citcon_sim.simulator import Simulator
 from citcon_sim.web.app import create_app
 from citcon_sim.web.security import RedactingAccessLogger
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def banner(sim: Simulator) -> str:
@@ -51,7 +54,7 @@ async def serve_forever(sim: Simulator, *, ready: asyncio.Event | None = None) -
                            if sim.config.access_log else None,
                            access_log_class=RedactingAccessLogger)  # no tokens in the log
     await runner.setup()
-    site = web.TCPSite(runner, sim.config.host, sim.config.port)
+    site = web.TCPSite(runner, sim.config.host, sim.config.serve_port)
     await site.start()
     if runner.addresses:  # port 0: learn the port the OS chose
         port = runner.addresses[0][1]
@@ -63,12 +66,25 @@ async def serve_forever(sim: Simulator, *, ready: asyncio.Event | None = None) -
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
+    freezer = asyncio.create_task(_freeze_stored(sim))
     if ready is not None:
         ready.set()
     try:
         await stop.wait()
     finally:
+        freezer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await freezer
         await runner.cleanup()
+
+
+async def _freeze_stored(sim: Simulator, every: float = 1.0) -> None:
+    """Keep stored transactions out of full GC passes (Simulator.freeze_stored). Only
+    ``citcon-sim serve`` does it: gc.freeze() acts on the whole process, which in a
+    library user's (a test suite's) is not the simulator's to change."""
+    while True:
+        await asyncio.sleep(every)
+        sim.freeze_stored()
 
 
 class _MainGroup(click.Group):
@@ -94,110 +110,72 @@ def main() -> None:
     """
 
 
+def _option(f: dataclasses.Field[Any], s: Setting) -> Callable[[F], F]:
+    """The ``serve`` option of one Config field, from its Setting."""
+    assert s.option is not None
+    default = f.default if f.default is not dataclasses.MISSING else None
+    if s.serve_default is not None:
+        default = s.serve_default
+    kwargs: dict[str, Any] = {
+        "envvar": s.envvar, "help": f"{s.help} [env {s.envvar}]",
+        "show_default": default is not None and not isinstance(default, bool),
+    }
+    if s.negative is not None:
+        return click.option(f"{s.option}/{s.negative}", f.name, default=default, **kwargs)
+    if s.many:
+        return click.option(s.option, f.name, multiple=True, metavar=s.metavar, **kwargs)
+    parse = s.parse or str
+
+    def convert(ctx: click.Context, param: click.Parameter, text: str | None) -> Any:
+        if text is None:
+            return None
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), ctx, param) from None
+
+    if default is not None:  # as text, like a typed value (help shows it so)
+        default = s.show(default) if s.show is not None else str(default)
+    return click.option(s.option, f.name, default=default, metavar=s.metavar,
+                        callback=convert, **kwargs)
+
+
+def _serve_options(command: F) -> F:
+    for f, s in reversed(settings()):  # the last decorator applied is listed first
+        if s.option is not None:
+            command = _option(f, s)(command)
+    return command
+
+
+def config_from_options(values: dict[str, Any]) -> Config:
+    """The Config of ``serve``'s parsed options; an unusable value is a usage error
+    naming its flag."""
+    values = {**values, "scenarios": list(values.get("scenarios", ()))}  # click: a tuple
+    try:
+        return Config(**values)
+    except ConfigError as exc:
+        flag = {f.name: s.option for f, s in settings()}.get(exc.setting)
+        raise click.BadParameter(exc.problem, param_hint=f"'{flag or exc.setting}'") from None
+
+
 @main.command()
-@click.option("--host", default="127.0.0.1", show_default=True, envvar="CITCON_SIM_HOST",
-              help="Address to listen on [env CITCON_SIM_HOST].")
-@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535),
-              envvar="CITCON_SIM_PORT", help="Port; 0 picks a free one [env CITCON_SIM_PORT].")
-@click.option("--public-url", envvar="CITCON_SIM_PUBLIC_URL",
-              help="Base URL put in returned pay/QR links, e.g. http://192.168.1.5:8080 "
-              "so a phone can scan the QR [env CITCON_SIM_PUBLIC_URL].")
-@click.option("--merchants", "merchants_file", type=click.Path(dir_okay=False, path_type=Path),
-              envvar="CITCON_SIM_MERCHANTS",
-              help="YAML merchants file; switches to strict mode [env CITCON_SIM_MERCHANTS].")
-@click.option("--seed", type=int, envvar="CITCON_SIM_SEED",
-              help="Seed for reproducible transaction ids [env CITCON_SIM_SEED].")
-@click.option("--frozen-clock/--running-clock", default=False, envvar="CITCON_SIM_FROZEN_CLOCK",
-              help="Frozen: virtual time moves only via /_sim/clock/advance "
-              "[env CITCON_SIM_FROZEN_CLOCK].")
-@click.option("--start-time", type=click.DateTime(), envvar="CITCON_SIM_START_TIME",
-              help="Virtual time at start (default: now) [env CITCON_SIM_START_TIME].")
-@click.option("--timezone", default="UTC", show_default=True, envvar="CITCON_SIM_TIMEZONE",
-              help="Zone for reported times and the open-balance day [env CITCON_SIM_TIMEZONE].")
-@click.option("--access-log/--no-access-log", default=False, envvar="CITCON_SIM_ACCESS_LOG",
-              help="Log every HTTP request [env CITCON_SIM_ACCESS_LOG].")
-@click.option("--scenario", "scenarios", multiple=True, envvar="CITCON_SIM_SCENARIOS",
-              help="Scenario file or shipped scenario name; repeatable [env "
-              "CITCON_SIM_SCENARIOS, several separated by spaces].")
-@click.option("--magic-amounts/--no-magic-amounts", default=True,
-              envvar="CITCON_SIM_MAGIC_AMOUNTS",
-              help="Amounts ending 9901-9909 script outcomes [env CITCON_SIM_MAGIC_AMOUNTS].")
-@click.option("--journal-size", default=1000, show_default=True, type=click.IntRange(0),
-              envvar="CITCON_SIM_JOURNAL_SIZE",
-              help="Merchant API calls kept for /_sim/requests; 0 turns the journal off "
-              "[env CITCON_SIM_JOURNAL_SIZE].")
-@click.option("--admin-token", envvar="CITCON_SIM_ADMIN_TOKEN",
-              help="Lock /_sim/ (all but /_sim/health) behind this token, sent as "
-              "'Authorization: Bearer TOKEN' or 'X-Admin-Token: TOKEN'; open the dashboard "
-              "once with ?admin_token=TOKEN. Prefer the env variable: a flag shows in ps "
-              "[env CITCON_SIM_ADMIN_TOKEN].")
-@click.option("--state", "state_file", type=click.Path(dir_okay=False, path_type=Path),
-              envvar="CITCON_SIM_STATE",
-              help="Keep the ledger, IPN log and clock in FILE across restarts (created if "
-              "missing; a snapshot from GET /_sim/state works as a start) "
-              "[env CITCON_SIM_STATE].")
-@click.option("--ipn-timeout", default=10.0, show_default=True, type=click.FloatRange(0.05),
-              envvar="CITCON_SIM_IPN_TIMEOUT",
-              help="Wall seconds one IPN attempt may take [env CITCON_SIM_IPN_TIMEOUT].")
-@click.option("--ipn-retries", default="15,60,300,900,3600,10800,21600", show_default=True,
-              envvar="CITCON_SIM_IPN_RETRIES",
-              help="Virtual seconds before each IPN retry, comma-separated; the notification "
-              "fails after the last [env CITCON_SIM_IPN_RETRIES].")
-@click.option("--max-body-bytes", default=1024 * 1024, show_default=True,
-              type=click.IntRange(1024), envvar="CITCON_SIM_MAX_BODY_BYTES",
-              help="Largest request body; larger ones get HTTP 413 "
-              "[env CITCON_SIM_MAX_BODY_BYTES].")
-def serve(
-    host: str,
-    port: int,
-    public_url: str | None,
-    merchants_file: Path | None,
-    seed: int | None,
-    frozen_clock: bool,
-    start_time: datetime | None,
-    timezone: str,
-    access_log: bool,
-    scenarios: tuple[str, ...],
-    magic_amounts: bool,
-    journal_size: int,
-    admin_token: str | None,
-    state_file: Path | None,
-    ipn_timeout: float,
-    ipn_retries: str,
-    max_body_bytes: int,
-) -> None:
+@_serve_options
+def serve(**options: Any) -> None:
     """Run the simulator (useful with no configuration at all)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    config = Config(
-        host=host, port=port, public_url=public_url, merchants_file=merchants_file, seed=seed,
-        frozen_clock=frozen_clock, start_time=start_time, timezone=timezone,
-        access_log=access_log, scenarios=list(scenarios), magic_amounts=magic_amounts,
-        journal_size=journal_size, admin_token=admin_token or None, state_file=state_file,
-        ipn_timeout=ipn_timeout, ipn_backoff=_retries(ipn_retries), max_body_bytes=max_body_bytes,
-    )
+    config = config_from_options(options)
     try:
         sim = Simulator(config)
-    except (MerchantsFileError, ScenarioError, ZoneInfoNotFoundError) as exc:
+    except (MerchantsFileError, ScenarioError) as exc:
         raise click.ClickException(str(exc)) from None
     except StateError as exc:
         raise click.ClickException(f"--state: {exc}") from None
     try:
         asyncio.run(serve_forever(sim))
     except OSError as exc:
-        click.echo(f"citcon-sim: cannot listen on {host}:{port}: {exc.strerror}", err=True)
+        click.echo(f"citcon-sim: cannot listen on {config.host}:{config.serve_port}: "
+                   f"{exc.strerror}", err=True)
         sys.exit(1)
-
-
-def _retries(text: str) -> tuple[float, ...]:
-    try:
-        delays = tuple(float(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise click.BadParameter(f"{text!r}: comma-separated seconds, e.g. 15,60,300",
-                                 param_hint="--ipn-retries") from None
-    if any(not 0 < d < 10**7 for d in delays):
-        raise click.BadParameter("each delay is more than 0 seconds",
-                                 param_hint="--ipn-retries")
-    return delays
 
 
 @main.group()

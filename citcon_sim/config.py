@@ -1,44 +1,346 @@
-"""Simulator settings, from flags, environment variables or code."""
+"""Simulator settings, from flags, environment variables or code.
+
+Each setting is stated once, as a :class:`Config` field: its default, and in its
+:class:`Setting` metadata its help text, its ``citcon-sim serve`` flag and environment
+variable, how flag or variable text becomes a value (``parse``) and what values are
+allowed (``check``). ``Config(...)`` checks every value and raises :class:`ConfigError`
+naming the setting; the command line is generated from the same fields (citcon_sim/cli.py).
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from citcon_sim.domain.errors import CitconError
 from citcon_sim.domain.merchants import MerchantSettings, MerchantsFileError, parse_merchants
 from citcon_sim.domain.money import FxTable
 
+# The port of `citcon-sim serve` when none is set; test servers take a free one instead.
+DEFAULT_PORT = 8080
+ENV_PREFIX = "CITCON_SIM_"
+
+
+class ConfigError(ValueError):
+    """A setting with a value that cannot be used; ``setting`` is the field's name."""
+
+    def __init__(self, setting: str, problem: str) -> None:
+        self.setting, self.problem = setting, problem
+        super().__init__(f"{setting}: {problem}")
+
+
+class MerchantsFileConfigError(ConfigError, MerchantsFileError):
+    """An unreadable merchants file: a MerchantsFileError too, as Simulator raised before."""
+
+
+Check = Callable[[Any], str | None]  # a value's problem, or None when it is fine
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """What a :class:`Config` field means, where it comes from and what it accepts."""
+
+    help: str
+    option: str | None = None  # the `citcon-sim serve` flag; None: set from Python only
+    negative: str | None = None  # a boolean's "off" flag (--running-clock)
+    env: str | None = None  # default: CITCON_SIM_<the flag>, e.g. CITCON_SIM_IPN_TIMEOUT
+    metavar: str | None = None
+    parse: Callable[[str], Any] | None = None  # flag or variable text -> value (None: as is)
+    check: Check | None = None
+    many: bool = False  # a repeatable flag; the variable holds several, space-separated
+    serve_default: Any = None  # `citcon-sim serve`'s default where the field's is None
+    show: Callable[[Any], str] | None = None  # value -> flag text, where str() would not do
+    error: type[ConfigError] = ConfigError  # what an unusable value raises
+
+    @property
+    def envvar(self) -> str | None:
+        if self.env is not None or self.option is None:
+            return self.env
+        return ENV_PREFIX + self.option.lstrip("-").upper().replace("-", "_")
+
+
+def setting(default: Any = dataclasses.MISSING, *, factory: Any = dataclasses.MISSING,
+            repr: bool = True, **meta: Any) -> Any:
+    """A :class:`Config` field with its :class:`Setting`."""
+    return field(default=default, default_factory=factory, repr=repr,
+                 metadata={"setting": Setting(**meta)})
+
+
+# -- parsing text (flags and environment variables) ------------------------------------
+
+
+def parse_seconds_list(text: str) -> tuple[float, ...]:
+    """``"15,60,300"`` -> ``(15.0, 60.0, 300.0)``."""
+    try:
+        return tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise ValueError(f"{text!r}: comma-separated seconds, e.g. 15,60,300") from None
+
+
+def parse_int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a whole number") from None
+
+
+def parse_seconds(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a number of seconds") from None
+
+
+def format_seconds_list(delays: tuple[float, ...]) -> str:
+    return ",".join(f"{d:g}" for d in delays)
+
+
+def parse_time(text: str) -> datetime:
+    """ISO 8601: ``2024-05-01``, ``2024-05-01 09:30:00``, ``2024-05-01T09:30:00+08:00``."""
+    try:
+        return datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(f"{text!r}: a date and time such as 2024-05-01T09:30:00") from None
+
+
+def _optional_text(text: str) -> str | None:
+    return text or None  # an empty --admin-token leaves /_sim/ open, as an unset one
+
+
+# -- checking values -------------------------------------------------------------------
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return (isinstance(value, int | float) and not isinstance(value, bool)
+            and math.isfinite(value))
+
+
+def _int_at_least(low: int, high: int | None = None) -> Check:
+    def check(value: Any) -> str | None:
+        if not _is_int(value):
+            return f"{value!r} is not a whole number"
+        if value < low or (high is not None and value > high):
+            upper = f" and at most {high}" if high is not None else ""
+            return f"{value} is out of range (at least {low}{upper})"
+        return None
+    return check
+
+
+def _seconds_at_least(low: float) -> Check:
+    def check(value: Any) -> str | None:
+        if not _is_number(value) or value < low:
+            return f"{value!r} is not a number of seconds of at least {low:g}"
+        return None
+    return check
+
+
+def _port(value: Any) -> str | None:
+    return None if value is None else _int_at_least(0, 65535)(value)
+
+
+def _optional_int(value: Any) -> str | None:
+    return None if value is None or _is_int(value) else f"{value!r} is not a whole number"
+
+
+def _flag(value: Any) -> str | None:
+    return None if isinstance(value, bool) else f"{value!r} is not true or false"
+
+
+def _text(value: Any) -> str | None:
+    return None if isinstance(value, str) else f"{value!r} is not text"
+
+
+def _http_url(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.startswith(("http://", "https://")):
+        return f"{value!r} is not an http:// or https:// URL"
+    return None
+
+
+def _readable_file(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, Path):
+        return f"{value!r} is not a file path"
+    if value.exists() and not value.is_file():  # a directory; a FIFO would block open()
+        return f"cannot read {value}: not a regular file"
+    try:
+        with open(value, "rb"):
+            return None
+    except OSError as exc:
+        return f"cannot read {value}: {exc.strerror or exc}"
+
+
+def _state_path(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, Path):
+        return f"{value!r} is not a file path"
+    if value.is_dir():
+        return f"{value} is a directory"
+    return None
+
+
+def _time(value: Any) -> str | None:
+    return None if value is None or isinstance(value, datetime) else (
+        f"{value!r} is not a date and time")
+
+
+def _timezone(value: Any) -> str | None:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError, TypeError, OSError):
+        return f"{value!r} is not a known time zone (an IANA name such as Europe/Paris)"
+    return None
+
+
+def _fx(value: Any) -> str | None:
+    if not isinstance(value, dict):
+        return "a mapping of currency codes to units per USD"
+    try:
+        FxTable({str(code): rate for code, rate in value.items()})
+    except CitconError as exc:
+        return str(exc.detail)
+    return None
+
+
+def _scenario_specs(value: Any) -> str | None:
+    if not isinstance(value, list) or not all(isinstance(s, str) and s for s in value):
+        return "a list of scenario file paths or shipped scenario names"
+    return None
+
+
+def _backoff(value: Any) -> str | None:
+    if not isinstance(value, tuple) or not value:
+        return "at least one retry delay in seconds"
+    if not all(_is_number(d) and 0 < d < 10**7 for d in value):
+        return "each delay is more than 0 seconds (and less than 10^7)"
+    return None
+
+
+def _token(value: Any) -> str | None:
+    return None if value is None or (isinstance(value, str) and value) else (
+        "a non-empty token, or None to leave /_sim/ open")
+
 
 @dataclass(slots=True)
 class Config:
-    """Everything ``citcon-sim serve`` and ``Simulator`` can be configured with."""
+    """Everything ``citcon-sim serve`` and ``Simulator`` can be configured with.
 
-    host: str = "127.0.0.1"
-    port: int = 8080
-    public_url: str | None = None  # base for returned URLs; default: the listening address
-    merchants_file: Path | None = None  # strict mode when set
-    seed: int | None = None  # reproducible transaction ids
-    frozen_clock: bool = False  # time moves only by /_sim/clock/advance
-    start_time: datetime | None = None  # virtual time at start; default: now
-    timezone: str = "UTC"  # zone of reported times and of the open-balance day
-    fx: dict[str, Any] = field(default_factory=dict)  # currency -> units per USD
-    max_body_bytes: int = 1024 * 1024
-    access_log: bool = False
-    scenarios: list[str] = field(default_factory=list)  # files or shipped scenario names
-    magic_amounts: bool = True  # amounts ending 9901..9909 script outcomes (docs/scenarios.md)
-    journal_size: int = 1000  # merchant API calls kept for /_sim/requests; 0 turns it off
-    ipn_timeout: float = 10.0  # wall seconds per IPN attempt
-    # Virtual seconds before each IPN retry; the notification fails after the last one.
-    ipn_backoff: tuple[float, ...] = (15, 60, 300, 900, 3600, 3 * 3600, 6 * 3600)
-    ipn_queue_size: int = 1000  # pending IPN sends; overflow is logged and rescheduled
-    ipn_workers: int = 4  # concurrent IPN POSTs
-    # Locks /_sim/ (citcon_sim/security.py); None: open. Kept out of repr() and logs.
-    admin_token: str | None = field(default=None, repr=False)
-    # Ledger, IPN log and clock kept across restarts (citcon_sim/state.py); None: memory only.
-    state_file: Path | None = None
+    Values are checked when the Config is made (``dataclasses.replace`` too), and again
+    by :meth:`validate`: a bad one raises :class:`ConfigError` naming the setting.
+    """
+
+    host: str = setting(
+        "127.0.0.1", option="--host", metavar="ADDRESS", check=_text,
+        help="Address to listen on.")
+    # None: DEFAULT_PORT for `citcon-sim serve`, a free port for SimulatorServer and the
+    # pytest plugin (parallel test sessions must not clash); a port set here is used.
+    port: int | None = setting(
+        None, option="--port", metavar="PORT", parse=parse_int, check=_port,
+        serve_default=DEFAULT_PORT, help="Port; 0 picks a free one.")
+    public_url: str | None = setting(
+        None, option="--public-url", metavar="URL", check=_http_url,
+        help="Base URL put in returned pay/QR links, e.g. http://192.168.1.5:8080 so a "
+        "phone can scan the QR (default: the listening address).")
+    merchants_file: Path | None = setting(
+        None, option="--merchants", metavar="FILE", parse=Path, check=_readable_file,
+        error=MerchantsFileConfigError,
+        help="YAML merchants file; switches to strict mode.")
+    seed: int | None = setting(
+        None, option="--seed", metavar="N", parse=parse_int, check=_optional_int,
+        help="Seed for reproducible transaction ids.")
+    frozen_clock: bool = setting(
+        False, option="--frozen-clock", negative="--running-clock", check=_flag,
+        help="Frozen: virtual time moves only via /_sim/clock/advance.")
+    start_time: datetime | None = setting(
+        None, option="--start-time", metavar="TIME", parse=parse_time, check=_time,
+        help="Virtual time at start, e.g. 2024-05-01T09:30:00 (default: now).")
+    timezone: str = setting(
+        "UTC", option="--timezone", metavar="ZONE", check=_timezone,
+        help="Zone for reported times and the open-balance day.")
+    access_log: bool = setting(
+        False, option="--access-log", negative="--no-access-log", check=_flag,
+        help="Log every HTTP request.")
+    scenarios: list[str] = setting(
+        factory=list, option="--scenario", env="CITCON_SIM_SCENARIOS", many=True,
+        metavar="FILE|NAME", check=_scenario_specs,
+        help="Scenario file or shipped scenario name; repeatable (in the variable, "
+        "several separated by spaces).")
+    magic_amounts: bool = setting(
+        True, option="--magic-amounts", negative="--no-magic-amounts", check=_flag,
+        help="Amounts ending 9901-9909 script outcomes (docs/scenarios.md).")
+    journal_size: int = setting(
+        1000, option="--journal-size", metavar="N", parse=parse_int, check=_int_at_least(0),
+        help="Merchant API calls kept for /_sim/requests; 0 turns the journal off.")
+    # Kept out of repr() and logs.
+    admin_token: str | None = setting(
+        None, repr=False, option="--admin-token", metavar="TOKEN", parse=_optional_text,
+        check=_token,
+        help="Lock /_sim/ (all but /_sim/health) behind this token, sent as "
+        "'Authorization: Bearer TOKEN' or 'X-Admin-Token: TOKEN'; open the dashboard "
+        "once with ?admin_token=TOKEN. Prefer the env variable: a flag shows in ps.")
+    state_file: Path | None = setting(
+        None, option="--state", metavar="FILE", parse=Path, check=_state_path,
+        help="Keep the ledger, IPN log and clock in FILE across restarts (created if "
+        "missing; a snapshot from GET /_sim/state works as a start).")
+    ipn_timeout: float = setting(
+        10.0, option="--ipn-timeout", metavar="SECONDS", parse=parse_seconds,
+        check=_seconds_at_least(0.05), help="Wall seconds one IPN attempt may take.")
+    ipn_backoff: tuple[float, ...] = setting(
+        (15, 60, 300, 900, 3600, 3 * 3600, 6 * 3600), option="--ipn-retries",
+        metavar="LIST", parse=parse_seconds_list, check=_backoff,
+        show=format_seconds_list,
+        help="Virtual seconds before each IPN retry, comma-separated; the notification "
+        "fails after the last.")
+    max_body_bytes: int = setting(
+        1024 * 1024, option="--max-body-bytes", metavar="N", parse=parse_int,
+        check=_int_at_least(1024), help="Largest request body; larger ones get HTTP 413.")
+    fx: dict[str, Any] = setting(
+        factory=dict, check=_fx, help="Currency -> units per USD, over the built-in rates.")
+    ipn_queue_size: int = setting(
+        1000, check=_int_at_least(1),
+        help="Pending IPN sends; overflow is logged and rescheduled.")
+    ipn_workers: int = setting(4, check=_int_at_least(1), help="Concurrent IPN POSTs.")
+
+    def __post_init__(self) -> None:
+        # Python callers may pass a str path or a list of delays: stored as the types above.
+        if isinstance(self.merchants_file, str):
+            self.merchants_file = Path(self.merchants_file)
+        if isinstance(self.state_file, str):
+            self.state_file = Path(self.state_file)
+        if isinstance(self.ipn_backoff, list):
+            self.ipn_backoff = tuple(self.ipn_backoff)
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` for the first setting whose value is unusable."""
+        for f in dataclasses.fields(self):
+            check = f.metadata["setting"].check
+            problem = check(getattr(self, f.name)) if check is not None else None
+            if problem is not None:
+                raise f.metadata["setting"].error(f.name, problem)
+
+    @property
+    def serve_port(self) -> int:
+        """The port ``citcon-sim serve`` listens on (and links name before it listens)."""
+        return DEFAULT_PORT if self.port is None else self.port
+
+
+def settings() -> list[tuple[dataclasses.Field[Any], Setting]]:
+    """Every Config field with its :class:`Setting`, in declaration order."""
+    return [(f, f.metadata["setting"]) for f in dataclasses.fields(Config)]
 
 
 def load_merchants_file(path: str | Path) -> tuple[dict[str, MerchantSettings], dict[str, Any]]:

@@ -109,7 +109,7 @@ class Simulator:
             return f"http://{request_host}"
         if self.bound_url:
             return self.bound_url
-        return f"http://{self.config.host}:{self.config.port}"
+        return f"http://{self.config.host}:{self.config.serve_port}"
 
     def wallet_url(self, txn_id: str, base: str | None = None) -> str:
         return f"{base or self.base_url()}/u_landing?q={txn_id}"
@@ -146,7 +146,8 @@ class Simulator:
     GC_FREEZE_STEP = 10_000
 
     def freeze_stored(self) -> bool:
-        """gc.freeze() once the ledger has grown by a step; whether it did (the ticker)."""
+        """gc.freeze() once the ledger has grown by a step; whether it did. Only
+        ``citcon-sim serve`` calls it: a library user's process is never frozen."""
         stored = len(self.ledger.by_id) + len(self.ledger.refunds_by_id)
         if stored - self._gc_mark < self.GC_FREEZE_STEP:
             return False

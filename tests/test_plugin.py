@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import importlib.metadata
 import re
+import socket
 import textwrap
 from pathlib import Path
 
 import pytest
+import yaml  # noqa: F401
 
 pytest_plugins = ["pytester"]
+
+# yaml is imported here so that the inner runs share this one: pytester drops modules an
+# in-process run imported, and PyYAML imported afresh over its C loader fails to parse.
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -251,6 +256,37 @@ def citcon_sim_config():
             assert citcon_sim.requests() == []  # journal_size=0 turns the journal off
     ''')
     run(pytester).assert_outcomes(passed=2)
+
+
+def test_the_session_server_listens_where_the_config_says(pytester: pytest.Pytester) -> None:
+    with socket.socket() as probe:  # a port free now, for the inner session to take
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    pytester.makeconftest(f'''
+import pytest
+from citcon_sim import Config
+
+
+@pytest.fixture(scope="session")
+def citcon_sim_config():
+    return Config(frozen_clock=True, port={port})
+''')
+    pytester.makepyfile(test_port=f'''
+        def test_port(citcon_sim, make_citcon_sim):
+            assert citcon_sim.base_url == "http://127.0.0.1:{port}"
+            other = make_citcon_sim()  # the session's settings, on a free port
+            assert other.config.port == 0 and other.base_url != citcon_sim.base_url
+    ''')
+    run(pytester).assert_outcomes(passed=1)
+
+
+def test_the_default_config_takes_a_free_port(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_default='''
+        def test_default(citcon_sim, citcon_sim_config):
+            assert citcon_sim_config.port == 0
+            assert not citcon_sim.base_url.endswith(":8080")
+    ''')
+    run(pytester).assert_outcomes(passed=1)
 
 
 # -- make_citcon_sim ---------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from citcon_sim.domain.errors import NotFound, TransitionError
 from citcon_sim.domain.events import IpnChanged, TransactionChanged
 from citcon_sim.domain.ids import IdFactory
 from citcon_sim.scenarios import ScenarioError
+from citcon_sim.simulator import Simulator
 from citcon_sim.testing import ServerError, StartError
 
 TOKEN = "shop-token"
@@ -202,9 +203,25 @@ def test_a_bad_configuration_raises_before_any_thread_starts() -> None:
 def test_the_given_config_is_copied_not_changed() -> None:
     config = Config(frozen_clock=True, seed=5)
     with SimulatorServer(config) as a, SimulatorServer(config) as b:
-        assert (config.host, config.port) == ("127.0.0.1", 8080)
+        assert (config.host, config.port) == ("127.0.0.1", None)  # unset: a free port
         assert a.config.port == 0 and a.config.seed == 5
         assert a.base_url != b.base_url
+
+
+def test_a_port_set_in_the_config_is_used() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with SimulatorServer(Config(frozen_clock=True, port=port)) as server:
+        assert server.base_url == f"http://127.0.0.1:{port}"
+        with pytest.raises(StartError, match=f"could not start on 127.0.0.1:{port}"):
+            SimulatorServer(Config(port=port)).start()  # in use: by the first
+
+
+def test_a_served_simulators_config_decides_where() -> None:
+    sim = Simulator(Config(frozen_clock=True, port=0))
+    with SimulatorServer(simulator=sim) as server:
+        assert server.config is sim.config and server.base_url == sim.base_url()
 
 
 def test_two_servers_side_by_side_are_isolated() -> None:

@@ -8,7 +8,6 @@ hint for people and a digest so that filtering by token still works.
 from __future__ import annotations
 
 import functools
-import hashlib
 import itertools
 from collections import deque
 from collections.abc import Callable
@@ -17,37 +16,24 @@ from datetime import UTC, datetime
 from typing import Any
 
 from citcon_sim.domain.clock import TIME_FORMAT
+from citcon_sim.domain.redaction import SECRET_PARAMS, token_digest, token_hint
 
 # The journal shows the first 2000 characters of an answer. No character is longer than 4
 # bytes in UTF-8, so the first 8000 bytes always hold them (a body cut mid-character at
 # the end loses nothing shown).
 RESPONSE_CHARS = 2000
 RESPONSE_BYTES = 4 * RESPONSE_CHARS
-SECRET_KEYS = frozenset({"token", "sign", "password", "card_number", "cvv"})
-
-
-# A merchant sends the same token on every call: hash it once, not once per request.
-@functools.lru_cache(maxsize=1024)
-def token_digest(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()[:16]
 
 
 @functools.lru_cache(maxsize=1024)
 def _token_keys(token: str | None) -> tuple[str | None, str | None]:
     """(hint, digest): what the journal keeps of a token, in one cached call."""
-    return token_hint(token), token_digest(token) if token else None
-
-
-@functools.lru_cache(maxsize=1024)
-def token_hint(token: str | None) -> str | None:
-    if not token:
-        return None
-    return token[:2] + "…" + token[-2:] if len(token) > 8 else "…"
+    return (token_hint(token), token_digest(token)) if token else (None, None)
 
 
 def redact_params(params: dict[str, Any]) -> dict[str, Any]:
     return {
-        k: ("[redacted]" if k.lower() in SECRET_KEYS else v) for k, v in params.items()
+        k: ("[redacted]" if k.lower() in SECRET_PARAMS else v) for k, v in params.items()
     }
 
 

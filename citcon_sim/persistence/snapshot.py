@@ -77,6 +77,7 @@ from citcon_sim.domain.ledger import (
 )
 from citcon_sim.domain.merchants import MerchantSettings, MerchantsFileError, parse_merchants
 from citcon_sim.domain.money import normalise_currency
+from citcon_sim.domain.redaction import token_hint
 from citcon_sim.domain.scripts import IpnScript, PaymentScript, Rule
 from citcon_sim.domain.vendors import VENDORS
 
@@ -403,7 +404,7 @@ def _merchant_settings(sim: Simulator, raw: dict[str, Any],
     """token -> {"settings": MerchantSettings | None, "balances", "balance_day"}."""
     out: dict[str, dict[str, Any]] = {}
     for token, entry in raw.items():
-        path = f"merchants[{token[:2]}…]"
+        path = f"merchants[{token_hint(token)}]"
         if not token.strip():
             raise StateError("merchants: a token cannot be empty")
         f = _Fields(entry, path, sim.clock.tz)
@@ -440,8 +441,8 @@ def _settings_for(sim: Simulator, entry: dict[str, Any] | None,
     if sim.ledger.strict:
         found = sim.ledger.settings.get(token)
         if found is None:
-            hint = token[:2] + "…" + token[-2:] if len(token) > 8 else "…"
-            raise StateError(f"merchant {hint} is not in the merchants file (strict mode)")
+            raise StateError(f"merchant {token_hint(token)} is not in the merchants file "
+                             "(strict mode)")
         return found
     given = entry["settings"] if entry else None
     return given if given is not None else MerchantSettings.lenient(token)

@@ -13,8 +13,8 @@ they work with no file at all.
 from __future__ import annotations
 
 import fnmatch
-import hashlib
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from functools import cache
@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from citcon_sim.domain.commands import is_wire_safe
 from citcon_sim.domain.events import EventBus, ScenarioLoaded, ScenariosCleared
+from citcon_sim.domain.redaction import token_hint
 from citcon_sim.domain.scripts import (
     ApiScript,
     IpnScript,
@@ -88,7 +89,8 @@ def _validator() -> Any:
     import jsonschema
 
     # JSON Schema counts 1.0 as an integer; the rules use integers as ints (nth, times).
-    cls = jsonschema.validators.extend(
+    extend: Any = jsonschema.validators.extend  # untyped in some jsonschema stubs
+    cls = extend(
         jsonschema.Draft202012Validator,
         type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
             "integer", lambda _, value: isinstance(value, int) and not isinstance(value, bool)),
@@ -255,12 +257,43 @@ def shipped_scenarios() -> dict[str, str]:
     }
 
 
-def resolve_scenario(spec: str) -> Scenario:
-    """A file path, or the name of a shipped scenario (``declines``, ``magic``, …)."""
+def resolve_scenario(spec: str | os.PathLike[str], *, text: bool = False, files: bool = True,
+                     source: str = "<scenario>") -> Scenario:
+    """The scenario a user names, by one precedence (the first that applies wins):
+
+    1. an ``os.PathLike``: that file;
+    2. with ``text``, a string holding a line break: YAML text;
+    3. a string naming an existing file: that file (so ``./declines`` on disk wins);
+    4. the name of a shipped scenario (``declines``, ``flaky-ipn``…, see
+       :func:`shipped_scenarios`);
+    5. a string ending ``.yaml``, ``.yml`` or ``.json``: that file (missing: an error);
+    6. with ``text``, any other string: YAML text (``{rules: [...]}`` on one line);
+    7. otherwise: that file, which does not exist (the error names it).
+
+    ``text`` allows YAML text, as :meth:`SimulatorServer.load_scenario` and the control
+    surface take it; ``source`` names such text in errors. ``files=False`` skips every
+    file step, for callers who may not read the server's files (``POST /_sim/scenarios``):
+    then a string is a shipped name, else YAML text if allowed, else an error.
+    """
+    if isinstance(spec, os.PathLike):
+        if not files:
+            raise ScenarioError(source, None, "a scenario file cannot be read here")
+        return load_scenario_file(Path(spec))
+    if text and "\n" in spec:
+        return parse_scenario(spec, source)
+    if files and Path(spec).is_file():
+        return load_scenario_file(spec)
     shipped = shipped_scenarios()
-    if spec in shipped and not Path(spec).exists():
+    if spec in shipped:
         return parse_scenario(shipped[spec], f"{spec}.yaml")
-    return load_scenario_file(spec)
+    if files and spec.endswith((".yaml", ".yml", ".json")):
+        return load_scenario_file(spec)
+    if text:
+        return parse_scenario(spec, source)
+    if files:
+        return load_scenario_file(spec)
+    raise ScenarioError(spec, None, "not a shipped scenario (one of: "
+                        f"{', '.join(shipped)})")
 
 
 def _build_rule(raw: dict[str, Any], source: str, line: int | None, default: str) -> Rule:
@@ -376,14 +409,10 @@ class ScenarioBook:
         return {
             "global": [s.describe() for s in self.global_scenarios],
             "by_token": {
-                _hint(t): [s.describe() for s in ss] for t, ss in scoped.items()
+                # Keyed by a hint that differs for every token, never the token itself.
+                token_hint(t, unique=True): [s.describe() for s in ss]
+                for t, ss in scoped.items()
             },
             "magic_amounts": self._magic.describe() if self.magic_enabled else None,
         }
 
-
-def _hint(token: str) -> str:
-    # Never the token in clear; the digest keeps two merchants with the same hint apart
-    # (every token of 8 characters or fewer has the hint "…").
-    digest = hashlib.sha256(token.encode("utf-8")).hexdigest()[:8]
-    return (token[:2] + "…" + token[-2:] if len(token) > 8 else "…") + f" #{digest}"

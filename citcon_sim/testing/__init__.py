@@ -7,10 +7,11 @@
     ...         json.load(resp)
     {'status': 'ok'}
 
-The server listens on a free port of 127.0.0.1 and runs its own event loop in a daemon
-thread; every helper runs its work on that loop (so the simulator is only ever touched
-by one thread) and re-raises, in the calling thread, the very exception the work raised
-(``NotFound`` for an unknown id, ``TransitionError`` for paying a paid payment…).
+The server listens where its Config says (by default a free port of 127.0.0.1) and runs
+its own event loop in a daemon thread; every helper runs its work on that loop (so the
+simulator is only ever touched by one thread) and re-raises, in the calling thread, the
+very exception the work raised (``NotFound`` for an unknown id, ``TransitionError`` for
+paying a paid payment…).
 Unexpected errors while *serving a request* (answered to the client as code 4000) are
 recorded instead and re-raised by :meth:`SimulatorServer.check_assertions`, which the
 pytest fixture calls after each test (pytest-httpserver's model).
@@ -32,7 +33,6 @@ import os
 import threading
 from collections.abc import Callable, Coroutine
 from concurrent.futures import Future, InvalidStateError
-from pathlib import Path
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -42,13 +42,7 @@ from citcon_sim.delivery import ipn as ipn_states
 from citcon_sim.domain.events import IpnChanged, TransactionChanged
 from citcon_sim.domain.ledger import Status
 from citcon_sim.faces.online.wire import sim_transaction
-from citcon_sim.scenarios import (
-    Scenario,
-    load_scenario_file,
-    parse_scenario,
-    resolve_scenario,
-    shipped_scenarios,
-)
+from citcon_sim.scenarios import resolve_scenario
 from citcon_sim.simulator import Simulator
 from citcon_sim.web.app import create_app
 
@@ -82,11 +76,14 @@ class StartError(RuntimeError):
 
 
 class SimulatorServer:
-    """A simulator serving HTTP on ``127.0.0.1:<free port>`` from a background thread.
+    """A simulator serving HTTP from a background thread, by default on a free port of
+    127.0.0.1.
 
-    ``config`` defaults to a frozen clock (tests move time with :meth:`advance`);
-    ``host``/``port`` decide where it listens (port 0: a free one) and override the
-    config's. Pass ``simulator`` to serve an existing :class:`~citcon_sim.Simulator`.
+    ``config`` defaults to a frozen clock (tests move time with :meth:`advance`). It is
+    honoured as given: ``Config.host``, and ``Config.port`` when set (unset or 0: a free
+    port; a port in use makes :meth:`start` raise :class:`StartError`). ``host``/``port``
+    here override the config's. Pass ``simulator`` to serve an existing
+    :class:`~citcon_sim.Simulator` (its config decides where, likewise).
     ``start()``/``stop()`` may be called again; ``stop()`` is idempotent and bounded by
     ``stop_timeout`` wall seconds.
 
@@ -101,20 +98,22 @@ class SimulatorServer:
         config: Config | None = None,
         *,
         simulator: Simulator | None = None,
-        host: str = "127.0.0.1",
-        port: int = 0,
+        host: str | None = None,
+        port: int | None = None,
         start_timeout: float = 30.0,
         stop_timeout: float = 10.0,
     ) -> None:
-        if simulator is not None:
-            config = simulator.config
-        else:  # a copy, so one Config object can configure several servers
-            config = dataclasses.replace(config or Config(frozen_clock=True),
-                                         host=host, port=port)
-        self.config: Config = config
+        base = simulator.config if simulator is not None else config or Config(
+            frozen_clock=True, port=0)
+        host = base.host if host is None else host
+        port = (base.port or 0) if port is None else port
+        # A copy (checked like any Config), so one Config object can configure several
+        # servers; a served Simulator keeps its own.
+        self.config: Config = (simulator.config if simulator is not None
+                               else dataclasses.replace(base, host=host, port=port))
         self.host, self.port = host, port
         self.start_timeout, self.stop_timeout = start_timeout, stop_timeout
-        self.base_url = ""  # http://127.0.0.1:<port> once started; kept after stop()
+        self.base_url = ""  # http://<host>:<port> once started; kept after stop()
         self._sim = simulator
         self._lock = threading.RLock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -429,8 +428,10 @@ class SimulatorServer:
         """Load a scenario (docs/scenarios.md), for every merchant or one ``token``.
 
         ``scenario`` is the name of a shipped scenario (``declines``, ``flaky-ipn``…), a
-        file path (``pathlib.Path``, or a string ending ``.yaml``/``.yml``/``.json``) or
-        YAML text. A bad scenario raises ``ScenarioError`` here, in the test.
+        file path (``pathlib.Path``, an existing file, or a string ending
+        ``.yaml``/``.yml``/``.json``) or YAML text; precedence as in
+        :func:`~citcon_sim.scenarios.resolve_scenario`. A bad scenario raises
+        ``ScenarioError`` here, in the test.
 
             sim.load_scenario("declines")
             sim.load_scenario('''
@@ -439,7 +440,7 @@ class SimulatorServer:
                     payment: {outcome: pay, after: 30}
             ''')
         """
-        parsed = _parse_scenario(scenario)
+        parsed = resolve_scenario(scenario, text=True, source="<test scenario>")
         self.call(lambda: self.simulator.scenarios.load(parsed, token))
 
     def clear_scenarios(self, token: str | None = None) -> None:
@@ -489,17 +490,6 @@ def _plain(value: T) -> T:
     """A deep, JSON-shaped copy: safe to hand to another thread."""
     copy: T = json.loads(json.dumps(value, default=str))
     return copy
-
-
-def _parse_scenario(scenario: str | os.PathLike[str]) -> Scenario:
-    if isinstance(scenario, os.PathLike):
-        return load_scenario_file(Path(scenario))
-    shipped = shipped_scenarios()
-    if scenario in shipped:
-        return parse_scenario(shipped[scenario], f"{scenario}.yaml")
-    if "\n" not in scenario and scenario.endswith((".yaml", ".yml", ".json")):
-        return load_scenario_file(scenario)
-    return parse_scenario(scenario, "<test scenario>")
 
 
 def _main_notification(sim: Simulator, txn_id: str) -> ipn_states.Notification | None:

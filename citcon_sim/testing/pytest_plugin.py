@@ -11,14 +11,16 @@ Installing citcon-sim is enough: the ``pytest11`` entry point registers this plu
 
 Fixtures:
 
-- ``citcon_sim``: a :class:`~citcon_sim.testing.SimulatorServer` on a free port of
-  127.0.0.1. One server per test session; before each test its state is cleared
-  (transactions, IPNs, journal, loaded scenarios, recorded errors; the configured
-  scenarios are loaded afresh). The virtual clock is not rewound: it only moves forward.
-  A request the simulator failed to serve (answered code 4000) fails the test with the
-  server-side exception, re-raised by ``check_assertions()`` right after the test body.
+- ``citcon_sim``: a :class:`~citcon_sim.testing.SimulatorServer`, by default on a free
+  port of 127.0.0.1 (``citcon_sim_config``'s host and port). One server per test session;
+  before each test its state is cleared (transactions, IPNs, journal, loaded scenarios,
+  recorded errors; the configured scenarios are loaded afresh). The virtual clock is not
+  rewound: it only moves forward. A request the simulator failed to serve (answered code
+  4000) fails the test with the server-side exception, re-raised by
+  ``check_assertions()`` right after the test body.
 - ``citcon_sim_config``: session scope; override it in a ``conftest.py`` to configure
-  that server (default: a frozen clock and seed 0)::
+  that server (default: a frozen clock, seed 0 and a free port, so parallel sessions
+  never clash; a port set there is used)::
 
       @pytest.fixture(scope="session")
       def citcon_sim_config():
@@ -29,7 +31,8 @@ Fixtures:
   of each other, stopped (and checked) after the test::
 
       def test_two_gateways(make_citcon_sim):
-          eu = make_citcon_sim(timezone="Europe/Paris")   # citcon_sim_config, changed
+          eu = make_citcon_sim(timezone="Europe/Paris")   # citcon_sim_config, changed,
+                                                          # on a free port
           strict = make_citcon_sim(Config(merchants_file=Path("merchants.yaml")))
 """
 
@@ -50,8 +53,9 @@ __all__ = ["citcon_sim", "citcon_sim_config", "citcon_sim_server", "make_citcon_
 
 @pytest.fixture(scope="session")
 def citcon_sim_config() -> Config:
-    """The session server's configuration: a frozen clock, so tests drive time."""
-    return Config(frozen_clock=True, seed=0)
+    """The session server's configuration: a frozen clock, so tests drive time, and a
+    free port."""
+    return Config(frozen_clock=True, seed=0, port=0)
 
 
 @pytest.fixture(scope="session")
@@ -75,13 +79,15 @@ def citcon_sim(citcon_sim_server: SimulatorServer) -> Iterator[SimulatorServer]:
 def make_citcon_sim(citcon_sim_config: Config) -> Iterator[Callable[..., SimulatorServer]]:
     """``make_citcon_sim(config=None, **changes)`` starts another server for this test.
 
-    ``config`` defaults to ``citcon_sim_config``; keyword arguments change fields of it.
+    ``config`` defaults to ``citcon_sim_config`` on a free port (the session server may
+    hold its port); keyword arguments change fields of it.
     """
     servers: list[SimulatorServer] = []
 
     def make(config: Config | None = None, **changes: Any) -> SimulatorServer:
-        config = dataclasses.replace(config or citcon_sim_config, **changes)
-        server = SimulatorServer(config).start()
+        if config is None:
+            config = dataclasses.replace(citcon_sim_config, port=0)
+        server = SimulatorServer(dataclasses.replace(config, **changes)).start()
         servers.append(server)
         return server
 

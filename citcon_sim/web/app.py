@@ -104,7 +104,6 @@ async def _ticker(app: web.Application) -> AsyncIterator[None]:
             except TimeoutError:
                 pass
             deadline = math.inf
-            sim.freeze_stored()  # keep stored transactions out of full GC passes
             if not sim.clock.frozen:
                 try:
                     sim.scheduler.run_due()

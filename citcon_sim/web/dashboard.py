@@ -44,8 +44,8 @@ from citcon_sim.domain.events import (
     TransactionChanged,
 )
 from citcon_sim.domain.ledger import Merchant, Transaction, wire_status
+from citcon_sim.domain.redaction import token_hint
 from citcon_sim.faces.http import SIM, json_response
-from citcon_sim.faces.online.wire import redact
 from citcon_sim.web.pages import STATIC_DIR, render
 
 if TYPE_CHECKING:
@@ -264,7 +264,7 @@ def _row(hub: Hub, txn: Transaction) -> dict[str, Any]:
         "created_time": fmt(txn.created_at),
         "updated_time": fmt(txn.updated_at),
         "expiry_time": fmt(txn.expires_at),
-        "token_hint": redact(txn.token),
+        "token_hint": token_hint(txn.token),
         "merchant": hub.key(txn.token),
         "merchant_name": merchant.settings.name if merchant is not None else "",
         "ipn": None if latest is None else
@@ -291,7 +291,7 @@ async def state(request: web.Request) -> web.Response:
         problem = None if selected else "That merchant has no transactions (any more)."
     txns = [] if problem else sim.ledger.transactions(selected, limit=limit)
     merchants = [
-        {"key": hub.key(tok), "hint": redact(tok), "name": m.settings.name,
+        {"key": hub.key(tok), "hint": token_hint(tok), "name": m.settings.name,
          "transactions": len(m.transactions)}
         for tok, m in sim.ledger.merchants.items()
     ]

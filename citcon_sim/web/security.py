@@ -32,6 +32,7 @@ from aiohttp.http_exceptions import BadHttpMessage
 from aiohttp.web_log import AccessLogger
 
 from citcon_sim.domain.errors import Unauthorized
+from citcon_sim.domain.redaction import SECRET_PARAMS
 from citcon_sim.faces.http import SIM, bearer_token, envelope
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -41,7 +42,6 @@ QUERY_KEY = "admin_token"
 HEADER = "X-Admin-Token"
 OPEN = frozenset({"/_sim/health"})
 # Query parameters and headers whose values never reach a log line.
-SECRET_PARAMS = frozenset({"token", "admin_token", "sign", "password", "card_number", "cvv"})
 SECRET_HEADERS = frozenset({"authorization", "x-admin-token", "cookie", "set-cookie"})
 _QUERY_PAIR = re.compile(r"([?&;])([^=&;#\s]*)=([^&;#\s]*)")
 

@@ -13,6 +13,7 @@ from citcon_sim.domain.ledger import (
     Transaction,
     wire_status,
 )
+from citcon_sim.domain.redaction import token_hint
 
 
 def charge(txn: Transaction, clock: VirtualClock) -> dict[str, Any]:
@@ -120,7 +121,7 @@ def sim_transaction(txn: Transaction, clock: VirtualClock) -> dict[str, Any]:
     body = charge(txn, clock)
     body.update(
         {
-            "token_hint": redact(txn.token),
+            "token_hint": token_hint(txn.token),
             "internal_status": txn.status.value,
             "paid_time": clock.format(txn.paid_at) if txn.paid_at is not None else None,
             "ipn_url": txn.ipn_url,
@@ -141,7 +142,3 @@ def sim_transaction(txn: Transaction, clock: VirtualClock) -> dict[str, Any]:
     )
     return body
 
-
-def redact(token: str) -> str:
-    """Tokens never appear in clear outside the Authorization header."""
-    return token[:2] + "…" + token[-2:] if len(token) > 8 else "…"
