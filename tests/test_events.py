@@ -66,6 +66,39 @@ def test_a_failing_error_handler_does_not_loop() -> None:
     bus.publish(UnexpectedError(RuntimeError("first")))  # logged, not republished
 
 
+def test_a_critical_handler_error_reaches_the_publisher() -> None:
+    bus = EventBus()
+    seen: list[Any] = []
+    bus.subscribe(UnexpectedError, seen.append)
+
+    def write(event: Reset) -> None:
+        raise OSError("disk full")
+
+    bus.subscribe(Reset, write, critical=True)
+    bus.subscribe(Reset, seen.append)
+    with pytest.raises(OSError, match="disk full"):
+        bus.publish(Reset())
+    assert seen == []  # neither recorded as unexpected nor handed to later handlers
+
+
+def test_a_failed_state_write_fails_the_operation(tmp_path: Any) -> None:
+    sim = Simulator(Config(frozen_clock=True, start_time=START,
+                           state_file=tmp_path / "state.jsonl"))
+    assert sim.persistence is not None
+    cmd = PaymentCommand("pay_qr", VENDORS["alipay"], "r", Money(100, "USD"), None)
+    merchant = sim.ledger.merchant("t")
+    sim.ledger.create_payment(merchant, cmd)  # written
+    state = sim.persistence
+    fd, state.fd = state.fd, -1  # the next write fails, as on a full disk
+    try:
+        with pytest.raises(OSError):
+            sim.ledger.create_payment(merchant, PaymentCommand(
+                "pay_qr", VENDORS["alipay"], "r2", Money(100, "USD"), None))
+    finally:
+        state.fd = fd
+        state.close()
+
+
 def test_a_handler_may_unsubscribe_while_running() -> None:
     bus = EventBus()
     seen: list[int] = []
