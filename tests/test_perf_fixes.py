@@ -9,7 +9,6 @@ import tracemalloc
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qsl
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -17,40 +16,8 @@ import pytest
 from citcon_sim import Config, Simulator, create_app
 from citcon_sim.delivery.ipn import _Send
 from citcon_sim.domain.clock import TIME_FORMAT, Scheduler, VirtualClock
-from citcon_sim.faces.http import parse_form
 from citcon_sim.faces.online import requests
-from citcon_sim.faces.params import MAX_KEYS
 from citcon_sim.scenarios import _magic, parse_scenario, shipped_scenarios
-
-FORMS = [
-    "", "a", "a=", "=b", "=", "&", "&&a=1&&", "a=1&a=2", "a+b=c+d", "a%20b=c%2Bd",
-    "k=%E2%82%AC", "k=%e2%82%ac", "%E2%82%AC=v", "k=%", "k=%2", "k=%zz", "k=a%2", "k=€",
-    "k=%E2%82", "k=%FF", "%FF=v", "k=v=w", "k==v", "a[b]=1&a[c]=2", "a=1;b=2",
-    "ipn_url=https%3A%2F%2Fshop.example.com%2Fipn&note=order+1",
-    "&".join(f"k{i}=v" for i in range(MAX_KEYS)),
-    "&".join(f"k{i}=v" for i in range(MAX_KEYS + 1)),
-    "&" * MAX_KEYS,
-]
-
-
-def _qsl(body: str) -> Any:
-    try:
-        return parse_qsl(body, keep_blank_values=True, errors="strict", max_num_fields=MAX_KEYS)
-    except (ValueError, UnicodeDecodeError) as exc:
-        return type(exc)
-
-
-def _fast(body: str) -> Any:
-    try:
-        return parse_form(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        return type(exc)
-
-
-@pytest.mark.parametrize("body", FORMS)
-def test_parse_form_is_parse_qsl(body: str) -> None:
-    # Twice: the second parse takes %-decoded values from http_util's memo.
-    assert _fast(body) == _qsl(body) == _fast(body)
 
 
 def test_shipped_magic_amounts_pass_the_schema() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from typing import TYPE_CHECKING
-from urllib.parse import unquote
+from urllib.parse import parse_qsl
 
 from aiohttp import web
 
@@ -76,53 +76,13 @@ async def _read_params(request: web.Request) -> Params:
                 pairs += _json_pairs(body)
             elif body.strip():
                 try:
-                    pairs += parse_form(body)
+                    pairs += parse_qsl(body, keep_blank_values=True, errors="strict",
+                                       max_num_fields=MAX_KEYS)
                 except UnicodeDecodeError:
                     raise BadRequest("form value is not valid UTF-8") from None
                 except ValueError:
                     raise BadRequest(f"more than {MAX_KEYS} parameters") from None
     return normalise(pairs)
-
-
-def parse_form(body: str) -> list[tuple[str, str]]:
-    """``parse_qsl(body, keep_blank_values=True, errors="strict", max_num_fields=MAX_KEYS)``:
-    the same pairs and the same errors (ValueError past MAX_KEYS fields, UnicodeDecodeError
-    for a %-escape that is not UTF-8), in about half the time: most names and values
-    have no ``+`` or ``%`` and are taken as they are (tests/test_perf_fixes.py compares)."""
-    if body and 1 + body.count("&") > MAX_KEYS:
-        raise ValueError("Max number of fields exceeded")
-    pairs = []
-    for field in body.split("&") if body else ():
-        if not field:
-            continue
-        name, _, value = field.partition("=")
-        if "+" in name:
-            name = name.replace("+", " ")
-        if "%" in name:
-            name = unquote(name, errors="strict")
-        if "+" in value:
-            value = value.replace("+", " ")
-        if "%" in value:
-            value = _unquote_value(value)
-        pairs.append((name, value))
-    return pairs
-
-
-# %-decoded values by their escaped text. A merchant sends the same ipn_url and callback
-# URLs with every payment, and unquote() was ~3 µs each; a pure function, so a hit is
-# always the same answer. Bounded; short values only.
-_UNQUOTED: dict[str, str] = {}
-
-
-def _unquote_value(value: str) -> str:
-    hit = _UNQUOTED.get(value)
-    if hit is None:
-        hit = unquote(value, errors="strict")  # UnicodeDecodeError: nothing is kept
-        if len(value) <= 512:
-            if len(_UNQUOTED) >= 1024:
-                _UNQUOTED.clear()
-            _UNQUOTED[value] = hit
-    return hit
 
 
 def _json_pairs(body: str) -> list[tuple[str, str]]:

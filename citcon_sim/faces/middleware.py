@@ -131,24 +131,6 @@ async def _scripted(
     return response
 
 
-# Content-Type header -> (journalled as text?, charset), learnt from aiohttp's own parse
-# the first time each header value is seen (a handful exist); bounded all the same.
-_TEXTUAL: dict[str, tuple[bool, str]] = {}
-
-
-def _textual(response: web.Response) -> tuple[bool, str]:
-    header = response.headers.get("Content-Type", "")
-    known = _TEXTUAL.get(header)
-    if known is None:
-        ctype = response.content_type
-        known = (ctype.startswith("text/") or ctype.endswith("json"),
-                 response.charset or "utf-8")
-        if len(_TEXTUAL) >= 256:
-            _TEXTUAL.clear()
-        _TEXTUAL[header] = known
-    return known
-
-
 def _journal(
     request: web.Request, call: MerchantCall, response: web.StreamResponse, started: float
 ) -> None:
@@ -160,8 +142,9 @@ def _journal(
     if isinstance(response, web.Response):
         raw = response.body
         if isinstance(raw, bytes):
-            textual, charset = _textual(response)
-            if textual:
+            ctype = response.content_type
+            charset = response.charset or "utf-8"
+            if ctype.startswith("text/") or ctype.endswith("json"):
                 body = raw if len(raw) <= RESPONSE_BYTES else raw[:RESPONSE_BYTES]
     txn_id = call.params.get("transaction_id")
     if txn_id is None:
