@@ -139,7 +139,7 @@ async def test_failing_job_is_recorded(aiohttp_client: Callable[..., Any]) -> No
     assert sim.take_errors() == [boom]
 
 
-# -- inquire's cached charge (api._charge_body): every change shows in the next inquire --
+# -- inquire's charge: every change shows in the next inquire ------------------------------
 
 _AUTH = {"Authorization": "Bearer perf-token"}
 
@@ -161,12 +161,12 @@ async def _pay(client: Any, **fields: Any) -> str:
 
 
 def _fresh(sim: Simulator, txn_id: str) -> dict[str, Any]:
-    """The charge as built without the cache."""
-    import json
+    """The charge as built from the ledger's transaction now."""
+    import msgspec
 
     from citcon_sim.faces.online import wire
 
-    return json.loads(json.dumps(wire.charge(sim.ledger.by_id[txn_id], sim.clock)))
+    return msgspec.to_builtins(wire.charge(sim.ledger.by_id[txn_id], sim.clock))  # type: ignore[no-any-return]
 
 
 @pytest.fixture

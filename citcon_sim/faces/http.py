@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
+import msgspec
 from aiohttp import web
+from multidict import CIMultiDict
 
-from citcon_sim.domain.errors import BadRequest, CitconError, Unauthorized
+from citcon_sim.domain.errors import (
+    BadRequest,
+    CitconError,
+    NotFound,
+    PayloadTooLarge,
+    Unauthorized,
+    UnknownError,
+)
+from citcon_sim.faces.models import ErrorEnvelope
 from citcon_sim.faces.params import MAX_KEYS, Params, normalise
 
 if TYPE_CHECKING:
@@ -17,6 +28,7 @@ if TYPE_CHECKING:
 # The simulator an application serves (typed; the class is not imported at run time:
 # the simulator module wires the faces, not the other way round).
 SIM: web.AppKey[Simulator] = web.AppKey("simulator")
+log = logging.getLogger("citcon_sim")
 _PARAMS: web.RequestKey[Params] = web.RequestKey("citcon_sim.params")
 
 # Compact, like production ({"id":"…"}); default=str keeps odd values from raising. One
@@ -33,8 +45,39 @@ def json_response(data: object, status: int = 200) -> web.Response:
     return web.json_response(data, status=status, dumps=dumps)
 
 
+# Structs encode in declaration order; the header is the one json_response() sends.
+_MODEL_ENCODER = msgspec.json.Encoder()
+_JSON_HEADERS = CIMultiDict({"Content-Type": "application/json; charset=utf-8"})
+
+
+def model_response(model: msgspec.Struct, status: int = 200) -> web.Response:
+    return web.Response(body=_MODEL_ENCODER.encode(model), status=status,
+                        headers=_JSON_HEADERS)
+
+
 def envelope(error: CitconError) -> web.Response:
-    return json_response(error.envelope(), status=error.http_status)
+    return model_response(ErrorEnvelope.of(error), status=error.http_status)
+
+
+def error_response(request: web.Request, exc: Exception) -> web.Response:
+    """The Citcon error envelope for a failure, never a traceback. aiohttp's own 404, 405
+    and 413 become envelopes too; other HTTP exceptions (redirects) are raised again."""
+    if isinstance(exc, CitconError):
+        return envelope(exc)
+    if isinstance(exc, web.HTTPRequestEntityTooLarge):
+        return envelope(PayloadTooLarge("request body is larger than the limit"))
+    if isinstance(exc, web.HTTPNotFound):
+        return envelope(NotFound("no such endpoint"))
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        response = model_response(
+            ErrorEnvelope.of(BadRequest(f"{request.method} is not allowed here")), status=405)
+        response.headers["Allow"] = ",".join(sorted(exc.allowed_methods))
+        return response
+    if isinstance(exc, web.HTTPException):
+        raise exc
+    log.exception("unexpected error on %s %s", request.method, request.path)
+    request.app[SIM].record_error(exc)
+    return envelope(UnknownError())
 
 
 _FORM = "application/x-www-form-urlencoded"

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from citcon_sim.domain import errors
-from citcon_sim.domain.errors import CitconError, UnknownError
+from citcon_sim.domain.errors import CitconError
 from citcon_sim.domain.scripts import ApiScript, RequestFacts, Rule
-from citcon_sim.faces.http import SIM, bearer_token, envelope, read_params
+from citcon_sim.faces.http import SIM, bearer_token, envelope, error_response, read_params
 from citcon_sim.faces.journal import RESPONSE_BYTES
 from citcon_sim.faces.params import Params
 
@@ -82,8 +82,9 @@ class MerchantCall:
 CALL: web.RequestKey[MerchantCall] = web.RequestKey("citcon_sim.call")
 
 
+@web.middleware
 async def merchant_api(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """A ``/payment/`` request, from the application's middleware (``app.front``)."""
+    """The ``/payment/`` sub-application's middleware: every merchant API call."""
     sim = request.app[SIM]
     started = time.perf_counter()
     endpoint = request.path.removeprefix("/payment/")
@@ -98,14 +99,10 @@ async def merchant_api(request: web.Request, handler: Handler) -> web.StreamResp
             response = await handler(request)
         else:
             response = await _scripted(request, handler, call, call.rule.api)
-    except CitconError as exc:
-        response = envelope(exc)
-    except web.HTTPException:
+    except web.HTTPException:  # 404, 405, 413: the application's middleware answers
         raise
     except Exception as exc:
-        log.exception("unexpected error on %s %s", request.method, request.path)
-        sim.record_error(exc)
-        response = envelope(UnknownError())
+        response = error_response(request, exc)
     if sim.journal.enabled:
         _journal(request, call, response, started)
     return response

@@ -112,3 +112,18 @@ def json_object(params: Mapping[str, Any], key: str) -> dict[str, Any] | None:
             return value
         break
     raise BadRequest(f"{key} must be a JSON object")
+
+
+MAX_OFFSET = 10**9  # far past any ledger; itertools.islice refuses more than sys.maxsize
+
+
+def page(params: Mapping[str, Any], default_limit: int = 100) -> tuple[int, int]:
+    """``limit`` and ``offset`` of a listing: 1..1000 and 0..MAX_OFFSET, else a 4100."""
+    try:
+        limit = int(params.get("limit", default_limit))
+        offset = int(params.get("offset", 0))
+    except (TypeError, ValueError):
+        raise BadRequest("limit and offset must be whole numbers") from None
+    if not 1 <= limit <= 1000 or not 0 <= offset <= MAX_OFFSET:
+        raise BadRequest(f"limit is 1..1000 and offset 0..{MAX_OFFSET}")
+    return limit, offset
