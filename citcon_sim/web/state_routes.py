@@ -57,6 +57,8 @@ async def import_state(request: web.Request) -> web.Response:
 
 _SNAPSHOT_PARTS = {"format": {"const": "citcon-sim-state"}, "version": S.INT,
                    "clock": {"type": "object"}, "merchants": {"type": "object"}}
+_SNAPSHOT_LISTS = {"transactions": {"type": "array", "items": {"type": "object"}},
+                   "ipn": {"type": "array", "items": {"type": "object"}}}
 
 # On the /_sim sub-application.
 ROUTES = RouteTable([
@@ -64,7 +66,7 @@ ROUTES = RouteTable([
           "The whole state as a versioned JSON snapshot",
           {200: Reply("Merchants (tokens in clear), transactions, IPNs, clock, ids.", {
               JSON: S.obj({**_SNAPSHOT_PARTS, "ids": {"type": "object"},
-                           "transactions": {"type": "array"}, "ipn": {"type": "array"}})})},
+                           **_SNAPSHOT_LISTS})})},
           parameters=(S.query("pretty", {"enum": ["yes", "no"]}, "Indented JSON."),)),
     Route("PUT", "/state", import_state, "importState",
           "Replace the whole state with a snapshot",
@@ -75,9 +77,7 @@ ROUTES = RouteTable([
           description="A snapshot from `GET /_sim/state`, or a hand-written fixture (most "
           "fields optional). A snapshot that cannot be used changes nothing.",
           errors=(400, 413), body={"type": "object", "properties": {
-              **_SNAPSHOT_PARTS,
-              "transactions": {"type": "array", "items": {"type": "object"}},
-              "ipn": {"type": "array", "items": {"type": "object"}}}},
+              **_SNAPSHOT_PARTS, **_SNAPSHOT_LISTS}},
           body_types=(JSON,)),
 ], prefix="/_sim", tags=("control",), security=S.ADMIN, replies={401: S.ADMIN_REQUIRED})
 

@@ -126,7 +126,7 @@ class PaymentCreated(Answer):
 class RefundSucceeded(Answer):
     id: str
     transaction_id: str
-    refunded: Literal[True]
+    refunded: Annotated[bool, Meta(extra_json_schema={"const": True})]
     status: Literal["success"]
 
 
@@ -135,7 +135,7 @@ class RefundFailed(Answer):
     payment amount`, `insufficient open balance`, `transaction not paid`, `transaction
     cancelled`, `refund currency does not match the transaction`, `Invalid transaction`."""
 
-    refunded: Literal[False]
+    refunded: Annotated[bool, Meta(extra_json_schema={"const": False})]
     status: Annotated[str, Meta(min_length=1)]
 
 
@@ -207,9 +207,20 @@ _REFERENCE = Meta(max_length=_TEXT_LIMIT,
 
 class Form(msgspec.Struct, kw_only=True):
     """A form body (or the same pairs in a query string). ``schema_extra`` holds the rules
-    on the object as a whole (which fields go together), merged into its JSON Schema."""
+    on the object as a whole (which fields go together), merged into its JSON Schema:
+    inside ``allOf``, so client generators still see one object with properties."""
 
     schema_extra: ClassVar[dict[str, Any]] = {}
+
+
+# A price, on either side (or both).
+_PRICED = {"anyOf": [{"required": ["amount", "currency"]},
+                     {"required": ["trans_amount", "trans_currency"]}]}
+
+
+def _named_by(reference_key: str) -> dict[str, Any]:
+    """A transaction named by its id or by the merchant's reference."""
+    return {"anyOf": [{"required": ["transaction_id"]}, {"required": [reference_key]}]}
 
 
 class PaymentForm(Form, kw_only=True):
@@ -218,8 +229,7 @@ class PaymentForm(Form, kw_only=True):
     other side is derived with the FX table."""
 
     schema_extra = {
-        "anyOf": [{"required": ["amount", "currency"]},
-                  {"required": ["trans_amount", "trans_currency"]}],
+        "allOf": [_PRICED],
         "dependentRequired": {"amount": ["currency"], "trans_amount": ["trans_currency"]},
     }
 
@@ -304,7 +314,7 @@ class PaymentForm(Form, kw_only=True):
 class InquireForm(Form, kw_only=True):
     """By `transaction_id` (a refund id works too) or `reference`."""
 
-    schema_extra = {"anyOf": [{"required": ["transaction_id"]}, {"required": ["reference"]}]}
+    schema_extra = {"allOf": [_named_by("reference")]}
 
     transaction_id: Annotated[str, _TXN_ID] | UnsetType = UNSET
     reference: Annotated[str, _REFERENCE] | UnsetType = UNSET
@@ -316,10 +326,8 @@ class RefundForm(Form, kw_only=True):
     """By `transaction_id` or `transaction_reference` (not both)."""
 
     schema_extra = {
-        "anyOf": [{"required": ["transaction_id"]}, {"required": ["transaction_reference"]}],
+        "allOf": [_named_by("transaction_reference"), _PRICED],
         "not": {"required": ["transaction_id", "transaction_reference"]},
-        "allOf": [{"anyOf": [{"required": ["amount", "currency"]},
-                             {"required": ["trans_amount", "trans_currency"]}]}],
         "dependentRequired": {"amount": ["currency"], "trans_amount": ["trans_currency"]},
     }
 
@@ -340,15 +348,14 @@ class RefundForm(Form, kw_only=True):
 
 
 class CancelForm(Form, kw_only=True):
-    schema_extra = {"anyOf": [{"required": ["transaction_id"]},
-                              {"required": ["transaction_reference"]}]}
+    schema_extra = {"allOf": [_named_by("transaction_reference")]}
 
     transaction_id: Annotated[str, _TXN_ID] | UnsetType = UNSET
     transaction_reference: Annotated[str, _REFERENCE] | UnsetType = UNSET
 
 
 class CaptureForm(Form, kw_only=True):
-    schema_extra = {"anyOf": [{"required": ["transaction_id"]}, {"required": ["reference"]}]}
+    schema_extra = {"allOf": [_named_by("reference")]}
 
     transaction_id: Annotated[str, _TXN_ID] | UnsetType = UNSET
     reference: Annotated[str, _REFERENCE] | UnsetType = UNSET
