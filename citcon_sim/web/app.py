@@ -28,8 +28,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 @web.middleware
 async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every failure becomes the Citcon error envelope, never a traceback: aiohttp's own
-    404, 405 and 413 included (the ``/payment/`` sub-application answers its own errors
-    first, so its journal sees them)."""
+    404, 405 and 413 included. (The ``/payment/`` sub-application's middleware answers a
+    merchant call's errors itself, so that its journal records them.)"""
     try:
         return await handler(request)
     except (asyncio.CancelledError, ConnectionResetError):
@@ -100,9 +100,9 @@ async def _ipn_sender(app: web.Application) -> AsyncIterator[None]:
 
 
 def create_app(sim: Simulator) -> web.Application:
-    """The application: wallet pages, ``/_sim`` and ``/openapi.json`` on it; the merchant
-    API (``/payment/``, scenarios and journal) and the control surface (``/_sim/``, behind
-    the admin token) as sub-applications with their own middleware."""
+    """The application: the wallet pages and ``/openapi.json`` on it; the merchant API
+    (``/payment/``: scenarios and journal) and the control surface (``/_sim``: the admin
+    token) as sub-applications, each with its own middleware."""
     app = web.Application(middlewares=[errors], client_max_size=sim.config.max_body_bytes)
     app[SIM] = sim
     merchant = web.Application(middlewares=[merchant_api])
@@ -111,12 +111,12 @@ def create_app(sim: Simulator) -> web.Application:
     sim_app = web.Application(middlewares=[security.admin_guard])
     sim_app[SIM] = sim
     control.ROUTES.register(sim_app)
-    state_routes.add_routes(sim_app)  # GET/PUT /_sim/state
+    state_routes.ROUTES.register(sim_app)
     dashboard.add_routes(app, sim_app)
-    pages.add_routes(app)
+    pages.ROUTES.register(app)
     openapi.ROUTES.register(app)
-    app.add_subapp(online.PREFIX, merchant)
-    app.add_subapp("/_sim", sim_app)
+    app.add_subapp(online.ROUTES.prefix, merchant)
+    app.add_subapp(control.ROUTES.prefix, sim_app)
     app.on_response_prepare.append(nosniff)
     security.setup(app)  # redaction filters on aiohttp's loggers
     app.cleanup_ctx.append(_ticker)

@@ -392,7 +392,3 @@ ROUTES = RouteTable([
           errors=(400, 413),
           body=S.form({"view": {"enum": ["desktop", "mobile"]}}), body_required=False),
 ], tags=("pages",), static={"/u_landing/static/": STATIC_DIR})
-
-
-def add_routes(app: web.Application) -> None:
-    ROUTES.register(app)

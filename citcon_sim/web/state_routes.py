@@ -80,8 +80,3 @@ ROUTES = RouteTable([
               **_SNAPSHOT_PARTS, **_SNAPSHOT_LISTS}},
           body_types=(JSON,)),
 ], prefix="/_sim", tags=("control",), security=S.ADMIN, replies={401: S.ADMIN_REQUIRED})
-
-
-def add_routes(app: web.Application) -> None:
-    """GET/PUT ``/state`` on the ``/_sim`` sub-application."""
-    ROUTES.register(app)

@@ -6,7 +6,6 @@ from citcon_sim.faces.online import handlers as h
 from citcon_sim.faces.online import models as m
 from citcon_sim.faces.routes import JSON, TEXT, OneOf, Reply, Route, RouteTable
 
-PREFIX = "/payment"
 MERCHANT: tuple[dict[str, list[str]], ...] = ({"bearerAuth": []},)
 ERRORS = (400, 401, 413, 500)
 
@@ -81,4 +80,4 @@ ROUTES = RouteTable([
           query=m.QrQuery, errors=(400, 413, 500), security=()),
     _listing("/list", "listTransactions"),
     _listing("/transactions", "listTransactionsAlias", "Same as `/payment/list`."),
-], prefix=PREFIX, tags=("merchant",), security=MERCHANT, errors=ERRORS)
+], prefix="/payment", tags=("merchant",), security=MERCHANT, errors=ERRORS)
