@@ -121,14 +121,16 @@ class RouteTable:
     ``replies`` (status -> answer, such as the 401 of a missing credential) go with the
     table's security, to every route that has no security of its own. ``static`` maps a
     URL prefix to a directory of files aiohttp serves (not documented: the pages' assets).
+    ``head``: every GET route answers HEAD too (aiohttp's ``add_get``).
     """
 
     def __init__(self, routes: Iterable[Route], *, prefix: str = "",
                  tags: tuple[str, ...] = (), errors: tuple[int, ...] = (),
                  security: Security | None = None,
                  replies: Mapping[int, Reply | str | Schema] | None = None,
-                 static: Mapping[str, Path] | None = None) -> None:
+                 static: Mapping[str, Path] | None = None, head: bool = True) -> None:
         self.routes = tuple(routes)
+        self.head = head
         self.prefix = prefix.rstrip("/")
         self.tags, self.errors, self.security = tags, errors, security
         self.replies = dict(replies or {})
@@ -140,7 +142,7 @@ class RouteTable:
     def register(self, app: web.Application) -> None:
         """Add every route (and the static directories) to ``app``'s router."""
         for route in self.routes:
-            if route.method == "GET":  # and HEAD, as aiohttp's add_get does
+            if route.method == "GET" and self.head:
                 app.router.add_get(route.path, route.handler)
             else:
                 app.router.add_route(route.method, route.path, route.handler)

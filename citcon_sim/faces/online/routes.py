@@ -80,4 +80,5 @@ ROUTES = RouteTable([
           query=m.QrQuery, errors=(400, 413, 500), security=()),
     _listing("/list", "listTransactions"),
     _listing("/transactions", "listTransactionsAlias", "Same as `/payment/list`."),
-], prefix="/payment", tags=("merchant",), security=MERCHANT, errors=ERRORS)
+], prefix="/payment", tags=("merchant",), security=MERCHANT, errors=ERRORS,
+    head=False)  # GET only: a HEAD to /pay would create a payment
