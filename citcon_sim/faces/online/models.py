@@ -1,8 +1,8 @@
 """The Online API's answers and request forms as typed models (msgspec Structs).
 
 Answers are built from ledger objects by :mod:`.wire` and encoded by msgspec: a Struct's
-fields are encoded in the order they are declared here, which is the order production
-answers them in, so these declarations are the wire format. The request forms describe
+fields are encoded in the order they are declared here, so these declarations are the
+wire format: keys, order and types. The request forms describe
 each endpoint's fields for the OpenAPI document (``faces.online.routes``); the handlers
 validate with :mod:`.requests`, whose error codes and messages are the documented ones.
 The JSON Schema of every model comes from ``msgspec.json.schema_components``.
@@ -79,7 +79,7 @@ class Charge(Answer):
         description="null while unpaid and unexpired.")]
     note: Note
     vendor: str
-    method: Literal["pay", "pay_qr"]
+    method: Annotated[str, Meta(extra_json_schema={"enum": ["pay", "pay_qr"]})]
     auto_capture: bool
     captured_amount: int
     refunded_amount: int

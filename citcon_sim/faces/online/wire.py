@@ -37,7 +37,7 @@ def charge(txn: Transaction, clock: VirtualClock) -> m.Charge:
         # Production sends the string "null" for a missing note; clients compare to it.
         note=txn.note if txn.note is not None else "null",
         vendor=txn.vendor.code,
-        method=txn.method,  # type: ignore[arg-type]  # "pay" or "pay_qr"
+        method=txn.method,
         auto_capture=txn.auto_capture,
         captured_amount=txn.captured_amount,
         refunded_amount=txn.refunded_amount,
