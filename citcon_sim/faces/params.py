@@ -80,16 +80,19 @@ def text(params: Mapping[str, Any], key: str) -> str | None:
     raise BadRequest(f"{key} must be a single value")
 
 
+# The words a yes/no parameter understands, in any case.
+FLAG_WORDS = {"true": True, "false": False, "yes": True, "no": False, "1": True, "0": False,
+              "y": True, "n": False, "on": True, "off": False}
+
+
 def flag(params: Mapping[str, Any], key: str, default: bool = False) -> bool:
     value = text(params, key)
     if value is None:
         return default
-    lowered = value.lower()
-    if lowered in {"true", "yes", "1", "y", "on"}:
-        return True
-    if lowered in {"false", "no", "0", "n", "off"}:
-        return False
-    raise BadRequest(f"{key} must be true or false, got {value!r}")
+    meaning = FLAG_WORDS.get(value.lower())
+    if meaning is None:
+        raise BadRequest(f"{key} must be true or false, got {value!r}")
+    return meaning
 
 
 def json_object(params: Mapping[str, Any], key: str) -> dict[str, Any] | None:

@@ -161,9 +161,9 @@ class QrFailure(Answer):
 # -- request forms -----------------------------------------------------------------------------
 
 _TEXT_LIMIT = params.MAX_VALUE_LENGTH
+# The schema forms of domain.commands' rules (parse_reference, check_url).
 _NO_CONTROL = "^[^\\x00-\\x1f\\x7f]+$"
 _URL = "^[Hh][Tt][Tt][Pp][Ss]?://[^\\s/]+"
-FLAG_WORDS = ["true", "false", "yes", "no", "1", "0", "y", "n", "on", "off"]
 
 
 def _text(description: str, limit: int = _TEXT_LIMIT, **extra: Any) -> Meta:
@@ -183,7 +183,7 @@ def _currency(description: str) -> Meta:
 
 
 def _flag(description: str, documented: list[str]) -> Meta:
-    return Meta(description=description + " Any of " + ", ".join(FLAG_WORDS)
+    return Meta(description=description + " Any of " + ", ".join(params.FLAG_WORDS)
                 + " is understood, in any case.", extra_json_schema={"enum": documented})
 
 
