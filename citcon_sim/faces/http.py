@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import TYPE_CHECKING
-from urllib.parse import unquote
+from urllib.parse import parse_qsl
 
+import msgspec
 from aiohttp import web
+from multidict import CIMultiDict
 
-from citcon_sim.domain.errors import BadRequest, CitconError, Unauthorized
+from citcon_sim.domain.errors import (
+    BadRequest,
+    CitconError,
+    NotFound,
+    PayloadTooLarge,
+    Unauthorized,
+    UnknownError,
+)
+from citcon_sim.faces.models import ErrorEnvelope
 from citcon_sim.faces.params import MAX_KEYS, Params, normalise
 
 if TYPE_CHECKING:
@@ -17,6 +28,7 @@ if TYPE_CHECKING:
 # The simulator an application serves (typed; the class is not imported at run time:
 # the simulator module wires the faces, not the other way round).
 SIM: web.AppKey[Simulator] = web.AppKey("simulator")
+log = logging.getLogger("citcon_sim")
 _PARAMS: web.RequestKey[Params] = web.RequestKey("citcon_sim.params")
 
 # Compact, like production ({"id":"…"}); default=str keeps odd values from raising. One
@@ -33,8 +45,39 @@ def json_response(data: object, status: int = 200) -> web.Response:
     return web.json_response(data, status=status, dumps=dumps)
 
 
+# Structs encode in declaration order; the header is the one json_response() sends.
+_MODEL_ENCODER = msgspec.json.Encoder()
+_JSON_HEADERS = CIMultiDict({"Content-Type": "application/json; charset=utf-8"})
+
+
+def model_response(model: msgspec.Struct, status: int = 200) -> web.Response:
+    return web.Response(body=_MODEL_ENCODER.encode(model), status=status,
+                        headers=_JSON_HEADERS)
+
+
 def envelope(error: CitconError) -> web.Response:
-    return json_response(error.envelope(), status=error.http_status)
+    return model_response(ErrorEnvelope.of(error), status=error.http_status)
+
+
+def error_response(request: web.Request, exc: Exception) -> web.Response:
+    """The Citcon error envelope for a failure, never a traceback. aiohttp's own 404, 405
+    and 413 become envelopes too; other HTTP exceptions (redirects) are raised again."""
+    if isinstance(exc, CitconError):
+        return envelope(exc)
+    if isinstance(exc, web.HTTPRequestEntityTooLarge):
+        return envelope(PayloadTooLarge("request body is larger than the limit"))
+    if isinstance(exc, web.HTTPNotFound):
+        return envelope(NotFound("no such endpoint"))
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        response = model_response(
+            ErrorEnvelope.of(BadRequest(f"{request.method} is not allowed here")), status=405)
+        response.headers["Allow"] = ",".join(sorted(exc.allowed_methods))
+        return response
+    if isinstance(exc, web.HTTPException):
+        raise exc
+    log.exception("unexpected error on %s %s", request.method, request.path)
+    request.app[SIM].record_error(exc)
+    return envelope(UnknownError())
 
 
 _FORM = "application/x-www-form-urlencoded"
@@ -76,53 +119,13 @@ async def _read_params(request: web.Request) -> Params:
                 pairs += _json_pairs(body)
             elif body.strip():
                 try:
-                    pairs += parse_form(body)
+                    pairs += parse_qsl(body, keep_blank_values=True, errors="strict",
+                                       max_num_fields=MAX_KEYS)
                 except UnicodeDecodeError:
                     raise BadRequest("form value is not valid UTF-8") from None
                 except ValueError:
                     raise BadRequest(f"more than {MAX_KEYS} parameters") from None
     return normalise(pairs)
-
-
-def parse_form(body: str) -> list[tuple[str, str]]:
-    """``parse_qsl(body, keep_blank_values=True, errors="strict", max_num_fields=MAX_KEYS)``:
-    the same pairs and the same errors (ValueError past MAX_KEYS fields, UnicodeDecodeError
-    for a %-escape that is not UTF-8), in about half the time: most names and values
-    have no ``+`` or ``%`` and are taken as they are (tests/test_perf_fixes.py compares)."""
-    if body and 1 + body.count("&") > MAX_KEYS:
-        raise ValueError("Max number of fields exceeded")
-    pairs = []
-    for field in body.split("&") if body else ():
-        if not field:
-            continue
-        name, _, value = field.partition("=")
-        if "+" in name:
-            name = name.replace("+", " ")
-        if "%" in name:
-            name = unquote(name, errors="strict")
-        if "+" in value:
-            value = value.replace("+", " ")
-        if "%" in value:
-            value = _unquote_value(value)
-        pairs.append((name, value))
-    return pairs
-
-
-# %-decoded values by their escaped text. A merchant sends the same ipn_url and callback
-# URLs with every payment, and unquote() was ~3 µs each; a pure function, so a hit is
-# always the same answer. Bounded; short values only.
-_UNQUOTED: dict[str, str] = {}
-
-
-def _unquote_value(value: str) -> str:
-    hit = _UNQUOTED.get(value)
-    if hit is None:
-        hit = unquote(value, errors="strict")  # UnicodeDecodeError: nothing is kept
-        if len(value) <= 512:
-            if len(_UNQUOTED) >= 1024:
-                _UNQUOTED.clear()
-            _UNQUOTED[value] = hit
-    return hit
 
 
 def _json_pairs(body: str) -> list[tuple[str, str]]:

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from citcon_sim.domain import errors
-from citcon_sim.domain.errors import CitconError, UnknownError
+from citcon_sim.domain.errors import CitconError
 from citcon_sim.domain.scripts import ApiScript, RequestFacts, Rule
-from citcon_sim.faces.http import SIM, bearer_token, envelope, read_params
+from citcon_sim.faces.http import SIM, bearer_token, envelope, error_response, read_params
 from citcon_sim.faces.journal import RESPONSE_BYTES
 from citcon_sim.faces.params import Params
 
@@ -82,8 +82,9 @@ class MerchantCall:
 CALL: web.RequestKey[MerchantCall] = web.RequestKey("citcon_sim.call")
 
 
+@web.middleware
 async def merchant_api(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """A ``/payment/`` request, from the application's middleware (``app.front``)."""
+    """The ``/payment/`` sub-application's middleware: every merchant API call."""
     sim = request.app[SIM]
     started = time.perf_counter()
     endpoint = request.path.removeprefix("/payment/")
@@ -98,14 +99,10 @@ async def merchant_api(request: web.Request, handler: Handler) -> web.StreamResp
             response = await handler(request)
         else:
             response = await _scripted(request, handler, call, call.rule.api)
-    except CitconError as exc:
-        response = envelope(exc)
-    except web.HTTPException:
+    except web.HTTPException:  # 404, 405, 413: the application's middleware answers
         raise
     except Exception as exc:
-        log.exception("unexpected error on %s %s", request.method, request.path)
-        sim.record_error(exc)
-        response = envelope(UnknownError())
+        response = error_response(request, exc)
     if sim.journal.enabled:
         _journal(request, call, response, started)
     return response
@@ -131,24 +128,6 @@ async def _scripted(
     return response
 
 
-# Content-Type header -> (journalled as text?, charset), learnt from aiohttp's own parse
-# the first time each header value is seen (a handful exist); bounded all the same.
-_TEXTUAL: dict[str, tuple[bool, str]] = {}
-
-
-def _textual(response: web.Response) -> tuple[bool, str]:
-    header = response.headers.get("Content-Type", "")
-    known = _TEXTUAL.get(header)
-    if known is None:
-        ctype = response.content_type
-        known = (ctype.startswith("text/") or ctype.endswith("json"),
-                 response.charset or "utf-8")
-        if len(_TEXTUAL) >= 256:
-            _TEXTUAL.clear()
-        _TEXTUAL[header] = known
-    return known
-
-
 def _journal(
     request: web.Request, call: MerchantCall, response: web.StreamResponse, started: float
 ) -> None:
@@ -160,8 +139,9 @@ def _journal(
     if isinstance(response, web.Response):
         raw = response.body
         if isinstance(raw, bytes):
-            textual, charset = _textual(response)
-            if textual:
+            ctype = response.content_type
+            charset = response.charset or "utf-8"
+            if ctype.startswith("text/") or ctype.endswith("json"):
                 body = raw if len(raw) <= RESPONSE_BYTES else raw[:RESPONSE_BYTES]
     txn_id = call.params.get("transaction_id")
     if txn_id is None:

@@ -80,16 +80,19 @@ def text(params: Mapping[str, Any], key: str) -> str | None:
     raise BadRequest(f"{key} must be a single value")
 
 
+# The words a yes/no parameter understands, in any case.
+FLAG_WORDS = {"true": True, "false": False, "yes": True, "no": False, "1": True, "0": False,
+              "y": True, "n": False, "on": True, "off": False}
+
+
 def flag(params: Mapping[str, Any], key: str, default: bool = False) -> bool:
     value = text(params, key)
     if value is None:
         return default
-    lowered = value.lower()
-    if lowered in {"true", "yes", "1", "y", "on"}:
-        return True
-    if lowered in {"false", "no", "0", "n", "off"}:
-        return False
-    raise BadRequest(f"{key} must be true or false, got {value!r}")
+    meaning = FLAG_WORDS.get(value.lower())
+    if meaning is None:
+        raise BadRequest(f"{key} must be true or false, got {value!r}")
+    return meaning
 
 
 def json_object(params: Mapping[str, Any], key: str) -> dict[str, Any] | None:
@@ -112,3 +115,18 @@ def json_object(params: Mapping[str, Any], key: str) -> dict[str, Any] | None:
             return value
         break
     raise BadRequest(f"{key} must be a JSON object")
+
+
+MAX_OFFSET = 10**9  # far past any ledger; itertools.islice refuses more than sys.maxsize
+
+
+def page(params: Mapping[str, Any], default_limit: int = 100) -> tuple[int, int]:
+    """``limit`` and ``offset`` of a listing: 1..1000 and 0..MAX_OFFSET, else a 4100."""
+    try:
+        limit = int(params.get("limit", default_limit))
+        offset = int(params.get("offset", 0))
+    except (TypeError, ValueError):
+        raise BadRequest("limit and offset must be whole numbers") from None
+    if not 1 <= limit <= 1000 or not 0 <= offset <= MAX_OFFSET:
+        raise BadRequest(f"limit is 1..1000 and offset 0..{MAX_OFFSET}")
+    return limit, offset

@@ -12,18 +12,11 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from citcon_sim.domain.errors import (
-    BadRequest,
-    CitconError,
-    NotFound,
-    PayloadTooLarge,
-    UnknownError,
-)
 from citcon_sim.domain.events import EarliestJobChanged
-from citcon_sim.faces.http import SIM, envelope, json_response
+from citcon_sim.faces.http import SIM, error_response
 from citcon_sim.faces.middleware import merchant_api
-from citcon_sim.faces.online import handlers as api
-from citcon_sim.web import control, dashboard, pages, security, state_routes
+from citcon_sim.faces.online import routes as online
+from citcon_sim.web import control, dashboard, openapi, pages, security, state_routes
 
 if TYPE_CHECKING:
     from citcon_sim.simulator import Simulator
@@ -33,46 +26,22 @@ log = logging.getLogger("citcon_sim")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-NOSNIFF = ("X-Content-Type-Options", "nosniff")
-
-
 @web.middleware
-async def front(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """The application's one middleware. Each aiohttp middleware layer (and the signal a
-    response header would otherwise come from) costs every request a coroutine, so the
-    merchant API's scenarios and journal, the admin-token guard, the error envelope and
-    ``X-Content-Type-Options: nosniff`` all start here.
-
-    Every failure becomes the Citcon error envelope; never a traceback."""
+async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every failure becomes the Citcon error envelope, never a traceback: aiohttp's own
+    404, 405 and 413 included. (The ``/payment/`` sub-application's middleware answers a
+    merchant call's errors itself, so that its journal records them.)"""
     try:
-        if request.path.startswith("/payment/"):
-            response = await merchant_api(request, handler)
-        elif request.app[SIM].config.admin_token and security.locked(request):
-            response = await security.guard(request, handler)
-        else:
-            response = await handler(request)
-    except CitconError as exc:
-        response = envelope(exc)
-    except web.HTTPRequestEntityTooLarge:
-        response = envelope(PayloadTooLarge("request body is larger than the limit"))
-    except web.HTTPNotFound:
-        response = envelope(NotFound("no such endpoint"))
-    except web.HTTPMethodNotAllowed as exc:
-        error = BadRequest(f"{request.method} is not allowed here")
-        response = json_response(error.envelope(), status=405)
-        response.headers["Allow"] = ",".join(sorted(exc.allowed_methods))
-    except web.HTTPException as exc:  # redirects and the like: aiohttp sends them
-        exc.headers.setdefault(*NOSNIFF)
-        raise
+        return await handler(request)
     except (asyncio.CancelledError, ConnectionResetError):
         raise
     except Exception as exc:
-        log.exception("unexpected error on %s %s", request.method, request.path)
-        request.app[SIM].record_error(exc)
-        response = envelope(UnknownError())
-    if not response.prepared:  # a stream (the dashboard's events) sets its own
-        response.headers.setdefault(*NOSNIFF)
-    return response
+        return error_response(request, exc)
+
+
+async def nosniff(request: web.BaseRequest, response: web.StreamResponse) -> None:
+    """``X-Content-Type-Options: nosniff`` on every answer, redirects and streams too."""
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
 
 
 async def _ticker(app: web.Application) -> AsyncIterator[None]:
@@ -130,23 +99,25 @@ async def _ipn_sender(app: web.Application) -> AsyncIterator[None]:
     await sender.close()
 
 
-async def _openapi(request: web.Request) -> web.StreamResponse:
-    from . import openapi  # builds a large document: imported when first asked for
-
-    return await openapi.serve(request)
-
-
 def create_app(sim: Simulator) -> web.Application:
-    app = web.Application(
-        middlewares=[front], client_max_size=sim.config.max_body_bytes
-    )
+    """The application: the wallet pages and ``/openapi.json`` on it; the merchant API
+    (``/payment/``: scenarios and journal) and the control surface (``/_sim``: the admin
+    token) as sub-applications, each with its own middleware."""
+    app = web.Application(middlewares=[errors], client_max_size=sim.config.max_body_bytes)
     app[SIM] = sim
-    api.add_routes(app)
-    control.add_routes(app)
-    pages.add_routes(app)
-    dashboard.add_routes(app)
-    state_routes.add_routes(app)  # GET/PUT /_sim/state
-    app.router.add_get("/openapi.json", _openapi)
+    merchant = web.Application(middlewares=[merchant_api])
+    merchant[SIM] = sim
+    online.ROUTES.register(merchant)
+    sim_app = web.Application(middlewares=[security.admin_guard])
+    sim_app[SIM] = sim
+    control.ROUTES.register(sim_app)
+    state_routes.ROUTES.register(sim_app)
+    dashboard.add_routes(app, sim_app)
+    pages.ROUTES.register(app)
+    openapi.ROUTES.register(app)
+    app.add_subapp(online.ROUTES.prefix, merchant)
+    app.add_subapp(control.ROUTES.prefix, sim_app)
+    app.on_response_prepare.append(nosniff)
     security.setup(app)  # redaction filters on aiohttp's loggers
     app.cleanup_ctx.append(_ticker)
     app.cleanup_ctx.append(_ipn_sender)

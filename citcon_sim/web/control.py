@@ -12,9 +12,11 @@ from citcon_sim.domain.errors import BadRequest, NotFound
 from citcon_sim.domain.vendors import VENDORS
 from citcon_sim.faces.http import SIM, json_response, read_params
 from citcon_sim.faces.online import wire
-from citcon_sim.faces.online.handlers import page
+from citcon_sim.faces.params import MAX_OFFSET, page
 from citcon_sim.faces.params import text as param_text
+from citcon_sim.faces.routes import FORM, JSON, Reply, Route, RouteTable
 from citcon_sim.scenarios import Scenario, ScenarioError, parse_scenario, shipped_scenarios
+from citcon_sim.web import schemas as S
 
 
 async def health(request: web.Request) -> web.Response:
@@ -133,22 +135,6 @@ async def balance(request: web.Request) -> web.Response:
     )
 
 
-def add_routes(app: web.Application) -> None:
-    r = app.router
-    r.add_get("/_sim/health", health)
-    r.add_get("/_sim/transactions", list_transactions)
-    r.add_get("/_sim/transactions/{id}", get_transaction)
-    r.add_post(r"/_sim/transactions/{id}/{action:pay|fail|expire|cancel}", act)
-    r.add_get("/_sim/clock", get_clock)
-    r.add_post("/_sim/clock/advance", advance_clock)
-    r.add_post("/_sim/reset", reset)
-    r.add_get("/_sim/vendors", vendors)
-    r.add_get("/_sim/balance", balance)
-    add_scripting_routes(app)
-    r.add_get("/_sim/ipn", ipn_log)
-    r.add_post("/_sim/ipn/{notify_id}/redeliver", ipn_redeliver)
-
-
 # -- scenarios and the request journal ------------------------------------------------------
 
 
@@ -224,14 +210,6 @@ async def requests_journal(request: web.Request) -> web.Response:
     return json_response({"requests": [e.as_dict() for e in entries]})
 
 
-def add_scripting_routes(app: web.Application) -> None:
-    r = app.router
-    r.add_get("/_sim/scenarios", get_scenarios)
-    r.add_post("/_sim/scenarios", load_scenarios)
-    r.add_delete("/_sim/scenarios", clear_scenarios)
-    r.add_get("/_sim/requests", requests_journal)
-
-
 # -- IPN delivery log ---------------------------------------------------------------------
 
 
@@ -268,3 +246,107 @@ async def ipn_redeliver(request: web.Request) -> web.Response:
     attempt = view["attempts"][waiter.result().number - 1] if done and view else None
     return json_response({"redelivered": True, "attempt": attempt, "notification": view},
                          status=200 if done else 202)
+
+
+# -- the routes (mounted at /_sim) -----------------------------------------------------------
+
+_ADVANCE = S.form({"seconds": {"type": "number", "minimum": 0, "maximum": 10 * 365 * 86400,
+                               "description": "Virtual seconds to move forward."}},
+                  ["seconds"])
+_SCOPE = S.obj({"scope": S.ref("Scope")})
+_WAIT = {"enum": ["yes", "no"]}
+
+
+def _scenario_form() -> S.Schema:
+    return S.form({
+        "name": {"type": "string", "enum": sorted(shipped_scenarios()),
+                 "description": "A shipped scenario."},
+        "scenario": {"type": "string", "description": "YAML or JSON text."},
+        "token": {"type": "string", "description": "Scope it to one merchant."}})
+
+
+ROUTES = RouteTable([
+    Route("GET", "/health", health, "health", "Ready",
+          {200: Reply("Always ok once serving.", {JSON: S.obj({"status": {"const": "ok"}})})},
+          security=()),
+    Route("GET", "/transactions", list_transactions, "simTransactions",
+          "Every transaction (or one merchant's), newest first",
+          {200: Reply("With refunds, captures and a timeline.", {JSON: S.obj({
+              "transactions": {"type": "array", "items": S.ref("SimTransaction")}})})},
+          errors=(400,), query=S.form({
+              "token": {**S.TOKEN["schema"], "description": "One merchant only."},
+              "limit": {"type": "integer", "minimum": 1, "maximum": 1000},
+              "offset": {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET}})),
+    Route("GET", "/transactions/{id}", get_transaction, "simTransaction",
+          "One transaction, with its IPNs",
+          {200: Reply("The transaction.", {JSON: S.ref("SimTransactionDetail")})},
+          errors=(404,)),
+    Route("POST", r"/transactions/{id}/{action:pay|fail|expire|cancel}", act, "simAct",
+          "Act as the consumer (or time): pay, fail, expire or cancel",
+          {200: Reply("The transaction after the action.", {JSON: S.ref("SimTransaction")})},
+          errors=(400, 404, 409, 413),
+          path_docs={"action": "`pay` authorises delayed-capture payments."},
+          body=S.form({"reason": S.text("Failure reason (fail).")}), body_required=False),
+    Route("GET", "/clock", get_clock, "clock", "The virtual clock",
+          {200: Reply("Now.", {JSON: S.ref("Clock")})}),
+    Route("POST", "/clock/advance", advance_clock, "advanceClock",
+          "Move virtual time forward; everything due fires",
+          {200: Reply("The clock after, and how many jobs ran.", {JSON: {
+              "allOf": [S.ref("Clock"), S.obj({"jobs_run": S.INT})]}})},
+          errors=(400, 413), body=_ADVANCE),
+    Route("POST", "/reset", reset, "reset", "Forget every transaction, or one merchant's",
+          {200: Reply("Done.", {JSON: S.obj({"reset": {"const": True},
+                                             "scope": S.ref("Scope")})})},
+          errors=(400, 413), parameters=(S.TOKEN,),
+          body=S.form({"token": S.text("One merchant only.")}), body_required=False),
+    Route("GET", "/vendors", vendors, "vendors", "The vendor catalogue and capabilities",
+          {200: Reply("Every vendor.", {JSON: S.obj({"vendors": {
+              "type": "array", "items": S.obj({
+                  "code": S.STR, "name": S.STR, "default_currency": S.STR,
+                  "qr_scan": S.BOOL, "delayed_capture": S.BOOL, "multi_capture": S.BOOL,
+                  "mobile_result_url": S.BOOL, "cancel_window_seconds": S.INT})}})})}),
+    Route("GET", "/balance", balance, "balance", "A merchant's open balance today",
+          {200: Reply("Per settlement currency.", {JSON: S.obj({
+              "day": {"type": "string", "format": "date"}, "refund_exempt": S.BOOL,
+              "open_balance": {"type": "object", "additionalProperties": S.INT}})})},
+          errors=(400, 401),
+          parameters=({**S.TOKEN, "required": True, "description": "The merchant."},)),
+    Route("GET", "/scenarios", get_scenarios, "scenarios",
+          "Loaded scenarios and their counters",
+          {200: Reply("Global and per-merchant.", {JSON: S.ref("ScenarioBook")})},
+          errors=(400,), parameters=(S.TOKEN,)),
+    Route("POST", "/scenarios", load_scenarios, "loadScenario", "Load a scenario at run time",
+          {200: Reply("Loaded.", {JSON: {"allOf": [_SCOPE, S.obj({
+              "loaded": S.ref("ScenarioView")})]}})},
+          description="The scenario as the body (YAML or JSON), or as a form: "
+          "`name=<shipped scenario>` or `scenario=<text>`. `token` scopes it to one "
+          "merchant.",
+          errors=(400, 413), parameters=(S.TOKEN,), body=S.ref("Scenario"),
+          body_types=(JSON,), body_variants={"application/yaml": S.STR, "text/plain": S.STR,
+                                             FORM: _scenario_form()}),
+    Route("DELETE", "/scenarios", clear_scenarios, "clearScenarios",
+          "Unload scenarios (all, or one merchant's)",
+          {200: Reply("Done.", {JSON: {"allOf": [_SCOPE, S.obj({
+              "cleared": {"const": True}})]}})},
+          parameters=(S.TOKEN,)),
+    Route("GET", "/requests", requests_journal, "requests",
+          "Journal of merchant API calls, newest first",
+          {200: Reply("Requests and answers (tokens redacted).", {JSON: S.obj({
+              "requests": {"type": "array", "items": S.ref("JournalEntry")}})})},
+          errors=(400,),
+          parameters=(S.TOKEN, S.query("path", S.STR), S.query("transaction_id", S.STR),
+                      S.query("limit", {"type": "integer"}, "Clamped to 1..1000."))),
+    Route("GET", "/ipn", ipn_log, "ipnLog",
+          "IPN notifications and every delivery attempt, newest first",
+          {200: Reply("The log and the sender's counters.", {JSON: S.obj({
+              "notifications": {"type": "array", "items": S.ref("Notification")},
+              "stats": {"type": "object", "additionalProperties": True}})})},
+          errors=(400,), parameters=(S.query("transaction_id", S.STR), S.TOKEN, S.LIMIT)),
+    Route("POST", "/ipn/{notify_id}/redeliver", ipn_redeliver, "ipnRedeliver",
+          "Send a notification again now (same form and notify_id)",
+          {200: Reply("The attempt made.", {JSON: S.ref("Redelivery")}),
+           202: Reply("Queued; not attempted yet.", {JSON: S.ref("Redelivery")})},
+          errors=(400, 404, 413),
+          parameters=(S.query("wait", _WAIT, "`no` answers 202 at once."),),
+          body=S.form({"wait": _WAIT}), body_required=False),
+], prefix="/_sim", tags=("control",), security=S.ADMIN, replies={401: S.ADMIN_REQUIRED})

@@ -46,6 +46,8 @@ from citcon_sim.domain.events import (
 from citcon_sim.domain.ledger import Merchant, Transaction, wire_status
 from citcon_sim.domain.redaction import token_hint
 from citcon_sim.faces.http import SIM, json_response
+from citcon_sim.faces.routes import HTML, JSON, TEXT, Reply, Route, RouteTable
+from citcon_sim.web import schemas as S
 from citcon_sim.web.pages import STATIC_DIR, render
 
 if TYPE_CHECKING:
@@ -371,14 +373,39 @@ async def _lifetime(app: web.Application) -> AsyncIterator[None]:
     unsubscribe()
 
 
-def add_routes(app: web.Application) -> None:
-    """Register the dashboard; ``create_app`` calls this once, after the simulator is set."""
-    hub = app[HUB] = Hub(app[SIM])
-    r = app.router
-    r.add_get("/_sim", redirect)
-    r.add_get("/_sim/", page)
-    r.add_get("/_sim/events", events)
-    r.add_get("/_sim/dashboard/state", state)
-    r.add_static("/_sim/static/", STATIC_DIR)
+_HTML = {HTML: S.STR}
+
+# On the /_sim sub-application.
+ROUTES = RouteTable([
+    # "" is /_sim itself: the sub-application answers it (and its 405s) like its paths.
+    Route("GET", "", redirect, "dashboardRedirect", "Redirects to the dashboard",
+          {302: Reply("To `/_sim/`.", {TEXT: S.STR}, headers={"Location": {"schema": S.STR}})}),
+    Route("GET", "/", page, "dashboard", "The live dashboard (HTML)",
+          {200: Reply("The page.", _HTML)}),
+    Route("GET", "/events", events, "dashboardEvents",
+          "Server-Sent Events telling open dashboards that something changed",
+          {200: Reply("The stream.", {"text/event-stream": S.STR}),
+           503: Reply("Shutting down.", {TEXT: S.STR})},
+          description="A stream that stays open: `hello`, `txn`, `clock`, `ipn`, `reset`, "
+          "`resync` events."),
+    Route("GET", "/dashboard/state", state, "dashboardState",
+          "What the dashboard shows, in one call",
+          {200: Reply("Transactions, merchants (hints), clock, IPN counters.", {JSON: {
+              "type": "object", "properties": {
+                  "transactions": {"type": "array", "items": {"type": "object"}},
+                  "merchants": {"type": "array", "items": {"type": "object"}},
+                  "total": S.INT, "all_total": S.INT}}})},
+          parameters=(S.query("merchant", S.STR, "A merchant key."),
+                      S.query("token", S.STR, "A merchant token."),
+                      S.query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}))),
+], prefix="/_sim", tags=("control",), security=S.ADMIN, replies={401: S.ADMIN_REQUIRED},
+    static={"/static/": STATIC_DIR})
+
+
+def add_routes(app: web.Application, control: web.Application) -> None:
+    """Register the dashboard on the ``control`` (``/_sim``) sub-application, its hub on
+    both (handlers read their own application's); ``create_app`` calls this once."""
+    hub = app[HUB] = control[HUB] = Hub(app[SIM])
+    ROUTES.register(control)
     app.on_shutdown.append(hub.close)
     app.cleanup_ctx.append(_lifetime)

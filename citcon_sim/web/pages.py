@@ -30,6 +30,8 @@ from citcon_sim.domain.errors import BadRequest, CitconError, TransitionError
 from citcon_sim.domain.ledger import Status, Transaction
 from citcon_sim.domain.money import exponent, to_major
 from citcon_sim.faces.http import SIM, json_response
+from citcon_sim.faces.routes import HTML, JSON, TEXT, Reply, Route, RouteTable
+from citcon_sim.web import schemas as S
 
 if TYPE_CHECKING:
     import jinja2
@@ -363,8 +365,30 @@ async def status(request: web.Request) -> web.Response:
     )
 
 
-def add_routes(app: web.Application) -> None:
-    app.router.add_get("/u_landing", landing)
-    app.router.add_get(r"/u_landing/{id}/status", status)
-    app.router.add_post(r"/u_landing/{id}/{action:pay|fail|cancel}", consumer_action)
-    app.router.add_static("/u_landing/static/", STATIC_DIR)
+_HTML = {HTML: S.STR}
+_VIEW = S.query("view", {"enum": ["desktop", "mobile"]}, "Overrides the User-Agent.")
+
+ROUTES = RouteTable([
+    Route("GET", "/u_landing", landing, "walletPage",
+          "The simulated wallet page a pay URL or QR code leads to",
+          {200: Reply("The open payment, or its final state.", _HTML),
+           404: Reply("No such payment.", _HTML)},
+          parameters=(S.query("q", {"type": "string", "maxLength": S.MAX_TEXT},
+                              "The transaction id.", required=True), _VIEW)),
+    Route("GET", "/u_landing/{id}/status", status, "walletStatus",
+          "What an open wallet page polls",
+          {200: Reply("State, virtual seconds left, where to go next.", {JSON: S.obj({
+              "status": {"enum": [s.value for s in Status]}, "remaining": S.INT,
+              "frozen": S.BOOL, "next": S.nullable(S.STR)})}),
+           404: Reply("No such payment.", {JSON: S.obj({"status": {"type": "null"}})})},
+          parameters=(_VIEW,)),
+    Route("POST", "/u_landing/{id}/{action:pay|fail|cancel}", consumer_action, "walletAction",
+          "The consumer pays (or authorises), fails or cancels",
+          {303: Reply("Post/redirect/get: to the merchant's callback URL (or "
+                      "`mobile_result_url`), else back to the page.", {TEXT: S.STR},
+                      headers={"Location": {"required": True, "schema": S.STR}}),
+           404: Reply("No such payment (a page), or no such action.",
+                      {**_HTML, JSON: S.ref("ErrorEnvelope")})},
+          errors=(400, 413),
+          body=S.form({"view": {"enum": ["desktop", "mobile"]}}), body_required=False),
+], tags=("pages",), static={"/u_landing/static/": STATIC_DIR})

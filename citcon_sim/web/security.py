@@ -8,7 +8,7 @@ HttpOnly, SameSite=Strict cookie so the page's own later calls are let in. Anyth
 is a 401 envelope. The merchant API (``/payment/``) and the wallet pages stay open: they
 are what merchants and consumers use, and merchants authenticate with their own tokens.
 
-Every response also gets ``X-Content-Type-Options: nosniff`` (set in ``app.front``).
+Every response also gets ``X-Content-Type-Options: nosniff`` (``app.nosniff``).
 
 :class:`RedactingAccessLogger` is the access logger ``citcon-sim serve --access-log``
 uses: token-like query parameters (``token``, ``admin_token``, …) and credential headers
@@ -69,9 +69,14 @@ def locked(request: web.Request) -> bool:
     return not (path in OPEN and request.method in ("GET", "HEAD"))
 
 
+@web.middleware
+async def admin_guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The ``/_sim/`` sub-application's middleware."""
+    return await guard(request, handler)
+
+
 async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """The admin-token check, for a request ``locked()`` says needs it (called from the
-    application's middleware, ``app.front``)."""
+    """The admin-token check, for a request ``locked()`` says needs it."""
     admin = request.app[SIM].config.admin_token
     if not admin or not locked(request):
         return await handler(request)
@@ -108,8 +113,7 @@ def _set_cookie(request: web.Request, resp: web.StreamResponse, admin: str) -> N
 
 
 def setup(app: web.Application) -> None:
-    """Put the log filters on aiohttp's loggers (``create_app``). The admin-token guard
-    and the nosniff header are applied by the application's middleware (``app.front``)."""
+    """Put the log filters on aiohttp's loggers (``create_app``)."""
     # Also for runners this package does not make (aiohttp's test server, gunicorn…).
     for name, kind in (("aiohttp.server", ScrubParseErrors), ("aiohttp.access", RedactAccessLog)):
         logger = logging.getLogger(name)

@@ -17,6 +17,8 @@ from aiohttp import web
 
 from citcon_sim.domain.errors import BadRequest, PayloadTooLarge, StateError
 from citcon_sim.faces.http import SIM, json_response
+from citcon_sim.faces.routes import JSON, Reply, Route, RouteTable
+from citcon_sim.web import schemas as S
 
 # A snapshot is far larger than any merchant request: it gets its own, larger limit.
 MAX_SNAPSHOT_BYTES = 512 * 1024 * 1024
@@ -54,6 +56,28 @@ async def import_state(request: web.Request) -> web.Response:
     return json_response({"restored": True, **summary})
 
 
-def add_routes(app: web.Application) -> None:
-    app.router.add_get("/_sim/state", export_state)
-    app.router.add_put("/_sim/state", import_state)
+_SNAPSHOT_PARTS = {"format": {"const": "citcon-sim-state"}, "version": S.INT,
+                   "clock": {"type": "object"}, "merchants": {"type": "object"}}
+_SNAPSHOT_LISTS = {"transactions": {"type": "array", "items": {"type": "object"}},
+                   "ipn": {"type": "array", "items": {"type": "object"}}}
+
+# On the /_sim sub-application.
+ROUTES = RouteTable([
+    Route("GET", "/state", export_state, "exportState",
+          "The whole state as a versioned JSON snapshot",
+          {200: Reply("Merchants (tokens in clear), transactions, IPNs, clock, ids.", {
+              JSON: S.obj({**_SNAPSHOT_PARTS, "ids": {"type": "object"},
+                           **_SNAPSHOT_LISTS})})},
+          parameters=(S.query("pretty", {"enum": ["yes", "no"]}, "Indented JSON."),)),
+    Route("PUT", "/state", import_state, "importState",
+          "Replace the whole state with a snapshot",
+          {200: Reply("Restored: what was loaded.", {JSON: S.obj({
+              "restored": {"const": True}, "transactions": S.INT, "refunds": S.INT,
+              "merchants": S.INT, "notifications": S.INT,
+              "clock": {"type": "string", "format": "date-time"}})})},
+          description="A snapshot from `GET /_sim/state`, or a hand-written fixture (most "
+          "fields optional). A snapshot that cannot be used changes nothing.",
+          errors=(400, 413), body={"type": "object", "properties": {
+              **_SNAPSHOT_PARTS, **_SNAPSHOT_LISTS}},
+          body_types=(JSON,)),
+], prefix="/_sim", tags=("control",), security=S.ADMIN, replies={401: S.ADMIN_REQUIRED})
