@@ -67,9 +67,6 @@ class Simulator:
         )
         self.qr = QrCache()
         self.journal = Journal(config.journal_size, self.clock.format)
-        # inquire's encoded charge per transaction id: (transaction, its charge_state,
-        # bytes); see api._charge_body.
-        self.charge_cache: dict[str, tuple[Transaction, tuple[object, ...], bytes]] = {}
         self.scenarios = ScenarioBook(magic=config.magic_amounts, events=events)
         for spec in config.scenarios:
             self.scenarios.load(resolve_scenario(spec))
@@ -163,7 +160,6 @@ class Simulator:
         else:
             self.ledger.forget(token)
             self.ipn.reset(token)  # the log, and the retries still pending
-            self.charge_cache.clear()
         self._gc_mark = min(self._gc_mark, len(self.ledger.by_id) + len(self.ledger.refunds_by_id))
         if token is None and self._gc_frozen:
             gc.unfreeze()  # the next full collection may look at everything again
@@ -183,7 +179,6 @@ class Simulator:
         ledger.events = self.events  # the simulator's one bus: same subscribers, old and new
         self.scheduler.clear()
         self.journal.clear()
-        self.charge_cache.clear()
         self.ledger = ledger
         for txn in ledger.by_id.values():
             script = txn.script.payment if txn.script is not None else None
