@@ -18,7 +18,7 @@ from aiohttp.test_utils import TestClient
 from citcon_sim import Config, Simulator, create_app
 from citcon_sim.domain.merchants import MerchantsFileError
 
-from .conftest import AUTH, START, TOKEN, create
+from .helpers import AUTH, TOKEN, auth, client_for, create, frozen_config
 
 DOCUMENTED = {
     4100: "Bad request",
@@ -483,8 +483,7 @@ async def test_merchant_list_is_newest_first_and_isolated(client: TestClient) ->
 
 @pytest.fixture
 async def small_client(aiohttp_client: Callable[..., Any]) -> TestClient:
-    sim = Simulator(Config(frozen_clock=True, start_time=START, seed=1, max_body_bytes=2048))
-    return await aiohttp_client(create_app(sim))
+    return (await client_for(aiohttp_client, seed=1, max_body_bytes=2048))[0]
 
 
 async def test_body_over_the_size_limit_is_413_envelope(small_client: TestClient) -> None:
@@ -586,17 +585,12 @@ def merchants_file(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def strict_sim(merchants_file: Path) -> Simulator:
-    return Simulator(Config(frozen_clock=True, start_time=START, seed=7,
-                            merchants_file=merchants_file))
+    return Simulator(frozen_config(seed=7, merchants_file=merchants_file))
 
 
 @pytest.fixture
 async def strict(aiohttp_client: Callable[..., Any], strict_sim: Simulator) -> TestClient:
     return await aiohttp_client(create_app(strict_sim))
-
-
-def auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 async def test_strict_mode_rejects_unknown_tokens(
