@@ -9,7 +9,7 @@ from aiohttp.test_utils import TestClient
 
 from citcon_sim import Simulator
 
-from .conftest import AUTH, TOKEN, create
+from .helpers import AUTH, TOKEN, create, inquire
 
 UNKNOWN_ID = "U0000000001-00000000000000000000"
 ALL_VENDORS = {
@@ -36,13 +36,6 @@ async def get(client: TestClient, path: str) -> Any:
 
 async def post(client: TestClient, path: str, **data: Any) -> Any:
     resp = await client.post(path, data={k: str(v) for k, v in data.items()})
-    assert resp.status == 200, await resp.text()
-    return await resp.json()
-
-
-async def inquire(client: TestClient, txn_id: str, token: str = TOKEN) -> dict:
-    resp = await client.post("/payment/inquire", data={"transaction_id": txn_id},
-                             headers={"Authorization": f"Bearer {token}"})
     assert resp.status == 200, await resp.text()
     return await resp.json()
 

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from .conftest import AUTH, create
+from .helpers import consumer_pays, create, inquire
 
 
 async def test_health(client):
@@ -11,12 +11,10 @@ async def test_health(client):
 
 async def test_create_pay_inquire(client):
     txn_id = await create(client)
-    resp = await client.post("/payment/inquire", data={"transaction_id": txn_id}, headers=AUTH)
-    body = await resp.json()
+    body = await inquire(client, txn_id)
     assert body["id"] == txn_id and body["status"] is None
-    assert (await client.post(f"/_sim/transactions/{txn_id}/pay")).status == 200
-    resp = await client.post("/payment/inquire", data={"transaction_id": txn_id}, headers=AUTH)
-    assert (await resp.json())["status"] == "success"
+    await consumer_pays(client, txn_id)
+    assert (await inquire(client, txn_id))["status"] == "success"
 
 
 def test_simulator_server_as_context_manager_runs_in_a_thread():
