@@ -18,7 +18,7 @@ from aiohttp.test_utils import TestClient
 from citcon_sim import Config, Simulator, create_app
 from citcon_sim.domain.merchants import MerchantsFileError
 
-from .helpers import AUTH, TOKEN, auth, client_for, create, frozen_config
+from .helpers import AUTH, TOKEN, auth, client_for, consumer_pays, create, frozen_config
 
 DOCUMENTED = {
     4100: "Bad request",
@@ -129,7 +129,7 @@ async def test_bad_requests_on_other_endpoints(
 @pytest.mark.parametrize("amount", ["0", "-1", "9.99", "abc"])
 async def test_refund_amount_errors_are_4102(client: TestClient, amount: str) -> None:
     txn_id = await create(client)
-    await client.post(f"/_sim/transactions/{txn_id}/pay")
+    await consumer_pays(client, txn_id)
     resp = await client.post("/payment/refund", headers=AUTH, data={
         "transaction_id": txn_id, "amount": amount, "currency": "USD"})
     await expect_error(resp, 4102)
@@ -142,7 +142,7 @@ async def test_refund_without_any_amount_is_4102(client: TestClient) -> None:
 
 async def test_capture_failures_use_the_envelope(client: TestClient) -> None:
     txn_id = await create(client, vendor="alipay")
-    await client.post(f"/_sim/transactions/{txn_id}/pay")
+    await consumer_pays(client, txn_id)
     resp = await client.post("/payment/capture", data={"transaction_id": txn_id}, headers=AUTH)
     body = await expect_error(resp, 4100)
     assert "capture" in body["message"]
@@ -155,7 +155,7 @@ async def test_inquire_of_unknown_transaction_uses_the_envelope(client: TestClie
 
 async def test_refund_failures_are_http_200_with_refunded_false(client: TestClient) -> None:
     txn_id = await create(client)
-    await client.post(f"/_sim/transactions/{txn_id}/pay")
+    await consumer_pays(client, txn_id)
     resp = await client.post("/payment/refund", headers=AUTH, data={
         "transaction_id": txn_id, "amount": "1001", "currency": "USD"})
     assert resp.status == 200
@@ -169,7 +169,7 @@ async def test_cancel_of_unknown_or_foreign_transaction_is_invalid(client: TestC
                         ({"transaction_reference": "nope"}, TOKEN),
                         ({"transaction_id": txn_id}, "someone-else")):
         resp = await client.post("/payment/cancel", data=data,
-                                 headers={"Authorization": f"Bearer {token}"})
+                                 headers=auth(token))
         assert resp.status == 200
         assert await resp.json() == {"transaction_id": None, "transaction_reference": None,
                                      "cancelled": False, "status": "Invalid transaction"}
@@ -530,7 +530,7 @@ async def test_rejected_requests_leave_the_ledger_unchanged(
     client: TestClient, sim: Simulator
 ) -> None:
     txn_id = await create(client)
-    await client.post(f"/_sim/transactions/{txn_id}/pay")
+    await consumer_pays(client, txn_id)
     before = (len(sim.ledger.by_id), len(sim.ledger.refunds_by_id),
               dict(sim.ledger.open_balance(sim.ledger.merchant(TOKEN))))
     bad = [
@@ -648,7 +648,7 @@ async def test_strict_mode_cancel_window_override(
 ) -> None:
     resp = await strict.post("/payment/pay", headers=auth("tok-us"), data=BASE)
     txn_id = (await resp.text()).split("=")[1]
-    await strict.post(f"/_sim/transactions/{txn_id}/pay")
+    await consumer_pays(strict, txn_id)
     strict_sim.advance(61)
     resp = await strict.post("/payment/cancel", data={"transaction_id": txn_id},
                              headers=auth("tok-us"))

@@ -9,7 +9,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from . import helpers
-from .helpers import AUTH, TOKEN, create
+from .helpers import AUTH, TOKEN, consumer_pays, create
 
 # Long and distinctive, so that any leak of it (or of its middle) is found by a plain search.
 SECRET = "tok-Qz7vXk2Lw9Rj4Hn8Pb3Ys6Td1Mf5Gc0-secret"
@@ -235,7 +235,7 @@ async def test_virtual_time_is_recorded(client, sim):
 
 async def test_control_surface_is_not_journaled(client):
     txn_id = await create(client)
-    await client.post(f"/_sim/transactions/{txn_id}/pay")
+    await consumer_pays(client, txn_id)
     await client.get("/_sim/transactions")
     await client.post("/_sim/clock/advance", data={"seconds": "1"})
     await client.get("/_sim/health")

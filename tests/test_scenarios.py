@@ -467,7 +467,7 @@ async def test_api_timeout_payment_exists(client, sim):
 
 async def test_refund_refused_with_status(client, sim):
     txn_id = await create(client)
-    await client.post(f"/_sim/transactions/{txn_id}/pay")
+    await consumer_pays(client, txn_id)
     await load(client, "rules:\n  - match: {endpoint: refund}\n"
                        "    refund: {status: closed for the day}\n")
     resp = await post(client, "refund", transaction_id=txn_id, amount=100, currency="USD")
@@ -531,7 +531,7 @@ async def test_ordinary_amounts_unaffected(client, amount):
 
 async def test_magic_amounts_apply_to_pay_and_pay_qr_only(client, sim):
     txn_id = await create(client, amount=1000)
-    await client.post(f"/_sim/transactions/{txn_id}/pay")
+    await consumer_pays(client, txn_id)
     resp = await post(client, "refund", transaction_id=txn_id, amount=9909, currency="USD")
     assert resp.status == 200  # not error 4000: refunds are not scripted by magic amounts
 
