@@ -55,8 +55,9 @@ def sim(config: Config) -> Simulator:
 
 
 @pytest.fixture
-async def client(aiohttp_client: Callable[..., Any], sim: Simulator) -> TestClient:
-    return await aiohttp_client(create_app(sim))
+async def client(aiohttp_client: Callable[..., Any], sim: Simulator) -> TestClient[Any, Any]:
+    client: TestClient[Any, Any] = await aiohttp_client(create_app(sim))
+    return client
 
 
 @pytest.fixture

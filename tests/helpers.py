@@ -18,10 +18,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient as _TestClient
 from hypothesis import settings
 
 from citcon_sim import Config, Simulator, create_app
+
+TestClient = _TestClient[Any, Any]  # a client of the simulator's app
 
 START = datetime(2026, 3, 2, 9, 0, 0, tzinfo=UTC)  # a Monday morning, far from midnight
 TOKEN = "test-token"
