@@ -316,6 +316,7 @@ async def test_error_answers_are_json_never_html(client: TestClient, payload: st
 ADMIN = "xss-test-admin-token-3f7a"
 
 
+@pytest.mark.browser
 async def test_no_payload_runs_in_chromium_even_without_csp(
     browser: Any, aiohttp_server: Callable[..., Any], aiohttp_client: Callable[..., Any]
 ) -> None:
