@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import math
 import threading
 import time
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from aiohttp import web
+from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient as _TestClient
 from hypothesis import settings
 
@@ -30,6 +31,17 @@ TOKEN = "test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 PAYMENT = {"vendor": "alipay", "amount": "1000", "currency": "USD", "reference": "order-1",
            "allow_duplicates": "yes"}
+
+
+# The message each documented error code's answer starts with (the detail follows).
+DOCUMENTED_ERRORS = {
+    4100: "Bad request",
+    4101: "Vendor not supported",
+    4102: "Amount must be greater than 0",
+    4103: "Reference is invalid",
+    4104: "Timeout is invalid",
+    4105: "Bank not supported",
+}
 
 
 def auth(token: str) -> dict[str, str]:
@@ -110,6 +122,21 @@ async def sim_txn(client: TestClient, txn_id: str) -> dict[str, Any]:
 
 async def internal_status(client: TestClient, txn_id: str) -> str:
     return str((await sim_txn(client, txn_id))["internal_status"])
+
+
+async def expect_error(
+    resp: ClientResponse, code: int = 4100, status: int = 400
+) -> dict[str, Any]:
+    """The error envelope: HTTP ``status``, JSON ``{"result": "fail", "code", "message"}``
+    with the documented message for ``code``; returns the body."""
+    text = await resp.text()
+    assert resp.status == status, text
+    assert resp.content_type == "application/json", text
+    body: dict[str, Any] = json.loads(text)
+    assert set(body) == {"result", "code", "message"}, body
+    assert body["result"] == "fail" and body["code"] == code, body
+    assert body["message"].startswith(DOCUMENTED_ERRORS[code]), body
+    return body
 
 
 # -- the merchant's IPN endpoint ----------------------------------------------------------

@@ -7,7 +7,6 @@ was; no input, however malformed, may produce a 500.
 from __future__ import annotations
 
 import io
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,28 +17,19 @@ from aiohttp.test_utils import TestClient
 from citcon_sim import Config, Simulator, create_app
 from citcon_sim.domain.merchants import MerchantsFileError
 
-from .helpers import AUTH, TOKEN, auth, client_for, consumer_pays, create, frozen_config
+from .helpers import (
+    AUTH,
+    TOKEN,
+    auth,
+    client_for,
+    consumer_pays,
+    create,
+    expect_error,
+    frozen_config,
+)
+from .helpers import DOCUMENTED_ERRORS as DOCUMENTED
 
-DOCUMENTED = {
-    4100: "Bad request",
-    4101: "Vendor not supported",
-    4102: "Amount must be greater than 0",
-    4103: "Reference is invalid",
-    4104: "Timeout is invalid",
-    4105: "Bank not supported",
-}
 BASE = {"vendor": "alipay", "amount": "1000", "currency": "USD", "reference": "order-1"}
-
-
-async def expect_error(resp: Any, code: int, status: int = 400) -> dict:
-    text = await resp.text()
-    assert resp.status == status, text
-    assert resp.content_type == "application/json", text
-    body = json.loads(text)
-    assert set(body) == {"result", "code", "message"}, body
-    assert body["result"] == "fail" and body["code"] == code, body
-    assert body["message"].startswith(DOCUMENTED[code]), body
-    return body
 
 
 def with_(**changes: Any) -> dict[str, str]:

@@ -19,7 +19,7 @@ from aiohttp.test_utils import TestClient
 from citcon_sim import Config, Simulator
 from citcon_sim.domain.ledger import Merchant
 
-from .helpers import auth, consumer_pays, create, frozen_config
+from .helpers import auth, consumer_pays, create, expect_error, frozen_config
 
 A, B = "merchant-a-token-7b1e", "merchant-b-token-2c9d"
 SHARED, AUTH_REF, A_ONLY = "order-shared", "klarna-shared", "order-a-only"
@@ -92,10 +92,8 @@ def snapshot(sim: Simulator, token: str) -> str:
 
 
 async def not_found(resp: Any) -> None:
-    text = await resp.text()
-    assert resp.status == 400, text
-    body = json.loads(text)
-    assert body["result"] == "fail" and body["code"] == 4100, body
+    """Another merchant's transaction is as unknown as one that does not exist."""
+    await expect_error(resp, 4100, 400)
 
 
 async def test_b_cannot_inquire_a_by_id_refund_id_or_reference(

@@ -28,7 +28,7 @@ from citcon_sim.testing import SimulatorServer
 from citcon_sim.web import security
 from citcon_sim.web.security import COOKIE, RedactingAccessLogger, cookie_value, redact_url
 
-from .helpers import IpnReceiver, auth, client_for, create, frozen_config
+from .helpers import IpnReceiver, auth, client_for, create, expect_error, frozen_config
 
 ADMIN = "adm1n-QX7f2ZpLw9-Kc4Rt8Vb3-control-surface"
 # Long and distinctive: any leak, whole or in part, is easy to find.
@@ -471,10 +471,7 @@ async def small(aiohttp_client: Callable[..., Any]) -> TestClient:
 
 
 async def expect_envelope(resp: Any, status: int) -> None:
-    text = await resp.text()
-    assert resp.status == status, text
-    body = json.loads(text)
-    assert body["result"] == "fail" and body["code"] == 4100, body
+    await expect_error(resp, 4100, status)
 
 
 async def test_sim_and_page_posts_share_the_body_limit(small: TestClient) -> None:
