@@ -11,6 +11,11 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
+
+# Imported before any test: pytester's inline runs (tests/test_plugin.py) drop the modules
+# first imported inside them, and libyaml's C loader fails ("could not determine a
+# constructor for the tag None") once yaml is imported a second time in one process.
+import yaml  # noqa: F401
 from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import settings
 
