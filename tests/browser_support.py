@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 CHROMIUM_ARGS = [
@@ -28,3 +29,16 @@ def chromium_path() -> str | None:
         if found:
             return found
     return None
+
+
+def watch(page: Any, allowed: tuple[str, ...]) -> list[str]:
+    """Collect page errors and any request leaving the two local servers."""
+    problems: list[str] = []
+    page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+    page.on("console", lambda msg: problems.append(f"console: {msg.text}")
+            if msg.type == "error" else None)
+    page.on("request", lambda req: None if req.url.startswith(allowed)
+            else problems.append(f"external request: {req.url}"))
+    page.on("response", lambda resp: problems.append(f"HTTP {resp.status}: {resp.url}")
+            if resp.status >= 400 else None)
+    return problems

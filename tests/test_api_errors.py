@@ -7,7 +7,6 @@ was; no input, however malformed, may produce a 500.
 from __future__ import annotations
 
 import io
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,28 +17,19 @@ from aiohttp.test_utils import TestClient
 from citcon_sim import Config, Simulator, create_app
 from citcon_sim.domain.merchants import MerchantsFileError
 
-from .conftest import AUTH, START, TOKEN, create
+from .helpers import (
+    AUTH,
+    TOKEN,
+    auth,
+    client_for,
+    consumer_pays,
+    create,
+    expect_error,
+    frozen_config,
+)
+from .helpers import DOCUMENTED_ERRORS as DOCUMENTED
 
-DOCUMENTED = {
-    4100: "Bad request",
-    4101: "Vendor not supported",
-    4102: "Amount must be greater than 0",
-    4103: "Reference is invalid",
-    4104: "Timeout is invalid",
-    4105: "Bank not supported",
-}
 BASE = {"vendor": "alipay", "amount": "1000", "currency": "USD", "reference": "order-1"}
-
-
-async def expect_error(resp: Any, code: int, status: int = 400) -> dict:
-    text = await resp.text()
-    assert resp.status == status, text
-    assert resp.content_type == "application/json", text
-    body = json.loads(text)
-    assert set(body) == {"result", "code", "message"}, body
-    assert body["result"] == "fail" and body["code"] == code, body
-    assert body["message"].startswith(DOCUMENTED[code]), body
-    return body
 
 
 def with_(**changes: Any) -> dict[str, str]:
@@ -129,7 +119,7 @@ async def test_bad_requests_on_other_endpoints(
 @pytest.mark.parametrize("amount", ["0", "-1", "9.99", "abc"])
 async def test_refund_amount_errors_are_4102(client: TestClient, amount: str) -> None:
     txn_id = await create(client)
-    await client.post(f"/_sim/transactions/{txn_id}/pay")
+    await consumer_pays(client, txn_id)
     resp = await client.post("/payment/refund", headers=AUTH, data={
         "transaction_id": txn_id, "amount": amount, "currency": "USD"})
     await expect_error(resp, 4102)
@@ -142,7 +132,7 @@ async def test_refund_without_any_amount_is_4102(client: TestClient) -> None:
 
 async def test_capture_failures_use_the_envelope(client: TestClient) -> None:
     txn_id = await create(client, vendor="alipay")
-    await client.post(f"/_sim/transactions/{txn_id}/pay")
+    await consumer_pays(client, txn_id)
     resp = await client.post("/payment/capture", data={"transaction_id": txn_id}, headers=AUTH)
     body = await expect_error(resp, 4100)
     assert "capture" in body["message"]
@@ -155,7 +145,7 @@ async def test_inquire_of_unknown_transaction_uses_the_envelope(client: TestClie
 
 async def test_refund_failures_are_http_200_with_refunded_false(client: TestClient) -> None:
     txn_id = await create(client)
-    await client.post(f"/_sim/transactions/{txn_id}/pay")
+    await consumer_pays(client, txn_id)
     resp = await client.post("/payment/refund", headers=AUTH, data={
         "transaction_id": txn_id, "amount": "1001", "currency": "USD"})
     assert resp.status == 200
@@ -169,7 +159,7 @@ async def test_cancel_of_unknown_or_foreign_transaction_is_invalid(client: TestC
                         ({"transaction_reference": "nope"}, TOKEN),
                         ({"transaction_id": txn_id}, "someone-else")):
         resp = await client.post("/payment/cancel", data=data,
-                                 headers={"Authorization": f"Bearer {token}"})
+                                 headers=auth(token))
         assert resp.status == 200
         assert await resp.json() == {"transaction_id": None, "transaction_reference": None,
                                      "cancelled": False, "status": "Invalid transaction"}
@@ -483,8 +473,7 @@ async def test_merchant_list_is_newest_first_and_isolated(client: TestClient) ->
 
 @pytest.fixture
 async def small_client(aiohttp_client: Callable[..., Any]) -> TestClient:
-    sim = Simulator(Config(frozen_clock=True, start_time=START, seed=1, max_body_bytes=2048))
-    return await aiohttp_client(create_app(sim))
+    return (await client_for(aiohttp_client, seed=1, max_body_bytes=2048))[0]
 
 
 async def test_body_over_the_size_limit_is_413_envelope(small_client: TestClient) -> None:
@@ -531,7 +520,7 @@ async def test_rejected_requests_leave_the_ledger_unchanged(
     client: TestClient, sim: Simulator
 ) -> None:
     txn_id = await create(client)
-    await client.post(f"/_sim/transactions/{txn_id}/pay")
+    await consumer_pays(client, txn_id)
     before = (len(sim.ledger.by_id), len(sim.ledger.refunds_by_id),
               dict(sim.ledger.open_balance(sim.ledger.merchant(TOKEN))))
     bad = [
@@ -586,17 +575,12 @@ def merchants_file(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def strict_sim(merchants_file: Path) -> Simulator:
-    return Simulator(Config(frozen_clock=True, start_time=START, seed=7,
-                            merchants_file=merchants_file))
+    return Simulator(frozen_config(seed=7, merchants_file=merchants_file))
 
 
 @pytest.fixture
 async def strict(aiohttp_client: Callable[..., Any], strict_sim: Simulator) -> TestClient:
     return await aiohttp_client(create_app(strict_sim))
-
-
-def auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 async def test_strict_mode_rejects_unknown_tokens(
@@ -654,7 +638,7 @@ async def test_strict_mode_cancel_window_override(
 ) -> None:
     resp = await strict.post("/payment/pay", headers=auth("tok-us"), data=BASE)
     txn_id = (await resp.text()).split("=")[1]
-    await strict.post(f"/_sim/transactions/{txn_id}/pay")
+    await consumer_pays(strict, txn_id)
     strict_sim.advance(61)
     resp = await strict.post("/payment/cancel", data={"transaction_id": txn_id},
                              headers=auth("tok-us"))

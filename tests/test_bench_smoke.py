@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # runs the benchmark script in a subprocess
+
 REPO = Path(__file__).resolve().parent.parent
 ROWS = (
     "baseline (aiohttp form hello)",

@@ -8,40 +8,36 @@ Screenshots go to ``artifacts/`` for a human to look at.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 import pytest
-from aiohttp import ClientSession, web
+from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
 
 from citcon_sim.domain.ledger import Status
 
-from .browser_support import ARTIFACTS, TIMEOUT_MS
-from .conftest import AUTH
+from .browser_support import ARTIFACTS, TIMEOUT_MS, watch
+from .helpers import AUTH, IpnReceiver
+
+pytestmark = pytest.mark.browser
 
 IPHONE_UA = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 "
     "(KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1"
 )
+SUCCESS_PAGE = (
+    # The data: icon spares a /favicon.ico request in the console check.
+    "<!doctype html><meta charset='utf-8'><link rel='icon' href='data:,'>"
+    "<title>Order confirmed</title>"
+    "<body style='font-family:sans-serif;margin:40px'>"
+    "<h1 id='thanks'>Thank you! Order confirmed.</h1>"
+    "<p>This is the merchant's own page (served by the test).</p></body>"
+)
+
+
 @pytest.fixture
-async def merchant(aiohttp_server: Callable[..., Any]) -> TestServer:
+def merchant(ipn_receiver: IpnReceiver) -> IpnReceiver:
     """A tiny merchant site: the confirmation page the wallet sends the consumer back to."""
-
-    async def success(request: web.Request) -> web.Response:
-        return web.Response(
-            content_type="text/html",
-            # The data: icon spares a /favicon.ico 404 in the console check.
-            text="<!doctype html><meta charset='utf-8'><link rel='icon' href='data:,'>"
-            "<title>Order confirmed</title>"
-            "<body style='font-family:sans-serif;margin:40px'>"
-            "<h1 id='thanks'>Thank you! Order confirmed.</h1>"
-            "<p>This is the merchant's own page (served by the test).</p></body>",
-        )
-
-    app = web.Application()
-    app.router.add_get("/checkout/success", success)
-    return await aiohttp_server(app, host="127.0.0.1")
+    ipn_receiver.answer(body=SUCCESS_PAGE, content_type="text/html")
+    return ipn_receiver
 
 
 async def create_payment(simulator: TestServer, **fields: str) -> str:
@@ -56,21 +52,8 @@ async def create_payment(simulator: TestServer, **fields: str) -> str:
     return url
 
 
-def watch(page: Any, allowed: tuple[str, ...]) -> list[str]:
-    """Collect page errors and any request leaving the two local servers."""
-    problems: list[str] = []
-    page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
-    page.on("console", lambda msg: problems.append(f"console: {msg.text}")
-            if msg.type == "error" else None)
-    page.on("request", lambda req: None if req.url.startswith(allowed)
-            else problems.append(f"external request: {req.url}"))
-    page.on("response", lambda resp: problems.append(f"HTTP {resp.status}: {resp.url}")
-            if resp.status >= 400 else None)
-    return problems
-
-
 async def test_pay_in_chromium_lands_on_merchant_success(browser, simulator, merchant, sim):
-    success_url = str(merchant.make_url("/checkout/success"))
+    success_url = merchant.url_for("/checkout/success")
     goods = ('{"data":[{"name":"Battery Power Pack","quantity":1,"unit_amount":1999,'
              '"total_amount":1999},{"name":"USB-C cable","quantity":2,"unit_amount":300,'
              '"total_amount":600}]}')
@@ -83,7 +66,7 @@ async def test_pay_in_chromium_lands_on_merchant_success(browser, simulator, mer
     context = await browser.new_context(viewport={"width": 1100, "height": 760})
     page = await context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
-    problems = watch(page, (str(simulator.make_url("")), str(merchant.make_url(""))))
+    problems = watch(page, (str(simulator.make_url("")), merchant.base_url))
 
     await page.goto(wallet_url)
     assert await page.title() == "Alipay checkout · citcon-sim"
@@ -96,6 +79,7 @@ async def test_pay_in_chromium_lands_on_merchant_success(browser, simulator, mer
     await page.click("#pay")
     await page.wait_for_url(success_url)
     assert await page.locator("#thanks").inner_text() == "Thank you! Order confirmed."
+    assert [(r.method, r.path) for r in merchant.requests] == [("GET", "/checkout/success")]
     await page.screenshot(path=ARTIFACTS / "wallet-paid.png")
     assert sim.ledger.by_id[txn_id].status is Status.SUCCESS
 
@@ -141,13 +125,13 @@ async def test_desktop_page_follows_a_payment_made_on_the_phone(
     browser, simulator, merchant, sim
 ):
     """The documented desktop QR flow: the phone pays, the PC browser moves on by itself."""
-    success_url = str(merchant.make_url("/checkout/success"))
+    success_url = merchant.url_for("/checkout/success")
     paid_url = await create_payment(simulator, callback_url_success=success_url)
     expiring_url = await create_payment(simulator, reference="order-1003", timeout="600")
     context = await browser.new_context(viewport={"width": 1100, "height": 760})
     page = await context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
-    problems = watch(page, (str(simulator.make_url("")), str(merchant.make_url(""))))
+    problems = watch(page, (str(simulator.make_url("")), merchant.base_url))
 
     await page.goto(paid_url)
     pay = simulator.make_url(f"/_sim/transactions/{paid_url.split('=')[1]}/pay")

@@ -29,7 +29,7 @@ from aiohttp.test_utils import TestClient
 from citcon_sim import Simulator, create_app
 from citcon_sim.domain.ledger import REFUND_OVER_PAID
 
-from .conftest import AUTH, TOKEN
+from .helpers import AUTH, TOKEN, consumer_pays, inquire
 
 PAID = 100_000  # USD cents; not a magic amount (those end in 9901..9909)
 FORM = "application/x-www-form-urlencoded"
@@ -127,18 +127,6 @@ async def new_payment(client: TestClient, **fields: Any) -> str:
     return body["transaction_id"]
 
 
-async def consumer_pays(client: TestClient, txn_id: str) -> None:
-    resp = await client.post(f"/_sim/transactions/{txn_id}/pay")
-    assert resp.status == 200, await resp.text()
-    await resp.read()
-
-
-async def inquire(client: TestClient, txn_id: str) -> dict[str, Any]:
-    status, body = await call(client, "/payment/inquire", transaction_id=txn_id)
-    assert status == 200, body
-    return body
-
-
 async def open_balance(client: TestClient) -> dict[str, int]:
     resp = await client.get("/_sim/balance", params={"token": TOKEN})
     assert resp.status == 200, await resp.text()
@@ -148,6 +136,7 @@ async def open_balance(client: TestClient) -> dict[str, int]:
 # -- refunds ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_500_concurrent_equal_refunds_refund_exactly_what_fits(
     client: TestClient, gate: Gate
 ) -> None:
@@ -175,6 +164,7 @@ async def test_500_concurrent_equal_refunds_refund_exactly_what_fits(
     assert await open_balance(client) == {"USD": PAID - 99_900}
 
 
+@pytest.mark.slow
 async def test_500_concurrent_mixed_refunds_never_exceed_the_payment(
     client: TestClient, gate: Gate
 ) -> None:
@@ -226,6 +216,7 @@ async def test_500_concurrent_mixed_refunds_never_exceed_the_payment(
 # -- creates ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_200_concurrent_creates_with_one_reference_make_one_transaction(
     client: TestClient, gate: Gate, sim: Simulator
 ) -> None:
@@ -259,6 +250,7 @@ def assert_envelope(status: int, body: Any) -> None:
     assert body["message"].startswith("Bad request"), body
 
 
+@pytest.mark.slow
 async def test_200_concurrent_partial_captures_never_exceed_the_authorisation(
     client: TestClient, gate: Gate
 ) -> None:
@@ -283,6 +275,7 @@ async def test_200_concurrent_partial_captures_never_exceed_the_authorisation(
     assert await open_balance(client) == {"USD": 142 * part}
 
 
+@pytest.mark.slow
 async def test_concurrent_mixed_captures_with_last_captures_never_exceed_the_authorisation(
     client: TestClient, gate: Gate
 ) -> None:

@@ -9,7 +9,7 @@ from aiohttp.test_utils import TestClient
 
 from citcon_sim import Simulator
 
-from .conftest import AUTH, TOKEN, create
+from .helpers import AUTH, TOKEN, create, expect_error, inquire
 
 UNKNOWN_ID = "U0000000001-00000000000000000000"
 ALL_VENDORS = {
@@ -18,14 +18,8 @@ ALL_VENDORS = {
 }
 
 
-async def envelope(resp: Any, status: int) -> dict:
-    text = await resp.text()
-    assert resp.status == status, text
-    body = await resp.json()
-    assert set(body) == {"result", "code", "message"}, body
-    assert body["result"] == "fail" and body["code"] == 4100
-    assert body["message"].startswith("Bad request")
-    return body
+async def envelope(resp: Any, status: int) -> dict[str, Any]:
+    return await expect_error(resp, 4100, status)
 
 
 async def get(client: TestClient, path: str) -> Any:
@@ -36,13 +30,6 @@ async def get(client: TestClient, path: str) -> Any:
 
 async def post(client: TestClient, path: str, **data: Any) -> Any:
     resp = await client.post(path, data={k: str(v) for k, v in data.items()})
-    assert resp.status == 200, await resp.text()
-    return await resp.json()
-
-
-async def inquire(client: TestClient, txn_id: str, token: str = TOKEN) -> dict:
-    resp = await client.post("/payment/inquire", data={"transaction_id": txn_id},
-                             headers={"Authorization": f"Bearer {token}"})
     assert resp.status == 200, await resp.text()
     return await resp.json()
 

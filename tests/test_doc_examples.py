@@ -25,7 +25,8 @@ from aiohttp.test_utils import TestClient
 
 from citcon_sim import Simulator
 
-from .conftest import TOKEN, create
+from .helpers import TOKEN, create
+from .helpers import sim_txn as inspect
 
 DOC = Path(__file__).parent / "data" / "citcon-online-api.txt"
 
@@ -242,12 +243,6 @@ async def send(client: TestClient, example: Example, **subs: str):
 
 async def pay(client: TestClient, txn_id: str) -> dict[str, Any]:
     resp = await client.post(f"/_sim/transactions/{txn_id}/pay")
-    assert resp.status == 200, await resp.text()
-    return await resp.json()
-
-
-async def inspect(client: TestClient, txn_id: str) -> dict[str, Any]:
-    resp = await client.get(f"/_sim/transactions/{txn_id}")
     assert resp.status == 200, await resp.text()
     return await resp.json()
 

@@ -203,6 +203,7 @@ KEYS = st.text(alphabet=string.ascii_lowercase + "_", min_size=1, max_size=12).f
     lambda k: k not in ("fields", "sign", "token"))
 
 
+@pytest.mark.slow
 @given(st.dictionaries(KEYS, st.text(max_size=30), min_size=1, max_size=8))
 def test_inline_signature_matches_the_documented_algorithm(values: dict[str, str]) -> None:
     form = {**values, "fields": ",".join(values)}

@@ -19,7 +19,7 @@ from aiohttp.test_utils import TestClient
 from citcon_sim import Config, Simulator
 from citcon_sim.domain.ledger import Merchant
 
-from .conftest import START
+from .helpers import auth, consumer_pays, create, expect_error, frozen_config
 
 A, B = "merchant-a-token-7b1e", "merchant-b-token-2c9d"
 SHARED, AUTH_REF, A_ONLY = "order-shared", "klarna-shared", "order-a-only"
@@ -36,24 +36,14 @@ def config(request: pytest.FixtureRequest, tmp_path: Path) -> Config:
         merchants.write_text(
             f"merchants:\n  - token: {A}\n    name: Shop A\n"
             f"  - token: {B}\n    name: Shop B\n    refund_exempt: true\n", encoding="utf-8")
-    return Config(frozen_clock=True, start_time=START, seed=5, merchants_file=merchants)
-
-
-def auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
+    return frozen_config(seed=5, merchants_file=merchants)
 
 
 async def pay(client: TestClient, token: str, reference: str, vendor: str = "alipay",
               **extra: str) -> str:
-    data = {"vendor": vendor, "amount": "5000", "currency": "USD", "reference": reference,
-            "allow_duplicates": "yes", **extra}
-    resp = await client.post("/payment/pay", data=data, headers=auth(token))
-    assert resp.status == 200, await resp.text()
-    return (await resp.text()).split("=")[1]
-
-
-async def consumer_pays(client: TestClient, txn_id: str) -> None:
-    assert (await client.post(f"/_sim/transactions/{txn_id}/pay")).status == 200
+    """A ``/payment/pay`` of $50 by ``token``; returns the id."""
+    return await create(client, "pay", token, vendor=vendor, amount=5000,
+                        reference=reference, **extra)
 
 
 @dataclass
@@ -102,10 +92,8 @@ def snapshot(sim: Simulator, token: str) -> str:
 
 
 async def not_found(resp: Any) -> None:
-    text = await resp.text()
-    assert resp.status == 400, text
-    body = json.loads(text)
-    assert body["result"] == "fail" and body["code"] == 4100, body
+    """Another merchant's transaction is as unknown as one that does not exist."""
+    await expect_error(resp, 4100, 400)
 
 
 async def test_b_cannot_inquire_a_by_id_refund_id_or_reference(

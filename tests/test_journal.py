@@ -8,9 +8,8 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
-from citcon_sim import Config, Simulator, create_app
-
-from .conftest import AUTH, START, TOKEN, create
+from . import helpers
+from .helpers import AUTH, TOKEN, consumer_pays, create
 
 # Long and distinctive, so that any leak of it (or of its middle) is found by a plain search.
 SECRET = "tok-Qz7vXk2Lw9Rj4Hn8Pb3Ys6Td1Mf5Gc0-secret"
@@ -24,8 +23,7 @@ async def journal(client: TestClient, **query: Any) -> list[dict[str, Any]]:
 
 
 async def client_for(aiohttp_client: Any, **config: Any) -> TestClient:
-    sim = Simulator(Config(frozen_clock=True, start_time=START, seed=1, **config))
-    return await aiohttp_client(create_app(sim))  # type: ignore[no-any-return]
+    return (await helpers.client_for(aiohttp_client, seed=1, **config))[0]
 
 
 async def test_records_a_create_call(client):
@@ -237,7 +235,7 @@ async def test_virtual_time_is_recorded(client, sim):
 
 async def test_control_surface_is_not_journaled(client):
     txn_id = await create(client)
-    await client.post(f"/_sim/transactions/{txn_id}/pay")
+    await consumer_pays(client, txn_id)
     await client.get("/_sim/transactions")
     await client.post("/_sim/clock/advance", data={"seconds": "1"})
     await client.get("/_sim/health")

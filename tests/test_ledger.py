@@ -17,7 +17,13 @@ import pytest
 from citcon_sim.domain import commands
 from citcon_sim.domain.clock import VirtualClock
 from citcon_sim.domain.commands import DEFAULT_TIMEOUT, Lookup
-from citcon_sim.domain.errors import BadRequest, TransitionError, Unauthorized
+from citcon_sim.domain.errors import (
+    BadRequest,
+    CitconError,
+    InvalidAmount,
+    TransitionError,
+    Unauthorized,
+)
 from citcon_sim.domain.events import TransactionChanged
 from citcon_sim.domain.ids import IdFactory
 from citcon_sim.domain.ledger import (
@@ -43,7 +49,8 @@ from citcon_sim.domain.money import FxTable, exponent, normalise_currency, propo
 from citcon_sim.domain.vendors import DAY
 from citcon_sim.faces.online import requests
 
-START = datetime(2026, 3, 2, 9, 0, 0, tzinfo=UTC)
+from .helpers import START
+
 TOKEN = "merchant-a"
 OTHER = "merchant-b"
 
@@ -1009,3 +1016,74 @@ def test_refund_between_klarna_captures_converts_at_the_transactions_own_rate(
     rest = refund(ledger, m, txn, amount=2, currency="JPY")
     assert (rest.refund.amount, rest.refund.trans_amount) == (2, 1)
     assert (txn.refunded_amount, txn.refunded_trans_amount) == (3, 2)
+
+
+# -- money rules the HTTP tests check (under load, or through the wire), one call at a time
+
+
+@pytest.mark.parametrize(("fields", "code"), [
+    ({"amount": 0}, 4102),
+    ({"amount": -1}, 4102),
+    ({"amount": "9.99"}, 4102),
+    ({"amount": "abc"}, 4102),
+    ({"amount": "1,000"}, 4102),
+    ({"amount": "$10"}, 4102),
+    ({"amount": None, "currency": None}, 4102),
+    ({"amount": None, "currency": None, "trans_amount": 0, "trans_currency": "CNY"}, 4102),
+    ({"currency": None}, 4100),
+    ({"currency": "XYZ"}, 4100),
+    ({"trans_amount": 5}, 4100),
+])
+def test_payment_amounts_are_positive_whole_minor_units_in_a_currency(
+    fields: dict[str, Any], code: int
+) -> None:
+    with pytest.raises(CitconError) as refused:
+        payment(**fields)
+    assert refused.value.code == code
+
+
+@pytest.mark.parametrize("fields", [
+    {"amount": "0", "currency": "USD"}, {"amount": "-1", "currency": "USD"},
+    {"amount": "9.99", "currency": "USD"}, {"amount": "abc", "currency": "USD"}, {},
+])
+def test_refund_amounts_are_positive_whole_minor_units(fields: dict[str, str]) -> None:
+    with pytest.raises(InvalidAmount):
+        requests.parse_refund({"transaction_id": "x", **fields})
+
+
+def test_equal_refunds_refund_exactly_what_fits(ledger: Ledger, m: Merchant) -> None:
+    txn = paid(ledger, m, amount=100_000)
+    results = [refund(ledger, m, txn, amount=300, currency="USD") for _ in range(500)]
+    assert all(r.refunded for r in results[:333])  # 333 x 300 = 99_900 fits, 100 is left
+    assert all((r.refunded, r.status, r.refund) == (False, REFUND_OVER_PAID, None)
+               for r in results[333:])
+    assert len({r.refund.id for r in results[:333] if r.refund}) == 333
+    assert txn.refunded_amount == sum(r.amount for r in txn.refunds or []) == 99_900
+    assert ledger.open_balance(m) == {"USD": 100}  # charged for each refund, and only those
+
+
+def test_partial_captures_stop_at_the_authorisation(ledger: Ledger, m: Merchant) -> None:
+    txn = paid(ledger, m, vendor="klarna", amount=10_000, auto_capture="false")
+    assert txn.status is Status.AUTHORIZED
+    totals = []
+    for _ in range(142):  # 142 x 70 = 9_940 fits in 10_000
+        cap = capture(ledger, m, txn, amount=70, multi_capture="true", last_capture="false")
+        assert not cap.last
+        totals.append(txn.captured_amount)
+    assert totals == [70 * i for i in range(1, 143)]
+    with pytest.raises(BadRequest, match="greater than"):
+        capture(ledger, m, txn, amount=70, multi_capture="true", last_capture="false")
+    assert txn.status is Status.SUCCESS and txn.captured_amount == 9_940
+    assert ledger.open_balance(m) == {"USD": 9_940}
+
+
+def test_a_second_consumer_payment_is_refused_and_credits_once(
+    ledger: Ledger, m: Merchant
+) -> None:
+    txn = paid(ledger, m, amount=4000)
+    with pytest.raises(TransitionError):
+        ledger.consumer_pay(txn.id)
+    assert txn.status is Status.SUCCESS and txn.captured_amount == 4000
+    assert ledger.open_balance(m) == {"USD": 4000}
+    assert refund(ledger, m, txn, amount=4000, currency="USD").refunded
+    assert ledger.open_balance(m) == {"USD": 0}

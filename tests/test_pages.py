@@ -16,7 +16,7 @@ from citcon_sim.domain.ledger import Status
 from citcon_sim.domain.vendors import VENDORS
 from citcon_sim.web.pages import countdown_text, money
 
-from .conftest import create
+from .helpers import consumer_pays, create
 
 DESKTOP_UA = (
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -340,7 +340,7 @@ async def test_open_page_learns_of_a_payment_made_elsewhere(client):
     # A phone scanned the desktop QR and paid: the desktop page's poll is told where to go.
     txn_id = await create(client, "pay_qr", vendor="wechatpay", callback_url_success=SUCCESS,
                           mobile_result_url=MOBILE)
-    assert (await client.post(f"/_sim/transactions/{txn_id}/pay")).status == 200
+    await consumer_pays(client, txn_id)
     status = await (await client.get(f"/u_landing/{txn_id}/status?view=desktop")).json()
     assert status["status"] == "success" and status["next"] == SUCCESS
     status = await (await client.get(f"/u_landing/{txn_id}/status?view=mobile")).json()

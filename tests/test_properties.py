@@ -74,10 +74,14 @@ from citcon_sim.domain.money import DEFAULT_FX, FxTable, exponent, proportional
 from citcon_sim.domain.vendors import DAY, VENDORS
 from citcon_sim.faces.online import requests
 
-START = datetime(2026, 3, 2, 9, 0, 0, tzinfo=UTC)
-# Hypothesis's failure report imports a module that warns; with warnings as errors that
-# would hide a falsifying example behind an INTERNALERROR.
-pytestmark = pytest.mark.filterwarnings("ignore:mypy_extensions:DeprecationWarning")
+from .helpers import START, examples
+
+pytestmark = [
+    pytest.mark.slow,
+    # Hypothesis's failure report imports a module that warns; with warnings as errors that
+    # would hide a falsifying example behind an INTERNALERROR.
+    pytest.mark.filterwarnings("ignore:mypy_extensions:DeprecationWarning"),
+]
 
 MERCHANTS: dict[str, MerchantSettings] = {
     s.token: s
@@ -718,7 +722,7 @@ class _Refused(Exception):
 
 
 LedgerMachine.TestCase.settings = settings(
-    max_examples=200,
+    max_examples=examples(200),
     stateful_step_count=50,
     deadline=None,
     database=None,
@@ -736,7 +740,7 @@ class DstLedgerMachine(LedgerMachine):
 
 
 DstLedgerMachine.TestCase.settings = settings(
-    LedgerMachine.TestCase.settings, max_examples=80
+    LedgerMachine.TestCase.settings, max_examples=examples(80)
 )
 TestDstLedgerMachine = DstLedgerMachine.TestCase
 
@@ -745,7 +749,7 @@ TestDstLedgerMachine = DstLedgerMachine.TestCase
 
 FX_CURRENCIES = sorted(DEFAULT_FX)
 FX = FxTable()
-focused = settings(max_examples=300, deadline=None, database=None)
+focused = settings(max_examples=examples(300), deadline=None, database=None)
 
 
 def minor_rate(src: str, dst: str) -> Decimal:

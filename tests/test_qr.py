@@ -9,7 +9,7 @@ import zxingcpp
 from aiohttp.test_utils import TestClient
 from PIL import Image
 
-from .conftest import AUTH, create
+from .helpers import AUTH, advance, create
 
 REFERENCE = "order-qr-42"
 
@@ -27,11 +27,6 @@ def decode(png: bytes) -> str:
     assert len(found) == 1, found
     assert found[0].format == zxingcpp.BarcodeFormat.QRCode
     return found[0].text
-
-
-async def advance(client: TestClient, seconds: int) -> None:
-    resp = await client.post("/_sim/clock/advance", data={"seconds": str(seconds)})
-    assert resp.status == 200, await resp.text()
 
 
 async def assert_live(client: TestClient, path: str) -> None:

@@ -15,13 +15,13 @@ import aiohttp
 import jsonschema
 import pytest
 import yaml
-from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from citcon_sim import Config, Simulator, create_app, verify_ipn
+from citcon_sim import Simulator, verify_ipn
 from citcon_sim.scenarios import parse_scenario, resolve_scenario, shipped_scenarios
 
-from .conftest import AUTH, START, TOKEN, create
+from .helpers import AUTH, TOKEN, IpnReceiver, client_for, create, sim_txn
+from .helpers import internal_status as status
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE_DIR = resources.files("citcon_sim").joinpath("shipped_scenarios")
@@ -32,20 +32,12 @@ SHIPPED = ["declines", "flaky-ipn", "happy-path", "magic", "qr-expiry", "refund-
 async def client_with(
     aiohttp_client: Any, *scenarios: str, magic: bool = True
 ) -> tuple[TestClient, Simulator]:
-    sim = Simulator(Config(frozen_clock=True, start_time=START, seed=7,
-                           scenarios=list(scenarios), magic_amounts=magic))
-    return await aiohttp_client(create_app(sim)), sim
-
-
-async def status(client: TestClient, txn_id: str) -> str:
-    resp = await client.get(f"/_sim/transactions/{txn_id}")
-    assert resp.status == 200
-    return str((await resp.json())["internal_status"])
+    return await client_for(aiohttp_client, seed=7, scenarios=list(scenarios),
+                            magic_amounts=magic)
 
 
 async def reason(client: TestClient, txn_id: str) -> Any:
-    resp = await client.get(f"/_sim/transactions/{txn_id}")
-    return (await resp.json())["timeline"][-1]["detail"]["reason"]
+    return (await sim_txn(client, txn_id))["timeline"][-1]["detail"]["reason"]
 
 
 # -- the files -----------------------------------------------------------------------------
@@ -144,23 +136,17 @@ async def test_flaky_ipn_payment_part(aiohttp_client):
     assert rules[2]["ipn"]["never"] is True
 
 
-async def test_flaky_ipn_notifications_end_to_end(aiohttp_client, aiohttp_server):
+async def test_flaky_ipn_notifications_end_to_end(
+    aiohttp_client: Any, ipn_receiver: IpnReceiver
+) -> None:
     """1st payment: its IPN twice (one notify_id); 2nd: a stale "pending" after the real
     one; 3rd: none; 4th: normal again."""
-    posts: list[dict[str, str]] = []
-
-    async def receive(request: web.Request) -> web.Response:
-        posts.append({k: str(v) for k, v in (await request.post()).items()})
-        return web.Response(text="ok")
-
-    app = web.Application()
-    app.router.add_post("/ipn", receive)
-    server = await aiohttp_server(app)
     client, sim = await client_with(aiohttp_client, "flaky-ipn")
-    ipn_url = str(server.make_url("/ipn"))
-    ids = [await create(client, reference=f"f-{i}", ipn_url=ipn_url) for i in range(4)]
+    ids = [await create(client, reference=f"f-{i}", ipn_url=ipn_receiver.url)
+           for i in range(4)]
     await client.post(f"/_sim/transactions/{ids[3]}/pay")
     await sim.ipn.drain()
+    posts = ipn_receiver.posts
     by_txn = {t: [p for p in posts if p["id"] == t] for t in ids}
     first = by_txn[ids[0]]
     assert len(first) == 2 and len({p["notify_id"] for p in first}) == 1
@@ -170,6 +156,7 @@ async def test_flaky_ipn_notifications_end_to_end(aiohttp_client, aiohttp_server
     assert all(verify_ipn(p, TOKEN) for p in posts)
 
 
+@pytest.mark.slow  # the scenario's latency is wall time
 async def test_slow_gateway(aiohttp_client):
     client, sim = await client_with(aiohttp_client, "slow-gateway")
     data = {"vendor": "alipay", "amount": "1000", "currency": "USD", "reference": "slow-1"}

@@ -15,7 +15,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from click.testing import CliRunner
 
-from citcon_sim import Config, Simulator, create_app
+from citcon_sim import Config, Simulator
 from citcon_sim.cli import main
 from citcon_sim.scenarios import (
     RequestFacts,
@@ -25,11 +25,9 @@ from citcon_sim.scenarios import (
     shipped_scenarios,
 )
 
-from .conftest import AUTH, START, TOKEN, create
-
-PAYMENT = {"vendor": "alipay", "amount": "1000", "currency": "USD", "reference": "order-1",
-           "allow_duplicates": "yes"}
-
+from .helpers import AUTH, PAYMENT, TOKEN, advance, auth, client_for, consumer_pays, create
+from .helpers import internal_status as status
+from .helpers import sim_txn as txn
 
 # -- helpers ---------------------------------------------------------------------------
 
@@ -52,22 +50,7 @@ async def post(
     for k in drop:
         del data[k]
     return await client.post(f"/payment/{endpoint}", data=data,
-                             headers={"Authorization": f"Bearer {token}"})
-
-
-async def txn(client: TestClient, txn_id: str) -> dict[str, Any]:
-    resp = await client.get(f"/_sim/transactions/{txn_id}")
-    assert resp.status == 200
-    return await resp.json()  # type: ignore[no-any-return]
-
-
-async def status(client: TestClient, txn_id: str) -> str:
-    return str((await txn(client, txn_id))["internal_status"])
-
-
-async def advance(client: TestClient, seconds: float) -> None:
-    resp = await client.post("/_sim/clock/advance", data={"seconds": str(seconds)})
-    assert resp.status == 200
+                             headers=auth(token))
 
 
 def rule_503(match: str) -> str:
@@ -260,8 +243,7 @@ async def test_magic_amounts_after_per_token_and_global_misses(client):
 
 
 async def test_magic_amounts_can_be_switched_off(aiohttp_client):
-    sim = Simulator(Config(frozen_clock=True, start_time=START, magic_amounts=False))
-    client = await aiohttp_client(create_app(sim))
+    client, _ = await client_for(aiohttp_client, seed=None, magic_amounts=False)
     for amount in (19901, 19902, 19903, 19908):
         txn_id = await create(client, amount=amount)
         assert await status(client, txn_id) == "pending", amount
@@ -330,7 +312,7 @@ async def test_payment_pay_after_seconds_via_sim(client, sim):
 async def test_payment_after_does_not_override_the_consumer(client, sim):
     await load(client, "rules:\n  - payment: {outcome: fail, after: 10}\n")
     txn_id = await create(client)
-    assert (await client.post(f"/_sim/transactions/{txn_id}/pay")).status == 200
+    await consumer_pays(client, txn_id)
     sim.advance(20)
     assert await status(client, txn_id) == "success"
 
@@ -485,7 +467,7 @@ async def test_api_timeout_payment_exists(client, sim):
 
 async def test_refund_refused_with_status(client, sim):
     txn_id = await create(client)
-    await client.post(f"/_sim/transactions/{txn_id}/pay")
+    await consumer_pays(client, txn_id)
     await load(client, "rules:\n  - match: {endpoint: refund}\n"
                        "    refund: {status: closed for the day}\n")
     resp = await post(client, "refund", transaction_id=txn_id, amount=100, currency="USD")
@@ -549,7 +531,7 @@ async def test_ordinary_amounts_unaffected(client, amount):
 
 async def test_magic_amounts_apply_to_pay_and_pay_qr_only(client, sim):
     txn_id = await create(client, amount=1000)
-    await client.post(f"/_sim/transactions/{txn_id}/pay")
+    await consumer_pays(client, txn_id)
     resp = await post(client, "refund", transaction_id=txn_id, amount=9909, currency="USD")
     assert resp.status == 200  # not error 4000: refunds are not scripted by magic amounts
 
@@ -561,10 +543,8 @@ async def test_config_loads_shipped_and_file(aiohttp_client, tmp_path):
     path = tmp_path / "mine.yaml"
     path.write_text("name: mine\nrules:\n  - match: {vendor: wechatpay}\n"
                     "    payment: {outcome: expire}\n")
-    sim = Simulator(Config(frozen_clock=True, start_time=START,
-                           scenarios=["declines", str(path)]))
+    client, sim = await client_for(aiohttp_client, seed=None, scenarios=["declines", str(path)])
     assert [s.name for s in sim.scenarios.global_scenarios] == ["declines", "mine"]
-    client = await aiohttp_client(create_app(sim))
     declined = await create(client, reference="decline-1")
     expired = await create(client, vendor="wechatpay", reference="w-1")
     normal = await create(client, reference="order-1")

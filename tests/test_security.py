@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import json
 import logging
-import re
 import signal
 import urllib.error
 import urllib.request
@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from aiohttp import ClientSession, web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from click.testing import CliRunner
 
 from citcon_sim import Config, Simulator, create_app
@@ -28,7 +28,7 @@ from citcon_sim.testing import SimulatorServer
 from citcon_sim.web import security
 from citcon_sim.web.security import COOKIE, RedactingAccessLogger, cookie_value, redact_url
 
-from .conftest import START, create
+from .helpers import IpnReceiver, auth, client_for, create, expect_error, frozen_config
 
 ADMIN = "adm1n-QX7f2ZpLw9-Kc4Rt8Vb3-control-surface"
 # Long and distinctive: any leak, whole or in part, is easy to find.
@@ -42,7 +42,7 @@ def leaks(text: str) -> list[str]:
 
 
 def merchant_auth(token: str = MERCHANT) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
+    return auth(token)
 
 
 async def expect_401(resp: Any) -> dict[str, Any]:
@@ -58,7 +58,7 @@ async def expect_401(resp: Any) -> dict[str, Any]:
 
 @pytest.fixture
 def config() -> Config:
-    return Config(frozen_clock=True, start_time=START, seed=99, admin_token=ADMIN)
+    return frozen_config(seed=99, admin_token=ADMIN)
 
 
 ADMIN_HEADERS = {"Authorization": f"Bearer {ADMIN}"}
@@ -265,22 +265,6 @@ async def test_cli_server_logs_no_secret_and_banner_says_locked(
 
 
 @pytest.fixture
-async def receiver(aiohttp_server: Callable[..., Any]) -> TestServer:
-    """A merchant IPN endpoint: refuses the first POST, acknowledges the rest."""
-    got: list[dict[str, str]] = []
-
-    async def ipn(request: web.Request) -> web.Response:
-        got.append(dict(await request.post()))  # type: ignore[arg-type]
-        return web.Response(status=500 if len(got) == 1 else 200, text="ok")
-
-    app = web.Application()
-    app.router.add_post("/ipn", ipn)
-    server: TestServer = await aiohttp_server(app, host="127.0.0.1")
-    server.got = got  # type: ignore[attr-defined]
-    return server
-
-
-@pytest.fixture
 async def logged(aiohttp_server: Callable[..., Any], aiohttp_client: Callable[..., Any],
                  sim: Simulator, caplog: pytest.LogCaptureFixture) -> TestClient:
     """The app served with the CLI's access logger switched on, every logger at DEBUG."""
@@ -291,9 +275,11 @@ async def logged(aiohttp_server: Callable[..., Any], aiohttp_client: Callable[..
 
 
 async def test_tokens_never_appear_in_logs_answers_journal_ipn_or_pages(
-    logged: TestClient, sim: Simulator, receiver: TestServer, caplog: pytest.LogCaptureFixture
+    logged: TestClient, sim: Simulator, ipn_receiver: IpnReceiver,
+    caplog: pytest.LogCaptureFixture
 ) -> None:
     client = logged
+    ipn_receiver.then(500)  # the merchant refuses the first IPN: a retry is sent
     bodies: list[str] = []
     admin_q = {"admin_token": ADMIN}
 
@@ -309,7 +295,7 @@ async def test_tokens_never_appear_in_logs_answers_journal_ipn_or_pages(
     async def admin(method: str, path: str, **kw: Any) -> Any:
         return json.loads(await call(method, path, headers=ADMIN_HEADERS, **kw))
 
-    ipn_url = str(receiver.make_url("/ipn"))
+    ipn_url = ipn_receiver.url
     # Every merchant endpoint, successes and failures.
     url = await call("POST", "/payment/pay", headers=merchant_auth(), data={
         **BASE, "ipn_url": ipn_url, "note": "gift", "allow_duplicates": "yes"})
@@ -328,7 +314,7 @@ async def test_tokens_never_appear_in_logs_answers_journal_ipn_or_pages(
     await sim.ipn.drain()  # refused once: a retry is scheduled
     await admin("POST", "/_sim/clock/advance", data={"seconds": "20"})
     await sim.ipn.drain()
-    assert len(receiver.got) == 2  # type: ignore[attr-defined]
+    assert len(ipn_receiver.posts) == 2
     await admin("POST", f"/_sim/transactions/{klarna['transaction_id']}/pay")
     for path, data in (("inquire", {"transaction_id": paid}), ("inquire", {"reference": "k-1"}),
                        ("refund", {"transaction_id": paid, "amount": "100", "currency": "USD"}),
@@ -386,7 +372,7 @@ async def test_tokens_never_appear_in_logs_answers_journal_ipn_or_pages(
     assert not leaks("\n".join(bodies))
     assert not leaks(json.dumps(journal, ensure_ascii=False, default=str))
     assert not leaks(json.dumps(ipn_log, ensure_ascii=False, default=str))
-    assert not leaks(json.dumps(receiver.got))  # type: ignore[attr-defined]
+    assert not leaks(json.dumps([(r.headers, r.form) for r in ipn_receiver.requests]))
     records = [f"{r.name} {r.getMessage()} {r.exc_text or ''}" for r in caplog.records]
     access = [line for line in records if line.startswith("aiohttp.access")]
     assert len(access) >= 30 and any("token=[redacted]" in line for line in access)
@@ -481,15 +467,11 @@ async def test_every_answer_says_nosniff_and_pages_carry_a_csp(client: TestClien
 
 @pytest.fixture
 async def small(aiohttp_client: Callable[..., Any]) -> TestClient:
-    sim = Simulator(Config(frozen_clock=True, start_time=START, seed=1, max_body_bytes=2048))
-    return await aiohttp_client(create_app(sim))
+    return (await client_for(aiohttp_client, seed=1, max_body_bytes=2048))[0]
 
 
 async def expect_envelope(resp: Any, status: int) -> None:
-    text = await resp.text()
-    assert resp.status == status, text
-    body = json.loads(text)
-    assert body["result"] == "fail" and body["code"] == 4100, body
+    await expect_error(resp, 4100, status)
 
 
 async def test_sim_and_page_posts_share_the_body_limit(small: TestClient) -> None:
@@ -525,6 +507,7 @@ async def test_sim_parameters_have_the_field_limits(client: TestClient) -> None:
                               400)
 
 
+@pytest.mark.slow
 async def test_yaml_alias_bombs_and_deep_nesting_are_refused_quickly(
     client: TestClient, sim: Simulator
 ) -> None:
@@ -625,6 +608,30 @@ def test_setup_adds_the_log_filter_once() -> None:
     assert sum(isinstance(f, security.ScrubParseErrors) for f in server_log.filters) == 1
 
 
-def test_check_tokens_with_constant_time_digests() -> None:
-    source = Path(security.__file__).read_text(encoding="utf-8")
-    assert "compare_digest" in source and re.search(r"==\s*admin", source) is None
+async def test_admin_token_is_checked_in_constant_time_on_fixed_length_digests(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every way of sending the token goes through hmac.compare_digest, on values whose
+    length does not depend on what was sent (so timing reveals neither length nor
+    prefix), and never on the token itself."""
+    compared: list[tuple[bytes, bytes]] = []
+    real = hmac.compare_digest
+
+    def spy(a: Any, b: Any) -> bool:
+        compared.append((a, b))
+        return real(a, b)
+
+    monkeypatch.setattr(hmac, "compare_digest", spy)
+    for guess in ("x", ADMIN[:-1], ADMIN + "x", ADMIN[::-1]):
+        for kw in ({"params": {"admin_token": guess}},
+                   {"headers": {"X-Admin-Token": guess}},
+                   {"headers": {"Authorization": f"Bearer {guess}"}},
+                   {"headers": {"Cookie": f"{COOKIE}={guess}"}}):
+            compared.clear()
+            await expect_401(await client.get("/_sim/clock", **kw))
+            assert compared, kw  # refused by compare_digest, not by an early ==
+            assert all(len(a) == len(b) == 32 for a, b in compared), compared
+            assert not any(ADMIN.encode() in (a, b) for a, b in compared)
+    compared.clear()
+    assert (await client.get("/_sim/clock", headers={"X-Admin-Token": ADMIN})).status == 200
+    assert compared and all(len(a) == len(b) == 32 for a, b in compared)

@@ -25,7 +25,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from citcon_sim import Config, Simulator, create_app
 from citcon_sim.domain.ledger import Transaction
 
-from .conftest import START
+from . import helpers
+from .helpers import START, auth
 
 TOKEN = "xss-merchant-token-51c0"
 PAYLOADS = [
@@ -50,10 +51,6 @@ URL_FIELDS = ["callback_url_success", "callback_url_fail", "callback_url_cancel"
 IPHONE_UA = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) Mobile/15E148"
 
 
-def auth() -> dict[str, str]:
-    return {"Authorization": f"Bearer {TOKEN}"}
-
-
 def hostile_fields(i: int, payload: str) -> dict[str, str]:
     goods = {"data": [
         {"name": payload, "quantity": 1, "unit_amount": 400, "total_amount": 400,
@@ -73,12 +70,8 @@ def hostile_fields(i: int, payload: str) -> dict[str, str]:
 
 async def create(client: TestClient, payload: str, i: int = 0, vendor: str = "alipay",
                  endpoint: str = "pay", **extra: str) -> str:
-    data = {"vendor": vendor, "amount": "1000", "currency": "USD", "allow_duplicates": "yes",
-            **hostile_fields(i, payload), **extra}
-    resp = await client.post(f"/payment/{endpoint}", data=data, headers=auth())
-    text = await resp.text()
-    assert resp.status == 200, text
-    return text.split("=")[1]
+    return await helpers.create(client, endpoint, TOKEN, vendor=vendor,
+                                **hostile_fields(i, payload), **extra)
 
 
 class Page(HTMLParser):
@@ -202,7 +195,7 @@ async def test_not_found_page_echoes_nothing(client: TestClient) -> None:
 async def test_api_refuses_non_http_urls(
     client: TestClient, sim: Simulator, field: str, url: str
 ) -> None:
-    resp = await client.post("/payment/pay", headers=auth(), data={
+    resp = await client.post("/payment/pay", headers=auth(TOKEN), data={
         "vendor": "alipay", "amount": "1000", "currency": "USD", "reference": "r",
         field: url})
     body = await resp.json()
@@ -241,7 +234,7 @@ async def test_hostile_transaction_id_and_merchant_name_are_escaped(
     path = tmp_path / "merchants.yaml"
     path.write_text(f"merchants:\n  - token: {TOKEN}\n    name: {json.dumps(payload)}\n",
                     encoding="utf-8")
-    sim = Simulator(Config(frozen_clock=True, start_time=START, merchants_file=path))
+    sim = Simulator(helpers.frozen_config(seed=None, merchants_file=path))
     client = await aiohttp_client(create_app(sim))
     txn_id = await create(client, payload, vendor="klarna", auto_capture="false")
     page = await get_page(client, f"/u_landing?q={txn_id}", txn_id)
@@ -311,7 +304,7 @@ async def test_error_answers_are_json_never_html(client: TestClient, payload: st
         ("GET", f"/_sim/transactions/{payload}", None),
         ("POST", "/_sim/scenarios", {"name": payload}),
     ):
-        resp = await client.request(method, path, data=data, headers=auth())
+        resp = await client.request(method, path, data=data, headers=auth(TOKEN))
         assert resp.status >= 400, (path, await resp.text())
         assert resp.content_type == "application/json", (path, resp.content_type)
         assert resp.headers["X-Content-Type-Options"] == "nosniff"
@@ -323,14 +316,15 @@ async def test_error_answers_are_json_never_html(client: TestClient, payload: st
 ADMIN = "xss-test-admin-token-3f7a"
 
 
+@pytest.mark.browser
 async def test_no_payload_runs_in_chromium_even_without_csp(
     browser: Any, aiohttp_server: Callable[..., Any], aiohttp_client: Callable[..., Any]
 ) -> None:
     """CSP bypassed, so only escaping stands between a payload and a dialog. Also opens the
     locked dashboard once with ?admin_token= (its cookie lets the page's calls in)."""
-    from .test_browser import TIMEOUT_MS
+    from .browser_support import TIMEOUT_MS
 
-    sim = Simulator(Config(frozen_clock=True, start_time=START, admin_token=ADMIN))
+    sim = Simulator(helpers.frozen_config(seed=None, admin_token=ADMIN))
     server: TestServer = await aiohttp_server(create_app(sim), host="127.0.0.1")
     base = str(server.make_url("")).rstrip("/")
     sim.bound_url = base

@@ -1,0 +1,258 @@
+"""Shared test helpers: the frozen-clock setup, merchant calls, and a real IPN receiver.
+
+The fixtures built on these live in ``conftest.py``; test modules import the plain
+functions from here (``from .helpers import AUTH, create, ...``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import ClientResponse, web
+from aiohttp.test_utils import TestClient as _TestClient
+from hypothesis import settings
+
+from citcon_sim import Config, Simulator, create_app
+
+TestClient = _TestClient[Any, Any]  # a client of the simulator's app
+
+START = datetime(2026, 3, 2, 9, 0, 0, tzinfo=UTC)  # a Monday morning, far from midnight
+TOKEN = "test-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+PAYMENT = {"vendor": "alipay", "amount": "1000", "currency": "USD", "reference": "order-1",
+           "allow_duplicates": "yes"}
+
+
+# The message each documented error code's answer starts with (the detail follows).
+DOCUMENTED_ERRORS = {
+    4100: "Bad request",
+    4101: "Vendor not supported",
+    4102: "Amount must be greater than 0",
+    4103: "Reference is invalid",
+    4104: "Timeout is invalid",
+    4105: "Bank not supported",
+}
+
+
+def auth(token: str) -> dict[str, str]:
+    """The merchant API's Authorization header for ``token``."""
+    return {"Authorization": f"Bearer {token}"}
+
+
+def frozen_config(**overrides: Any) -> Config:
+    """A simulator whose clock moves only when told, from ``START``, with reproducible ids."""
+    return Config(**{"frozen_clock": True, "start_time": START, "seed": 1234, **overrides})
+
+
+async def client_for(
+    aiohttp_client: Callable[..., Any], **config: Any
+) -> tuple[TestClient, Simulator]:
+    """A test client and its simulator, built from ``frozen_config(**config)``."""
+    sim = Simulator(frozen_config(**config))
+    client: TestClient = await aiohttp_client(create_app(sim))
+    return client, sim
+
+
+def examples(n: int) -> int:
+    """``n`` examples under the default profile (100), scaled with the loaded profile's
+    ``max_examples`` so ``HYPOTHESIS_PROFILE=explore`` searches every property harder."""
+    return max(1, n * settings().max_examples // 100)
+
+
+# -- merchant and consumer calls --------------------------------------------------------
+
+
+async def create(
+    client: TestClient, endpoint: str = "pay_qr", token: str = TOKEN, **fields: Any
+) -> str:
+    """Create a payment and return its id, the way merchant code parses the URL."""
+    data = {**PAYMENT, **{k: str(v) for k, v in fields.items()}}
+    resp = await client.post(f"/payment/{endpoint}", data=data, headers=auth(token))
+    text = await resp.text()
+    assert resp.status == 200, text
+    return text.split("=")[1].split("&")[0]
+
+
+async def consumer_pays(client: TestClient, txn_id: str) -> None:
+    """The consumer confirms in the wallet (``POST /_sim/transactions/<id>/pay``)."""
+    resp = await client.post(f"/_sim/transactions/{txn_id}/pay")
+    assert resp.status == 200, await resp.text()
+    await resp.read()
+
+
+async def create_paid(
+    client: TestClient, endpoint: str = "pay_qr", token: str = TOKEN, **fields: Any
+) -> str:
+    """``create`` then ``consumer_pays``; returns the id."""
+    txn_id = await create(client, endpoint, token, **fields)
+    await consumer_pays(client, txn_id)
+    return txn_id
+
+
+async def inquire(client: TestClient, txn_id: str, token: str = TOKEN) -> dict[str, Any]:
+    """``POST /payment/inquire`` by id; the answer must be a 200."""
+    resp = await client.post("/payment/inquire", data={"transaction_id": txn_id},
+                             headers=auth(token))
+    assert resp.status == 200, await resp.text()
+    return await resp.json()  # type: ignore[no-any-return]
+
+
+async def advance(client: TestClient, seconds: float) -> None:
+    """Move the virtual clock (``POST /_sim/clock/advance``)."""
+    resp = await client.post("/_sim/clock/advance", data={"seconds": str(seconds)})
+    assert resp.status == 200, await resp.text()
+
+
+async def sim_txn(client: TestClient, txn_id: str) -> dict[str, Any]:
+    """The control surface's view of one transaction (``GET /_sim/transactions/<id>``)."""
+    resp = await client.get(f"/_sim/transactions/{txn_id}")
+    assert resp.status == 200, await resp.text()
+    return await resp.json()  # type: ignore[no-any-return]
+
+
+async def internal_status(client: TestClient, txn_id: str) -> str:
+    return str((await sim_txn(client, txn_id))["internal_status"])
+
+
+async def expect_error(
+    resp: ClientResponse, code: int = 4100, status: int = 400
+) -> dict[str, Any]:
+    """The error envelope: HTTP ``status``, JSON ``{"result": "fail", "code", "message"}``
+    with the documented message for ``code``; returns the body."""
+    text = await resp.text()
+    assert resp.status == status, text
+    assert resp.content_type == "application/json", text
+    body: dict[str, Any] = json.loads(text)
+    assert set(body) == {"result", "code", "message"}, body
+    assert body["result"] == "fail" and body["code"] == code, body
+    assert body["message"].startswith(DOCUMENTED_ERRORS[code]), body
+    return body
+
+
+# -- the merchant's IPN endpoint ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Answer:
+    """How the receiver answers one request. ``delay`` is in wall seconds; ``math.inf``
+    holds the answer until the test ends (a merchant that never answers)."""
+
+    status: int = 200
+    body: str = "ok"
+    delay: float = 0.0
+    content_type: str = "text/plain"
+
+
+@dataclass(frozen=True)
+class Received:
+    method: str
+    path: str
+    content_type: str
+    headers: dict[str, str]
+    form: dict[str, str]
+
+
+@dataclass
+class IpnReceiver:
+    """A merchant's HTTP endpoint on 127.0.0.1: records every request on any path and
+    answers ``default``, or the next of the answers queued with ``then``."""
+
+    url: str = ""  # the /ipn URL to hand the simulator
+    base_url: str = ""
+    requests: list[Received] = field(default_factory=list)
+    default: Answer = field(default_factory=Answer)
+    _queued: deque[Answer] = field(default_factory=deque)
+    _released: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def posts(self) -> list[dict[str, str]]:
+        """The forms POSTed so far, oldest first."""
+        return [r.form for r in self.requests if r.method == "POST"]
+
+    def answer(self, status: int = 200, body: str = "ok", delay: float = 0.0,
+               content_type: str = "text/plain") -> None:
+        """Answer every request this way from now on (after any queued answers)."""
+        self.default = Answer(status, body, delay, content_type)
+
+    def then(self, *answers: Answer | int) -> None:
+        """Queue one answer per coming request (an int is a status with the default body)."""
+        self._queued.extend(a if isinstance(a, Answer) else Answer(a) for a in answers)
+
+    def url_for(self, path: str) -> str:
+        return self.base_url + path
+
+    def release(self) -> None:
+        """Let held (``delay=math.inf``) answers go."""
+        self._released.set()
+
+    async def handle(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        self.requests.append(Received(
+            request.method, request.path, request.content_type, dict(request.headers),
+            {k: str(v) for k, v in form.items()}))
+        answer = self._queued.popleft() if self._queued else self.default
+        if answer.delay == math.inf:
+            while not self._released.is_set():
+                await asyncio.sleep(0.01)
+        elif answer.delay:
+            await asyncio.sleep(answer.delay)
+        return web.Response(status=answer.status, text=answer.body,
+                            content_type=answer.content_type)
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_route("*", "/{path:.*}", self.handle)
+        return app
+
+    def bound(self, base_url: str) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.url = self.base_url + "/ipn"
+
+    async def wait_for(self, count: int, timeout: float = 5.0) -> list[dict[str, str]]:
+        """Wait until ``count`` POSTs have arrived; returns them."""
+        deadline = time.monotonic() + timeout
+        while len(self.posts) < count:
+            assert time.monotonic() < deadline, f"{len(self.posts)} of {count} IPNs arrived"
+            await asyncio.sleep(0.01)
+        return self.posts
+
+    def wait_for_sync(self, count: int, timeout: float = 5.0) -> list[dict[str, str]]:
+        """``wait_for`` for a test outside the receiver's event loop (a threaded receiver)."""
+        deadline = time.monotonic() + timeout
+        while len(self.posts) < count:
+            assert time.monotonic() < deadline, f"{len(self.posts)} of {count} IPNs arrived"
+            time.sleep(0.01)
+        return self.posts
+
+
+@contextlib.contextmanager
+def threaded_ipn_receiver() -> Iterator[IpnReceiver]:
+    """An ``IpnReceiver`` serving from its own thread and event loop, for synchronous tests
+    (a ``SimulatorServer`` or the CLI runs a loop of its own)."""
+    receiver = IpnReceiver()
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(receiver.app(), access_log=None)
+    loop.run_until_complete(runner.setup())
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    loop.run_until_complete(site.start())
+    receiver.bound(f"http://127.0.0.1:{runner.addresses[0][1]}")
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        yield receiver
+    finally:
+        receiver.release()
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join()
+        loop.run_until_complete(runner.cleanup())
+        loop.close()
