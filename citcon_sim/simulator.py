@@ -34,8 +34,8 @@ from citcon_sim.domain.ids import IdFactory
 from citcon_sim.domain.ledger import Ledger, Status, Transaction
 from citcon_sim.domain.money import FxTable
 from citcon_sim.domain.scripts import PaymentScript
+from citcon_sim.faces import FACES
 from citcon_sim.faces.journal import Journal
-from citcon_sim.faces.online.ipn import OnlineIpnEncoder
 from citcon_sim.scenarios import ScenarioBook, resolve_scenario
 
 if TYPE_CHECKING:
@@ -75,7 +75,7 @@ class Simulator:
         events.subscribe(TransactionChanged, self._apply_payment_script)
         self.ipn = IpnSender(
             self.clock, self.scheduler, self.ledger, events=events,
-            encoders={"online": OnlineIpnEncoder()},  # API face -> its IPN format
+            encoders={face.name: face.ipn for face in FACES},  # each face's IPN format
             timeout=config.ipn_timeout, backoff=config.ipn_backoff,
             queue_size=config.ipn_queue_size, workers=config.ipn_workers,
         )

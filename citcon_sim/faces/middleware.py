@@ -1,26 +1,28 @@
-"""The merchant API's middleware: scenario decisions, API misbehaviour and the journal.
+"""The merchant APIs' middleware: scenario decisions, API misbehaviour and the journal.
 
-For every ``/payment/`` request the scenario book decides once; the matching rule is put
-on the request (``CALL``) for the handler to carry into the ledger, and its ``api``
-behaviour (latency, an error, a 5xx, a dropped connection, a timeout after the work is
-done) is applied here. Every call, however it ends, is written to the journal.
+Every face's sub-application gets one (:func:`merchant_api`). For every request the
+scenario book decides once; the matching rule is put on the request (``CALL``) for the
+handler to carry into the ledger, and its ``api`` behaviour (latency, an error, a 5xx, a
+dropped connection, a timeout after the work is done) is applied here. Every call,
+however it ends, is written to the journal. Errors take the face's own shape.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from citcon_sim.domain import errors
 from citcon_sim.domain.errors import CitconError
-from citcon_sim.domain.scripts import ApiScript, RequestFacts, Rule
-from citcon_sim.faces.http import SIM, bearer_token, envelope, error_response, read_params
+from citcon_sim.domain.scripts import ApiScript, Rule
+from citcon_sim.faces.face import Face
+from citcon_sim.faces.http import SIM, bearer_token, error_response, read_params
 from citcon_sim.faces.journal import RESPONSE_BYTES
 from citcon_sim.faces.params import Params
 
@@ -33,25 +35,6 @@ _ERRORS: dict[int, type[CitconError]] = {
                 errors.InvalidAmount, errors.InvalidReference, errors.InvalidTimeout,
                 errors.BankNotSupported)
 }
-# The transaction id in a pay/pay_qr answer's URL (plain text or response_format=json).
-_URL_TXN_ID = re.compile(r"[?&]q=(U[0-9]+-[0-9a-f]+)")
-
-
-def facts_for(endpoint: str, token: str | None, params: Params) -> RequestFacts:
-    amount_raw = params.get("amount") or params.get("trans_amount")
-    currency = params.get("currency") if "amount" in params else params.get("trans_currency")
-    vendor = params.get("vendor")
-    reference = params.get("reference") or params.get("transaction_reference")
-    return RequestFacts(
-        token=token,
-        endpoint=endpoint,
-        vendor=vendor.strip().lower() if isinstance(vendor, str) else None,
-        amount=int(amount_raw) if isinstance(amount_raw, str) and amount_raw.isdigit() else None,
-        currency=currency if isinstance(currency, str) else None,
-        reference=reference if isinstance(reference, str) else None,
-    )
-
-
 def drop_connection(request: web.Request) -> web.Response:
     """Close the socket without answering; the client sees a disconnect."""
     if request.transport is not None:
@@ -59,9 +42,9 @@ def drop_connection(request: web.Request) -> web.Response:
     return web.Response(status=499)
 
 
-def scripted_failure(script: ApiScript) -> web.Response | None:
+def scripted_failure(face: Face, script: ApiScript) -> web.Response | None:
     if script.error is not None:
-        return envelope(_ERRORS[script.error]("scripted by scenario"))
+        return face.error(_ERRORS[script.error]("scripted by scenario"))
     if script.http_status is not None:
         return web.Response(status=script.http_status, text=f"HTTP {script.http_status}\n")
     return None
@@ -82,54 +65,62 @@ class MerchantCall:
 CALL: web.RequestKey[MerchantCall] = web.RequestKey("citcon_sim.call")
 
 
-@web.middleware
-async def merchant_api(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """The ``/payment/`` sub-application's middleware: every merchant API call."""
-    sim = request.app[SIM]
-    started = time.perf_counter()
-    endpoint = request.path.removeprefix("/payment/")
-    call = MerchantCall("list" if endpoint == "transactions" else endpoint, bearer_token(request))
-    try:
-        call.params = await read_params(request)
-        book = sim.scenarios
-        if book.could_match(call.endpoint, call.token):
-            call.rule = book.decide(facts_for(call.endpoint, call.token, call.params))
-        request[CALL] = call
-        if call.rule is None or call.rule.api is None:  # nearly every request
-            response = await handler(request)
-        else:
-            response = await _scripted(request, handler, call, call.rule.api)
-    except web.HTTPException:  # 404, 405, 413: the application's middleware answers
-        raise
-    except Exception as exc:
-        response = error_response(request, exc)
-    if sim.journal.enabled:
-        _journal(request, call, response, started)
-    return response
+def merchant_api(face: Face) -> Middleware:
+    """The middleware of ``face``'s sub-application: every merchant API call."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        sim = request.app[SIM]
+        started = time.perf_counter()
+        endpoint = face.endpoint(request.path.removeprefix(face.routes.prefix + "/"))
+        call = MerchantCall(endpoint, bearer_token(request))
+        try:
+            call.params = await read_params(request)
+            book = sim.scenarios
+            if book.could_match(call.endpoint, call.token):
+                call.rule = book.decide(face.facts(call.endpoint, call.token, call.params))
+            request[CALL] = call
+            if call.rule is None or call.rule.api is None:  # nearly every request
+                response = await handler(request)
+            else:
+                response = await _scripted(request, handler, face, call, call.rule.api)
+        except web.HTTPException:  # 404, 405, 413: the application's middleware answers
+            raise
+        except CitconError as exc:
+            response = face.error(exc)
+        except Exception as exc:
+            response = error_response(request, exc)
+        if sim.journal.enabled:
+            _journal(request, face, call, response, started)
+        return response
+
+    return middleware
 
 
 async def _scripted(
-    request: web.Request, handler: Handler, call: MerchantCall, script: ApiScript
+    request: web.Request, handler: Handler, face: Face, call: MerchantCall, script: ApiScript
 ) -> web.StreamResponse:
     """The scenario's ``api`` behaviour around the handler."""
     if script.latency_ms and not script.timeout:
         await asyncio.sleep(script.latency_ms / 1000)  # real time: it is the client who waits
     if script.drop:
         return drop_connection(request)
-    failure = scripted_failure(script)
+    failure = scripted_failure(face, script)
     if failure is not None:
         return failure
     response = await handler(request)
     if script.timeout:  # the work is done (the payment exists), but no answer arrives
-        if call.endpoint in ("pay", "pay_qr") and isinstance(response, web.Response):
-            call.unsent = response.text  # a URL or JSON: names the payment for the journal
+        if isinstance(response, web.Response) and (
+                response.content_type.startswith("text/") or "json" in response.content_type):
+            call.unsent = response.text  # may name the payment created, for the journal
         await asyncio.sleep(script.latency_ms / 1000)
         return drop_connection(request)
     return response
 
 
 def _journal(
-    request: web.Request, call: MerchantCall, response: web.StreamResponse, started: float
+    request: web.Request, face: Face, call: MerchantCall, response: web.StreamResponse,
+    started: float,
 ) -> None:
     sim = request.app[SIM]
     # Only textual answers are journalled: a QR image is binary and has no text. The
@@ -143,17 +134,8 @@ def _journal(
             charset = response.charset or "utf-8"
             if ctype.startswith("text/") or ctype.endswith("json"):
                 body = raw if len(raw) <= RESPONSE_BYTES else raw[:RESPONSE_BYTES]
-    txn_id = call.params.get("transaction_id")
-    if txn_id is None:
-        endpoint = call.endpoint
-        if endpoint == "qr":
-            txn_id = call.params.get("q")  # the QR image of that transaction
-        elif endpoint == "pay" or endpoint == "pay_qr":
-            # pay/pay_qr answer a URL (plain text or response_format=json) naming it.
-            answer = body.decode(charset, "replace") if body is not None else call.unsent
-            if answer is not None:
-                found = _URL_TXN_ID.search(answer)
-                txn_id = found.group(1) if found else None
+    answer = body.decode(charset, "replace") if body is not None else call.unsent
+    txn_id = face.transaction_id(call.endpoint, call.params, answer)
     sim.journal.append(
         sim.clock.time(),  # formatted when the journal is read
         request.method,
@@ -164,7 +146,7 @@ def _journal(
         response.status,
         body,
         time.perf_counter() - started,
-        txn_id if isinstance(txn_id, str) else None,
+        txn_id,
         call.rule.name if call.rule is not None else None,
         charset,
     )

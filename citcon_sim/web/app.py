@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from citcon_sim.domain.events import EarliestJobChanged
+from citcon_sim.faces import FACES
 from citcon_sim.faces.http import SIM, error_response
 from citcon_sim.faces.middleware import merchant_api
-from citcon_sim.faces.online import routes as online
 from citcon_sim.web import control, dashboard, openapi, pages, security, state_routes
 
 if TYPE_CHECKING:
@@ -105,9 +105,6 @@ def create_app(sim: Simulator) -> web.Application:
     token) as sub-applications, each with its own middleware."""
     app = web.Application(middlewares=[errors], client_max_size=sim.config.max_body_bytes)
     app[SIM] = sim
-    merchant = web.Application(middlewares=[merchant_api])
-    merchant[SIM] = sim
-    online.ROUTES.register(merchant)
     sim_app = web.Application(middlewares=[security.admin_guard])
     sim_app[SIM] = sim
     control.ROUTES.register(sim_app)
@@ -115,7 +112,11 @@ def create_app(sim: Simulator) -> web.Application:
     dashboard.add_routes(app, sim_app)
     pages.ROUTES.register(app)
     openapi.ROUTES.register(app)
-    app.add_subapp(online.ROUTES.prefix, merchant)
+    for face in FACES:  # each merchant API on its own sub-application
+        merchant = web.Application(middlewares=[merchant_api(face)])
+        merchant[SIM] = sim
+        face.routes.register(merchant)
+        app.add_subapp(face.routes.prefix, merchant)
     app.add_subapp(control.ROUTES.prefix, sim_app)
     app.on_response_prepare.append(nosniff)
     security.setup(app)  # redaction filters on aiohttp's loggers

@@ -17,9 +17,9 @@ from typing import Any
 from aiohttp import web
 
 from citcon_sim._version import __version__
+from citcon_sim.faces import FACES
 from citcon_sim.faces.http import SIM, json_response
 from citcon_sim.faces.models import ErrorEnvelope
-from citcon_sim.faces.online import routes as online
 from citcon_sim.faces.routes import JSON, Reply, Route, RouteTable, Schemas
 from citcon_sim.web import control, dashboard, pages, state_routes
 from citcon_sim.web import schemas as S
@@ -40,7 +40,7 @@ ROUTES = RouteTable([
 
 def tables() -> list[RouteTable]:
     """Every route table of the application ``create_app`` builds."""
-    return [online.ROUTES, control.ROUTES, state_routes.ROUTES,
+    return [*(face.routes for face in FACES), control.ROUTES, state_routes.ROUTES,
             dashboard.ROUTES, pages.ROUTES, ROUTES]
 
 

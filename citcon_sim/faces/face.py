@@ -1,0 +1,40 @@
+"""What makes an API face: everything the shared machinery needs to serve one of Citcon's
+merchant APIs over the one ledger.
+
+A face is its route table (registered on a sub-application at the table's prefix, and
+documented from it), its IPN format, its error shape, and how its requests are named
+for scenarios and the request journal. ``faces.FACES`` lists them; the app factory and
+the simulator take every face from there, so adding an API is adding a package here
+and one line there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from citcon_sim.domain.errors import CitconError
+from citcon_sim.domain.scripts import RequestFacts
+from citcon_sim.faces.params import Params
+from citcon_sim.faces.routes import RouteTable
+
+if TYPE_CHECKING:
+    from citcon_sim.delivery.ipn import IpnEncoder
+
+
+@dataclass(frozen=True, slots=True)
+class Face:
+    name: str  # "online", …: Transaction.face, the journal, scenario rules
+    routes: RouteTable
+    ipn: IpnEncoder
+    # A domain error in this API's own shape (status code, body).
+    error: Callable[[CitconError], web.Response]
+    # The endpoint name scenarios and the journal use, from the path below the prefix.
+    endpoint: Callable[[str], str]
+    # What a scenario rule can match on, from one request.
+    facts: Callable[[str, str | None, Params], RequestFacts]
+    # The transaction a call concerns, from its parameters and its answer's text (journal).
+    transaction_id: Callable[[str, Params, str | None], str | None]
