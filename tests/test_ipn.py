@@ -53,8 +53,11 @@ class Receiver:
     url: str = ""
 
     async def handle(self, request: web.Request) -> web.Response:
-        form = await request.post()
-        self.posts.append({k: str(v) for k, v in form.items()})
+        if request.content_type == "application/json":
+            self.posts.append(await request.json())  # values as sent: numbers stay numbers
+        else:
+            form = await request.post()
+            self.posts.append({k: str(v) for k, v in form.items()})
         self.content_types.append(request.content_type)
         action = self.script.pop(0) if self.script else self.default
         if action == "hang":
@@ -528,9 +531,12 @@ class PlainEncoder:
 
     facts: list[IpnFacts] = field(default_factory=list)
 
-    def encode(self, facts: IpnFacts, token: str, script: Any) -> dict[str, str]:
+    def encoding(self, merchant: Any) -> str:
+        return "json"
+
+    def encode(self, facts: IpnFacts, token: str, script: Any) -> dict[str, Any]:
         self.facts.append(facts)
-        return {"txn": facts.transaction.id, "state": facts.status, "total": str(facts.amount),
+        return {"txn": facts.transaction.id, "state": facts.status, "total": facts.amount,
                 "nid": facts.notify_id}
 
     def restate(self, form: Any, token: str, *, status: str, time: str,
@@ -550,6 +556,7 @@ async def test_the_transactions_face_picks_the_encoder(client, sim, receiver) ->
     online, other = receiver.posts
     assert online["id"] == online_id and verify_ipn(online, TOKEN)
     (facts,) = plain.facts
-    assert other == {"txn": plain_id, "state": "success", "total": "700",
-                     "nid": facts.notify_id}
+    assert other == {"txn": plain_id, "state": "success", "total": 700,
+                     "nid": facts.notify_id}  # posted as JSON, as the encoder asks
+    assert receiver.content_types == ["application/x-www-form-urlencoded", "application/json"]
     assert sim.ipn.describe(transaction_id=plain_id)[0]["notify_id"] == facts.notify_id

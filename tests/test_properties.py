@@ -71,7 +71,7 @@ from citcon_sim.domain.ledger import (
 )
 from citcon_sim.domain.merchants import MerchantSettings
 from citcon_sim.domain.money import DEFAULT_FX, FxTable, exponent, proportional
-from citcon_sim.domain.vendors import DAY, VENDORS
+from citcon_sim.domain.vendors import DAY, VENDORS, accepted_by
 from citcon_sim.faces.online import requests
 
 from .helpers import START, examples
@@ -230,7 +230,7 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @rule(
         caller=st.sampled_from([*MERCHANTS, *MERCHANTS, STRANGER]),
-        vendor=st.sampled_from(sorted(VENDORS)),
+        vendor=st.sampled_from(sorted(accepted_by("online"))),
         side=st.sampled_from(["settlement", "transaction", "both"]),
         amount=amounts,
         other_amount=amounts,

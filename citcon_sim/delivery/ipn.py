@@ -41,13 +41,14 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import aiohttp
 
 from citcon_sim.domain.clock import Scheduler, VirtualClock
 from citcon_sim.domain.events import EventBus, IpnChanged, TransactionChanged, UnexpectedError
 from citcon_sim.domain.ledger import Capture, Ledger, Transaction
+from citcon_sim.domain.merchants import MerchantSettings
 from citcon_sim.domain.scripts import IpnScript
 
 log = logging.getLogger("citcon_sim.ipn")
@@ -57,6 +58,8 @@ log = logging.getLogger("citcon_sim.ipn")
 DEFAULT_BACKOFF: tuple[float, ...] = (15, 60, 300, 900, 3600, 3 * 3600, 6 * 3600)
 BODY_START = 200  # characters of the reply body kept per attempt
 USER_AGENT = "citcon-sim IPN"
+
+Encoding = Literal["form", "json"]  # how a notification's fields are posted
 
 # Notification states.
 PENDING = "pending"  # waiting for its first attempt (queued, or a scripted delay)
@@ -85,13 +88,17 @@ class IpnFacts:
 class IpnEncoder(Protocol):
     """One API face's IPN format (the sender knows none)."""
 
-    def encode(self, facts: IpnFacts, token: str, script: IpnScript | None) -> dict[str, str]:
+    def encoding(self, merchant: MerchantSettings) -> Encoding:
+        """How this merchant's notifications are posted: ``form`` or ``json``."""
+        ...
+
+    def encode(self, facts: IpnFacts, token: str, script: IpnScript | None) -> dict[str, Any]:
         """The signed form to post; ``script``'s form faults (bad_signature,
         tamper_amount) applied."""
         ...
 
-    def restate(self, form: Mapping[str, str], token: str, *, status: str, time: str,
-                notify_id: str) -> dict[str, str]:
+    def restate(self, form: Mapping[str, Any], token: str, *, status: str, time: str,
+                notify_id: str) -> dict[str, Any]:
         """``form`` told again with another status, time and ``notify_id``, correctly
         signed: a scenario's ``out_of_order`` stale notification."""
         ...
@@ -112,18 +119,22 @@ class PostResult:
 
 
 async def post_form(
-    session: aiohttp.ClientSession, url: str, form: Mapping[str, str], timeout: float
+    session: aiohttp.ClientSession, url: str, form: Mapping[str, Any], timeout: float,
+    encoding: Encoding = "form",
 ) -> PostResult:
-    """POST ``form`` once; never raises for network trouble (it is the result)."""
+    """POST ``form`` once, form-urlencoded or as a JSON object; never raises for network
+    trouble (it is the result)."""
     started = time.perf_counter()
 
     def took() -> float:
         return round((time.perf_counter() - started) * 1000, 1)
 
     try:
+        fields = dict(form)
         async with session.post(
             url,
-            data=dict(form),
+            data=None if encoding == "json" else fields,
+            json=fields if encoding == "json" else None,
             timeout=aiohttp.ClientTimeout(total=timeout),
             allow_redirects=False,  # a redirect is not an acknowledgement
         ) as resp:
@@ -175,9 +186,10 @@ class Notification:
     token: str
     event: str  # paid | captured | stale (scenario out_of_order)
     url: str | None
-    form: dict[str, str]
+    form: dict[str, Any]  # the fields posted: strings in a form, also numbers in JSON
     created_at: float
     state: str = PENDING
+    encoding: Encoding = "form"
     script: IpnScript | None = None
     attempts: list[Attempt] = field(default_factory=list)
     retries_used: int = 0
@@ -261,8 +273,9 @@ class IpnSender:
             trans_amount=capture.trans_amount if capture is not None else txn.trans_amount,
             partner_id=settings.partner_id,
         )
-        form = self.encoders[txn.face].encode(facts, settings.token, script)
-        n = self._record(txn, event, facts.notify_id, form, script)
+        encoder = self.encoders[txn.face]
+        form = encoder.encode(facts, settings.token, script)
+        n = self._record(txn, event, facts.notify_id, form, script, encoder.encoding(settings))
         if n.state == NOT_SENT:
             log.info("no IPN for %s: the transaction has no ipn_url", txn.id)
         elif script is not None and script.never:
@@ -276,12 +289,12 @@ class IpnSender:
         self._changed(n, "recorded")
         return n
 
-    def _record(self, txn: Transaction, event: str, notify_id: str, form: dict[str, str],
-                script: IpnScript | None) -> Notification:
+    def _record(self, txn: Transaction, event: str, notify_id: str, form: dict[str, Any],
+                script: IpnScript | None, encoding: Encoding) -> Notification:
         n = Notification(
             notify_id=notify_id, transaction_id=txn.id, token=txn.token, event=event,
             url=txn.ipn_url, form=form, created_at=self.clock.time(), script=script,
-            state=PENDING if txn.ipn_url else NOT_SENT,
+            state=PENDING if txn.ipn_url else NOT_SENT, encoding=encoding,
         )
         self.notifications[n.notify_id] = n
         self._by_txn.setdefault(txn.id, []).append(n.notify_id)
@@ -399,7 +412,7 @@ class IpnSender:
         assert self._session is not None
         attempt = Attempt(len(n.attempts) + 1, item.trigger, self.clock.time())
         n.attempts.append(attempt)
-        result = await post_form(self._session, n.url, n.form, self.timeout)
+        result = await post_form(self._session, n.url, n.form, self.timeout, n.encoding)
         attempt.status, attempt.error = result.status, result.error
         attempt.body, attempt.latency_ms = result.body, result.latency_ms
         self.stats["attempts"] += 1
@@ -439,7 +452,7 @@ class IpnSender:
         form = self.encoders[txn.face].restate(
             real.form, self.ledger.merchants[txn.token].settings.token, status="pending",
             time=self.clock.format(txn.created_at), notify_id=notify_id)
-        stale = self._record(txn, "stale", notify_id, form, None)
+        stale = self._record(txn, "stale", notify_id, form, None, real.encoding)
         self._enqueue(stale, "first")
         self._changed(stale, "recorded")
 

@@ -16,6 +16,7 @@ from citcon_sim.domain.errors import BankNotSupported, VendorNotSupported
 
 HOUR = 3600
 DAY = 24 * HOUR
+FACES = frozenset({"online", "chop", "upi"})  # every API face
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +33,7 @@ class Vendor:
     cancel_window: int = DAY  # seconds after payment during which cancel refunds in full
     colour: str = "#1f6feb"
     banks: frozenset[str] = frozenset()
+    faces: frozenset[str] = FACES  # the APIs that accept this method
 
 
 KOREAN_BANKS = frozenset(
@@ -62,15 +64,24 @@ _VENDORS = [
     Vendor("linepay", "LINE Pay", "JPY", colour="#06c755"),
     Vendor("paypay", "PayPay", "JPY", colour="#ff0033"),
     Vendor("rakutenpay", "Rakuten Pay", "JPY", colour="#bf0000"),
+    # CHOP and UPI methods (docs/evidence/upi-chop.md). A PayPal charge is answered with
+    # auto_capture false in the recorded sandbox traffic, so it authorises first; Venmo
+    # goes through the same PayPal/Braintree rails. Cash App Pay is the simulator's choice.
+    Vendor("paypal", "PayPal", "USD", delayed_capture=True, cancel_window=30 * DAY,
+           colour="#003087", faces=FACES - {"online"}),
+    Vendor("venmo", "Venmo", "USD", delayed_capture=True, cancel_window=30 * DAY,
+           colour="#008cff", faces=FACES - {"online"}),
+    Vendor("cashapppay", "Cash App Pay", "USD", colour="#00d64f", faces=FACES - {"online"}),
 ]
 
 VENDORS: dict[str, Vendor] = {v.code: v for v in _VENDORS}
 
 
-def get_vendor(raw: str | None) -> Vendor:
+def get_vendor(raw: str | None, face: str = "online") -> Vendor:
+    """The method ``raw`` names, if the API ``face`` accepts it."""
     code = (raw or "").strip().lower()
     vendor = VENDORS.get(code)
-    if vendor is None:
+    if vendor is None or face not in vendor.faces:
         raise VendorNotSupported(f"{raw!r}" if raw else "vendor is required")
     return vendor
 
@@ -83,3 +94,8 @@ def check_bank(vendor: Vendor, bank: str | None) -> str | None:
     if code not in vendor.banks:
         raise BankNotSupported(f"{bank!r} for {vendor.code}")
     return code
+
+
+def accepted_by(face: str) -> dict[str, Vendor]:
+    """The methods the API ``face`` accepts, by code."""
+    return {code: v for code, v in VENDORS.items() if face in v.faces}

@@ -138,7 +138,8 @@ def _slots(obj: Any) -> dict[str, Any] | None:
 def notification_dict(n: Notification) -> dict[str, Any]:
     return {
         "notify_id": n.notify_id, "transaction_id": n.transaction_id, "event": n.event,
-        "url": n.url, "form": n.form, "created_at": n.created_at, "state": n.state,
+        "url": n.url, "form": n.form, "encoding": n.encoding, "created_at": n.created_at,
+        "state": n.state,
         "script": _slots(n.script), "retries_used": n.retries_used,
         "next_attempt_at": n.next_attempt_at, "follow_ups_sent": n.follow_ups_sent,
         "attempts": [
@@ -583,8 +584,13 @@ def _notification(raw: Any, path: str, tz: tzinfo,
         raise StateError(f"{path}.transaction_id: no transaction {txn_id[:40]!r} in the "
                          "snapshot")
     form = f.mapping("form") or {}
-    if not all(isinstance(v, str) for v in form.values()):
-        raise StateError(f"{path}.form: values must be strings")
+    encoding = f.text("encoding", "form")
+    if encoding not in ("form", "json"):
+        raise StateError(f"{path}.encoding: form or json")
+    plain = (str,) if encoding == "form" else (str, int, float)
+    if not all(isinstance(v, plain) and not isinstance(v, bool) for v in form.values()):
+        raise StateError(f"{path}.form: values must be strings"
+                         + ("" if encoding == "form" else " or numbers"))
     state = f.text("state", PENDING)
     if state not in _STATES:
         raise StateError(f"{path}.state: one of {', '.join(sorted(_STATES))}")
@@ -605,6 +611,7 @@ def _notification(raw: Any, path: str, tz: tzinfo,
     return Notification(
         notify_id=nid, transaction_id=txn_id, token=txn.token,
         event=f.text("event", "paid"), url=f.text("url", None), form=form,
+        encoding="json" if encoding == "json" else "form",
         created_at=f.time("created_at", txn.paid_at or txn.created_at), state=state,
         script=None if script is None else _ipn_script(_Fields(script, f"{path}.script", tz)),
         attempts=attempts, retries_used=f.integer("retries_used", 0, high=1000),

@@ -111,6 +111,7 @@ async def vendors(request: web.Request) -> web.Response:
                     "multi_capture": v.multi_capture,
                     "mobile_result_url": v.in_app_result,
                     "cancel_window_seconds": v.cancel_window,
+                    "faces": sorted(v.faces),
                 }
                 for v in VENDORS.values()
             ]

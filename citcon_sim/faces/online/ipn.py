@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from citcon_sim.delivery.ipn import IpnFacts
+from citcon_sim.delivery.ipn import Encoding, IpnFacts
+from citcon_sim.domain.merchants import MerchantSettings
 from citcon_sim.domain.scripts import IpnScript
 from citcon_sim.domain.signing import sign_ipn
 
@@ -35,6 +36,9 @@ def build_form(values: Mapping[str, object], token: str) -> dict[str, str]:
 
 class OnlineIpnEncoder:
     """The encoder the simulator registers for the ``online`` face."""
+
+    def encoding(self, merchant: MerchantSettings) -> Encoding:
+        return "form"  # as documented, for every merchant
 
     def encode(self, facts: IpnFacts, token: str, script: IpnScript | None) -> dict[str, str]:
         txn = facts.transaction

@@ -23,7 +23,7 @@ from citcon_sim.domain.ledger import (
     INVALID_TRANSACTION,
     Status,
 )
-from citcon_sim.domain.vendors import KOREAN_BANKS, VENDORS
+from citcon_sim.domain.vendors import KOREAN_BANKS, accepted_by
 from citcon_sim.faces import params
 
 # -- answers ---------------------------------------------------------------------------------
@@ -235,7 +235,8 @@ class PaymentForm(Form, kw_only=True):
 
     vendor: Annotated[str, Meta(
         description="The payment method (4101 if unknown or missing; surrounding "
-        "whitespace and case are forgiven).", extra_json_schema={"enum": sorted(VENDORS)})]
+        "whitespace and case are forgiven).",
+        extra_json_schema={"enum": sorted(accepted_by("online"))})]
     amount: Annotated[int, _amount("Settlement-side amount, with `currency`.")] \
         | UnsetType = UNSET
     currency: Annotated[str, _currency("Settlement currency of `amount`.")] | UnsetType = UNSET
