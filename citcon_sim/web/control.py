@@ -15,7 +15,13 @@ from citcon_sim.faces.online import wire
 from citcon_sim.faces.params import MAX_OFFSET, page
 from citcon_sim.faces.params import text as param_text
 from citcon_sim.faces.routes import FORM, JSON, Reply, Route, RouteTable
-from citcon_sim.scenarios import Scenario, ScenarioError, parse_scenario, shipped_scenarios
+from citcon_sim.scenarios import (
+    Scenario,
+    ScenarioError,
+    parse_scenario,
+    resolve_scenario,
+    shipped_scenarios,
+)
 from citcon_sim.web import schemas as S
 
 
@@ -183,8 +189,11 @@ async def _posted_scenario(request: web.Request) -> tuple[Scenario, dict[str, st
     name, text = fields.get("name"), fields.get("scenario")
     if text:
         return parse_scenario(text, "<posted scenario>"), fields
-    if name and name in shipped_scenarios():
-        return parse_scenario(shipped_scenarios()[name], f"{name}.yaml"), fields
+    if name:
+        try:  # a shipped scenario by name; never a file of the server's
+            return resolve_scenario(name, files=False), fields
+        except ScenarioError:
+            pass
     raise BadRequest("send the scenario as the body, or name=<shipped scenario>")
 
 

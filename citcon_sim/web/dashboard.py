@@ -314,7 +314,6 @@ async def state(request: web.Request) -> web.Response:
     }
     resp = json_response(body)
     resp.headers["Cache-Control"] = "no-store"
-    resp.headers["X-Content-Type-Options"] = "nosniff"
     return resp
 
 
@@ -344,7 +343,6 @@ async def events(request: web.Request) -> web.StreamResponse:
         "Content-Type": "text/event-stream",
         "Cache-Control": "no-store",
         "X-Accel-Buffering": "no",  # nginx: do not buffer the stream
-        "X-Content-Type-Options": "nosniff",  # prepared here, before the middleware sees it
     })
     client = hub.connect()  # before the headers go out: a reader sees every later change
     try:

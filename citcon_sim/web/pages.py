@@ -26,6 +26,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
+from citcon_sim.domain.commands import check_url
 from citcon_sim.domain.errors import BadRequest, CitconError, TransitionError
 from citcon_sim.domain.ledger import Status, Transaction
 from citcon_sim.domain.money import exponent, to_major
@@ -227,8 +228,12 @@ def choose_view(request: web.Request, override: str | None = None) -> str:
 
 
 def _web_url(url: str | None) -> str | None:
-    # The API only accepts http(s) URLs; checked again here so a page never links elsewhere.
-    return url if url and re.match(r"^https?://", url, re.IGNORECASE) else None
+    # The APIs only accept http(s) URLs; checked again here (a restored state, a scenario)
+    # so that a page never links anywhere else.
+    try:
+        return check_url(url, "url")
+    except BadRequest:
+        return None
 
 
 def landing_path(txn_id: str, view: str | None = None) -> str:
