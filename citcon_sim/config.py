@@ -345,7 +345,7 @@ def settings() -> list[tuple[dataclasses.Field[Any], Setting]]:
 
 def load_merchants_file(path: str | Path) -> tuple[dict[str, MerchantSettings], dict[str, Any]]:
     """Read a merchants file; returns the merchants and the optional ``fx:`` table."""
-    import yaml  # only with --merchants: PyYAML costs ~8 ms of every start-up
+    import yaml  # only with --merchants, not at every start-up
 
     path = Path(path)
     try:

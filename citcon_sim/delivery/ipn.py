@@ -72,7 +72,7 @@ SUPPRESSED = "suppressed"  # a scenario said never
 TERMINAL = frozenset({DELIVERED, FAILED, NOT_SENT, SUPPRESSED})
 
 
-@dataclass(frozen=True, slots=True, eq=False)  # by identity: less to compile at start-up
+@dataclass(frozen=True, slots=True)
 class IpnFacts:
     """What a notification says, before any API face's encoding of it."""
 
@@ -104,7 +104,7 @@ class IpnEncoder(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True, eq=False)  # by identity: less to compile at start-up
+@dataclass(frozen=True, slots=True)
 class PostResult:
     """One HTTP POST: what came back, or why nothing did."""
 

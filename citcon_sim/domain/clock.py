@@ -76,8 +76,8 @@ class VirtualClock:
 
     def format(self, ts: float) -> str:
         # The text has second resolution, so it depends only on the whole second; every
-        # journal entry and inquire formats the same few seconds again and again, and
-        # fromtimestamp + strftime cost ~3 µs. Bounded: cleared when it holds 4096.
+        # journal entry and inquire formats the same few seconds again and again.
+        # Bounded: cleared when it holds 4096.
         second = math.floor(ts)
         text = self._formatted.get(second)
         if text is None:

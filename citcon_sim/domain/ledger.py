@@ -148,7 +148,7 @@ class Transaction:
         self.events.append((at, event, detail))
 
 
-@dataclass(frozen=True, slots=True, eq=False)  # by identity: less to compile at start-up
+@dataclass(frozen=True, slots=True)
 class RefundResult:
     """The refund endpoint's answer: refunded or not, and the status text."""
 
@@ -157,7 +157,7 @@ class RefundResult:
     refund: Refund | None = None
 
 
-@dataclass(frozen=True, slots=True, eq=False)  # by identity: less to compile at start-up
+@dataclass(frozen=True, slots=True)
 class CancelResult:
     """The cancel endpoint's answer: cancelled or not, and the status text."""
 

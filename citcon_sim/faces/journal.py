@@ -96,8 +96,8 @@ class Journal:
         # A request stores a plain tuple: (seq, virtual time as a float, the fields
         # of JournalEntry from method to scenario_rule, charset), with the duration in
         # seconds. The JournalEntry, its time text and its rounded duration are made when
-        # the journal is read (query()): a slots-dataclass __init__ and the formatting
-        # were ~2 µs of every request, for entries that are rarely read.
+        # the journal is read (query()): entries are written on every call and rarely
+        # read.
         self._entries: deque[JournalEntry | tuple[Any, ...]] = deque(
             maxlen=capacity if capacity > 0 else 1
         )

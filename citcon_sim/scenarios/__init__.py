@@ -35,7 +35,7 @@ from citcon_sim.domain.scripts import (
 )
 
 if TYPE_CHECKING:
-    import yaml  # imported where used: PyYAML costs ~8 ms of every start-up
+    import yaml  # imported where used, not at start-up
 
 ENDPOINTS = ("pay", "pay_qr", "inquire", "refund", "cancel", "capture", "qr", "list")
 
@@ -83,9 +83,9 @@ def schema() -> dict[str, Any]:
 
 @cache
 def _validator() -> Any:
-    """The schema's validator. jsonschema (22 ms to import) is loaded when a scenario is
-    first validated, not at start-up: the shipped magic amounts are not validated at run
-    time (tests/test_perf_fixes.py validates them)."""
+    """The schema's validator, loaded when a scenario is first validated, not at
+    start-up: the shipped magic amounts are not validated at run time (the tests
+    validate them)."""
     import jsonschema
 
     # JSON Schema counts 1.0 as an integer; the rules use integers as ints (nth, times).
@@ -178,7 +178,7 @@ def _expanded_size(root: yaml.Node | None, limit: int) -> int:
 def parse_scenario(text: str, source: str = "<scenario>", *, trusted: bool = False) -> Scenario:
     """A scenario from YAML text, checked against the schema. ``trusted``: text shipped
     in the package and validated by the tests (the magic amounts, parsed at every start):
-    libyaml's loader when present and no schema validation, 0.7 ms instead of 23 ms."""
+    libyaml's loader when present and no schema validation."""
     import yaml
 
     fast = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -360,7 +360,7 @@ class ScenarioBook:
     @property
     def _magic(self) -> Scenario:
         """The magic-amount table, read from magic.yaml the first time a request (or a
-        listing) needs it: YAML is then imported, ~9 ms once, after start-up."""
+        listing) needs it."""
         if self._magic_table is None:
             self._magic_table = _magic()
         return self._magic_table

@@ -57,7 +57,7 @@ _FINAL_TITLES = {
 
 
 # jinja2 and babel are imported on the first page, not at start-up: /_sim/health and the
-# merchant API never need them (about 16 ms of CPU off start → healthy).
+# merchant API never need them.
 @functools.cache
 def _env() -> jinja2.Environment:
     import jinja2
@@ -111,8 +111,8 @@ def money(amount: int, currency: str, locale: Locale | None = None) -> str:
     return _money(amount, currency, locale or default_locale())
 
 
-# A polling wallet page formats the same amounts again and again; babel's format_currency
-# was 13 % of a page. Pure function of its (hashable) arguments; bounded.
+# A polling wallet page formats the same amounts again and again (docs/performance.md
+# measures babel's share). A pure function of its (hashable) arguments; bounded.
 @functools.lru_cache(maxsize=4096)
 def _money(amount: int, currency: str, locale: Locale) -> str:
     from babel.numbers import format_currency
@@ -152,7 +152,7 @@ def _minor(value: Any) -> int | None:
     return None
 
 
-@dataclass(frozen=True, slots=True, eq=False)  # by identity: less to compile at start-up
+@dataclass(frozen=True, slots=True)
 class Item:
     """One line of ``goods`` as the wallet page lists it."""
 
