@@ -209,13 +209,9 @@ class Simulator:
         self.ledger.refresh(txn)
         if txn.status is not Status.PENDING or self.ledger.by_id.get(txn.id) is not txn:
             return  # paid, cancelled or reset meanwhile: the script no longer applies
-        if script.outcome == "pay":
-            self.ledger.consumer_pay(txn.id)
-        elif script.outcome == "authorize":
+        if script.outcome == "authorize":
             # Only delayed-capture vendors can hold an authorisation; others simply pay.
             txn.auto_capture = not txn.vendor.delayed_capture
-            self.ledger.consumer_pay(txn.id)
-        elif script.outcome == "fail":
-            self.ledger.consumer_fail(txn.id, script.reason)
-        elif script.outcome == "expire":
-            self.ledger.expire(txn.id)
+            self.ledger.consumer_act(txn.id, "pay")
+        else:
+            self.ledger.consumer_act(txn.id, script.outcome, script.reason)

@@ -660,6 +660,20 @@ class Ledger:
 
     # -- the consumer's side -----------------------------------------------------------
 
+    def consumer_act(self, txn_id: str, action: str, reason: str = "declined") -> Transaction:
+        """What the consumer (or the passing of time) does to a payment, by name: ``pay``,
+        ``fail`` (with ``reason``), ``cancel`` (abandon the wallet page) or ``expire``.
+        The wallet pages, the control surface and the test helpers all come here."""
+        if action == "pay":
+            return self.consumer_pay(txn_id)
+        if action == "fail":
+            return self.consumer_fail(txn_id, reason)
+        if action == "cancel":
+            return self.consumer_cancel(txn_id)
+        if action == "expire":
+            return self.expire(txn_id)
+        raise BadRequest(f"unknown consumer action {action!r}")
+
     def consumer_pay(self, txn_id: str) -> Transaction:
         """The consumer pays (or, for a delayed-capture payment, authorises)."""
         txn = self.get(txn_id)

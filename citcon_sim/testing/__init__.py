@@ -286,19 +286,19 @@ class SimulatorServer:
 
         The IPN is queued at once; :meth:`wait_for_ipn` waits for its delivery.
         """
-        return self._view(lambda: self.simulator.ledger.consumer_pay(txn_id))
+        return self._view(lambda: self.simulator.ledger.consumer_act(txn_id, "pay"))
 
     def fail(self, txn_id: str, reason: str = "declined") -> dict[str, Any]:
         """The consumer's payment fails (no IPN is sent)."""
-        return self._view(lambda: self.simulator.ledger.consumer_fail(txn_id, reason))
+        return self._view(lambda: self.simulator.ledger.consumer_act(txn_id, "fail", reason))
 
     def expire(self, txn_id: str) -> dict[str, Any]:
         """Expire a pending payment now, as if its QR timeout had passed."""
-        return self._view(lambda: self.simulator.ledger.expire(txn_id))
+        return self._view(lambda: self.simulator.ledger.consumer_act(txn_id, "expire"))
 
     def cancel(self, txn_id: str) -> dict[str, Any]:
         """The consumer abandons the wallet page (not the merchant's cancel API)."""
-        return self._view(lambda: self.simulator.ledger.consumer_cancel(txn_id))
+        return self._view(lambda: self.simulator.ledger.consumer_act(txn_id, "cancel"))
 
     def advance(self, seconds: float) -> int:
         """Move virtual time forward; everything due (expiry, IPN retries and delayed

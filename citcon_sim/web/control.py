@@ -54,15 +54,7 @@ async def act(request: web.Request) -> web.Response:
     sim = request.app[SIM]
     txn_id, action = request.match_info["id"], request.match_info["action"]
     params = await read_params(request)
-    ledger = sim.ledger
-    if action == "pay":
-        txn = ledger.consumer_pay(txn_id)
-    elif action == "fail":
-        txn = ledger.consumer_fail(txn_id, str(params.get("reason") or "declined"))
-    elif action == "expire":
-        txn = ledger.expire(txn_id)
-    else:
-        txn = ledger.consumer_cancel(txn_id)
+    txn = sim.ledger.consumer_act(txn_id, action, str(params.get("reason") or "declined"))
     return json_response(wire.sim_transaction(txn, sim.clock))
 
 

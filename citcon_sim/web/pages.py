@@ -337,14 +337,8 @@ async def consumer_action(request: web.Request) -> web.StreamResponse:
     view = choose_view(request, raw_view if isinstance(raw_view, str) else None)
     if _lookup(sim, txn_id) is None:
         return not_found()
-    ledger = sim.ledger
     try:
-        if action == "pay":
-            txn = ledger.consumer_pay(txn_id)
-        elif action == "fail":
-            txn = ledger.consumer_fail(txn_id)
-        else:
-            txn = ledger.consumer_cancel(txn_id)
+        txn = sim.ledger.consumer_act(txn_id, action)
     except TransitionError:
         # A second click, a resubmitted form or an expired link: show the final state.
         raise web.HTTPSeeOther(landing_path(txn_id, view)) from None
