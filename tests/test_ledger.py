@@ -1087,3 +1087,21 @@ def test_a_second_consumer_payment_is_refused_and_credits_once(
     assert ledger.open_balance(m) == {"USD": 4000}
     assert refund(ledger, m, txn, amount=4000, currency="USD").refunded
     assert ledger.open_balance(m) == {"USD": 0}
+
+
+@pytest.mark.parametrize(("action", "status"), [
+    ("pay", Status.SUCCESS), ("fail", Status.FAILED), ("cancel", Status.CANCELLED),
+    ("expire", Status.EXPIRED)])
+def test_consumer_actions_by_name(ledger: Ledger, m: Merchant, action: str,
+                                  status: Status) -> None:
+    txn = create(ledger, m, reference=f"act-{action}")
+    assert ledger.consumer_act(txn.id, action).status is status
+    with pytest.raises(TransitionError):
+        ledger.consumer_act(txn.id, action)  # a second time: the payment has moved on
+
+
+def test_an_unknown_consumer_action_is_refused(ledger: Ledger, m: Merchant) -> None:
+    txn = create(ledger, m)
+    with pytest.raises(BadRequest):
+        ledger.consumer_act(txn.id, "refund")
+    assert txn.status is Status.PENDING
