@@ -196,6 +196,7 @@ async def test_events_stream_created_and_paid(client: TestClient) -> None:
     stream.close()
 
 
+@pytest.mark.slow
 async def test_events_announce_clock_jumps_ipn_attempts_and_resets(
     client: TestClient, receiver: TestServer, sim: Simulator
 ) -> None:

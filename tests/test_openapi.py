@@ -103,6 +103,7 @@ def test_operation_ids_are_unique(doc: dict[str, Any]) -> None:
 # -- valid ----------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_document_is_valid_openapi_3_1(doc: dict[str, Any]) -> None:
     assert doc["openapi"] == "3.1.0"
     validate(doc, cls=OpenAPIV31SpecValidator)  # the 3.1 meta-schema, and then some

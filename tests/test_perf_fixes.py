@@ -61,6 +61,7 @@ def _create(sim: Simulator, n: int) -> None:
         sim.ledger.create_payment(merchant, requests.parse_payment(params, "pay_qr"))
 
 
+@pytest.mark.slow
 def test_frozen_ledger_is_freed_by_reset() -> None:
     sim = Simulator(Config(frozen_clock=True, seed=1))
     assert sim.freeze_stored() is False  # nothing stored yet
@@ -280,6 +281,7 @@ def test_long_field_limits_only_raise_the_default() -> None:
         params.normalise([("note", "x" * 4097)])
 
 
+@pytest.mark.slow
 def test_start_up_imports_nothing_it_does_not_need() -> None:
     """Start-up time: YAML, the currency table, templates, locale data, fake names and
     the JSON Schema validator are imported on first use, not by ``citcon-sim serve``."""

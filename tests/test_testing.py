@@ -172,6 +172,7 @@ def test_a_port_in_use_raises_a_clear_start_error() -> None:
         sim.stop()  # after a failed start too
 
 
+@pytest.mark.slow
 def test_a_start_that_hangs_times_out_and_closes_down_once_unblocked(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -224,6 +225,7 @@ def test_a_served_simulators_config_decides_where() -> None:
         assert server.config is sim.config and server.base_url == sim.base_url()
 
 
+@pytest.mark.slow
 def test_two_servers_side_by_side_are_isolated() -> None:
     with SimulatorServer(Config(frozen_clock=True, seed=1)) as a, \
             SimulatorServer(Config(frozen_clock=True, seed=1)) as b:
@@ -292,6 +294,7 @@ def test_stop_does_not_hang_on_an_ipn_still_in_flight() -> None:
         thread.join(10)
 
 
+@pytest.mark.slow
 def test_run_gives_up_after_its_wall_timeout() -> None:
     with SimulatorServer() as sim:
         never: asyncio.Event | None = None
@@ -466,6 +469,7 @@ def test_a_failed_attempt_is_retried_when_the_clock_is_advanced(
         sim.wait_for_ipn(txn_id, attempts=3)
 
 
+@pytest.mark.slow
 def test_on_a_running_clock_the_retry_comes_by_itself(receiver: Receiver) -> None:
     receiver.statuses = [503]
     config = Config(frozen_clock=False, ipn_backoff=(0.2,))  # retry 0.2 s later
@@ -519,6 +523,7 @@ def test_wait_for_ipn_fails_at_once_when_no_attempt_can_come(
         sim.wait_for_ipn(txn_id, timeout=30)  # at once: a 30 s wait would time the test out
 
 
+@pytest.mark.slow
 def test_a_timed_out_wait_lists_the_ipns_on_record(
     sim: SimulatorServer, receiver: Receiver
 ) -> None:
