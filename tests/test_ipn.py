@@ -22,7 +22,7 @@ from click.testing import CliRunner
 from citcon_sim import Config, Simulator, create_app, verify_ipn
 from citcon_sim.cli import main
 from citcon_sim.config import Config as ConfigClass
-from citcon_sim.delivery.ipn import DEFAULT_BACKOFF, IpnFacts
+from citcon_sim.delivery.ipn import DEFAULT_BACKOFF, IpnFacts, _Send
 from citcon_sim.faces.online.ipn import SIGNED_FIELDS, OnlineIpnEncoder
 
 from .conftest import AUTH, START, TOKEN, create
@@ -349,6 +349,23 @@ async def test_worker_and_session_live_with_the_app(ipn_receiver: IpnReceiver) -
     finally:
         await client.close()
     assert not sim.ipn.running and sim.ipn._session is None
+
+
+async def test_ipn_worker_failure_is_recorded() -> None:
+    sim = Simulator(Config(frozen_clock=True, seed=1))
+    boom = RuntimeError("boom")
+
+    async def broken(item: _Send) -> None:
+        raise boom
+
+    await sim.ipn.start()
+    try:
+        sim.ipn._send = broken  # type: ignore[method-assign]
+        sim.ipn._queue.put_nowait(_Send("n-1", "first", None))
+        await sim.ipn.drain()
+    finally:
+        await sim.ipn.close()
+    assert sim.take_errors() == [boom]
 
 
 def test_default_backoff_is_the_configured_default() -> None:
