@@ -159,7 +159,7 @@ class Received:
     path: str
     content_type: str
     headers: dict[str, str]
-    form: dict[str, str]
+    form: dict[str, Any]  # a form's fields as text; a JSON object as sent (numbers stay)
 
 
 @dataclass
@@ -175,8 +175,8 @@ class IpnReceiver:
     _released: threading.Event = field(default_factory=threading.Event)
 
     @property
-    def posts(self) -> list[dict[str, str]]:
-        """The forms POSTed so far, oldest first."""
+    def posts(self) -> list[dict[str, Any]]:
+        """The forms (or JSON objects) POSTed so far, oldest first."""
         return [r.form for r in self.requests if r.method == "POST"]
 
     def answer(self, status: int = 200, body: str = "ok", delay: float = 0.0,
@@ -196,10 +196,13 @@ class IpnReceiver:
         self._released.set()
 
     async def handle(self, request: web.Request) -> web.Response:
-        form = await request.post()
+        form: dict[str, Any]
+        if request.content_type == "application/json":
+            form = await request.json()  # values as sent: numbers stay numbers
+        else:
+            form = {k: str(v) for k, v in (await request.post()).items()}
         self.requests.append(Received(
-            request.method, request.path, request.content_type, dict(request.headers),
-            {k: str(v) for k, v in form.items()}))
+            request.method, request.path, request.content_type, dict(request.headers), form))
         answer = self._queued.popleft() if self._queued else self.default
         if answer.delay == math.inf:
             while not self._released.is_set():
@@ -218,7 +221,7 @@ class IpnReceiver:
         self.base_url = base_url.rstrip("/")
         self.url = self.base_url + "/ipn"
 
-    async def wait_for(self, count: int, timeout: float = 5.0) -> list[dict[str, str]]:
+    async def wait_for(self, count: int, timeout: float = 5.0) -> list[dict[str, Any]]:
         """Wait until ``count`` POSTs have arrived; returns them."""
         deadline = time.monotonic() + timeout
         while len(self.posts) < count:
@@ -226,7 +229,7 @@ class IpnReceiver:
             await asyncio.sleep(0.01)
         return self.posts
 
-    def wait_for_sync(self, count: int, timeout: float = 5.0) -> list[dict[str, str]]:
+    def wait_for_sync(self, count: int, timeout: float = 5.0) -> list[dict[str, Any]]:
         """``wait_for`` for a test outside the receiver's event loop (a threaded receiver)."""
         deadline = time.monotonic() + timeout
         while len(self.posts) < count:

@@ -165,6 +165,7 @@ def test_python_values_are_stored_as_the_documented_types():
 # -- gc.freeze() belongs to citcon-sim serve alone ------------------------------------------
 
 
+@pytest.mark.slow  # waits out the once-a-second freezer in wall time, twice
 def test_only_the_cli_freezes_stored_objects(monkeypatch):
     calls = []
     monkeypatch.setattr(Simulator, "freeze_stored", lambda self: calls.append(self))

@@ -7,35 +7,22 @@ skipped when either is missing). Screenshots go to ``artifacts/``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-import pytest
-from aiohttp import ClientSession, web
+from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
 
 from citcon_sim.domain.ledger import Status
 
-from .browser_support import ARTIFACTS, TIMEOUT_MS
-from .test_browser import watch
+from .browser_support import ARTIFACTS, TIMEOUT_MS, watch
+from .helpers import IpnReceiver
 
 XSS = "<img src=x onerror=alert(1)>"
-
-
-@pytest.fixture
-async def receiver(aiohttp_server: Callable[..., Any]) -> TestServer:
-    """The merchant's IPN endpoint: acknowledges with ``ok`` and keeps what it got."""
-    received: list[dict[str, str]] = []
-
-    async def ipn(request: web.Request) -> web.Response:
-        received.append(dict(await request.post()))  # type: ignore[arg-type]
-        return web.Response(text="ok")
-
-    app = web.Application()
-    app.router.add_post("/ipn", ipn)
-    server: TestServer = await aiohttp_server(app, host="127.0.0.1")
-    server.received = received  # type: ignore[attr-defined]
-    return server
+# Were any of these parsed as HTML, they would run script or fetch from outside.
+HOSTILE = '<img src="https://evil.example/r.png" onerror="window.__pwned=1">'
+HOSTILE_NOTE = (HOSTILE + "<script>window.__pwned=2</script>"
+                '<link rel="stylesheet" href="https://evil.example/s.css">')
+LOCAL = "http://127.0.0.1:"
 
 
 async def api(server: TestServer, path: str, token: str = "shop-a-token-1234",
@@ -78,9 +65,9 @@ async def background(server: TestServer, receiver_url: str) -> None:
     await pay(server, token="shop-b-token-5678", reference=XSS, note=XSS, amount="999")
 
 
-async def test_dashboard_live_pay_ipn_and_clock(browser, simulator, receiver, sim):
+async def test_dashboard_live_pay_ipn_and_clock(browser, simulator, ipn_receiver, sim):
     ARTIFACTS.mkdir(exist_ok=True)
-    receiver_url = str(receiver.make_url("/ipn"))
+    receiver_url = ipn_receiver.url
     context = await browser.new_context(viewport={"width": 1440, "height": 900})
     page = await context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
@@ -132,7 +119,7 @@ async def test_dashboard_live_pay_ipn_and_clock(browser, simulator, receiver, si
     attempt = page.locator("#d-timeline li[data-ipn]", has_text="HTTP 200")
     await attempt.wait_for()
     assert "IPN attempt #1" in await attempt.inner_text()
-    assert [f["id"] for f in receiver.received if f["id"] == txn] == [txn]
+    assert [f["id"] for f in ipn_receiver.posts if f["id"] == txn] == [txn]
     assert sim.ledger.by_id[txn].status is Status.SUCCESS
     titles = await page.locator("#d-timeline .tl-title").all_inner_texts()
     assert titles[:2] == ["Created", "Paid"]
@@ -149,10 +136,10 @@ async def test_dashboard_live_pay_ipn_and_clock(browser, simulator, receiver, si
     await context.close()
 
 
-async def test_dashboard_filters_by_merchant_and_acts(browser, simulator, receiver, sim):
+async def test_dashboard_filters_by_merchant_and_acts(browser, simulator, ipn_receiver, sim):
     """Merchant filter (list and pasted token), expire and redeliver, on a narrow screen."""
     ARTIFACTS.mkdir(exist_ok=True)
-    receiver_url = str(receiver.make_url("/ipn"))
+    receiver_url = ipn_receiver.url
     mine = await pay(simulator, reference="mine-1", ipn_url=receiver_url)
     await control(simulator, f"/_sim/transactions/{mine}/pay")
     other = await pay(simulator, token="shop-b-token-5678", reference="theirs-1")
@@ -169,8 +156,8 @@ async def test_dashboard_filters_by_merchant_and_acts(browser, simulator, receiv
     # Redeliver: a second attempt, same notification, lands on the timeline.
     await page.click("#d-ipn button.redeliver")
     await page.locator("#d-timeline li[data-ipn]", has_text="(redeliver)").wait_for()
-    assert len(receiver.received) == 2
-    assert receiver.received[0]["notify_id"] == receiver.received[1]["notify_id"]
+    assert len(ipn_receiver.posts) == 2
+    assert ipn_receiver.posts[0]["notify_id"] == ipn_receiver.posts[1]["notify_id"]
 
     # One merchant, picked from the list of token hints.
     await page.select_option("#merchant", label="sh…78 (1)")
@@ -204,10 +191,10 @@ async def test_dashboard_filters_by_merchant_and_acts(browser, simulator, receiv
     await context.close()
 
 
-async def test_a_pushed_change_patches_its_row(browser, simulator, receiver, sim):
+async def test_a_pushed_change_patches_its_row(browser, simulator, ipn_receiver, sim):
     """A payment and its IPN made elsewhere update the shown row from the pushed event,
     without fetching the whole state again."""
-    receiver_url = str(receiver.make_url("/ipn"))
+    receiver_url = ipn_receiver.url
     txn = await pay(simulator, reference="pushed-1", ipn_url=receiver_url)
     context = await browser.new_context(viewport={"width": 1440, "height": 900})
     page = await context.new_page()
@@ -228,4 +215,62 @@ async def test_a_pushed_change_patches_its_row(browser, simulator, receiver, sim
     await page.wait_for_selector('[data-stat=delivered]:text-is("1")')  # the ipn event
     assert len(fetches) == before
     assert problems == []
+    await context.close()
+
+
+async def test_hostile_values_render_as_text_and_nothing_leaves_the_machine(
+    browser, simulator, ipn_receiver: IpnReceiver, sim
+):
+    """Merchant- and receiver-supplied strings (reference, note, failure reason, the IPN
+    answer's body) show as text in the list and the detail, and the page requests nothing
+    beyond 127.0.0.1. The CSP is bypassed: this checks the page's own handling, not the
+    header that backs it up."""
+    ipn_receiver.answer(body=HOSTILE)
+    paid = await pay(simulator, reference=HOSTILE, note=HOSTILE_NOTE, ipn_url=ipn_receiver.url)
+    await control(simulator, f"/_sim/transactions/{paid}/pay")
+    failed = await pay(simulator, reference="declined-1")
+    await control(simulator, f"/_sim/transactions/{failed}/fail", reason=HOSTILE)
+    await ipn_receiver.wait_for(1)
+    await sim.ipn.drain()  # the attempt, with the body it got, is on record
+
+    context = await browser.new_context(bypass_csp=True)
+    outside: list[str] = []
+
+    async def only_local(route: Any) -> None:
+        if route.request.url.startswith(LOCAL):
+            await route.continue_()
+        else:  # never let it out; record it
+            outside.append(route.request.url)
+            await route.abort()
+
+    await context.route("**/*", only_local)
+    page = await context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    problems = watch(page, (LOCAL,))
+    page.on("dialog", lambda dialog: problems.append(f"dialog: {dialog.message}"))
+
+    await page.goto(str(simulator.make_url("/_sim/")))
+    await page.wait_for_selector("#live[data-state=live]")
+    row = page.locator(f'#rows tr[data-id="{paid}"]')
+    assert await row.locator(".ref-text").inner_text() == HOSTILE
+    await row.click()
+    await page.wait_for_selector(f'#d-id:text("{paid}")')
+    assert await page.locator("#d-reference").inner_text() == HOSTILE
+    assert await page.locator("#d-note").inner_text() == HOSTILE_NOTE
+    body = page.locator("#d-timeline .tl-body")
+    await body.wait_for()
+    assert await body.inner_text() == f"\u201c{HOSTILE}\u201d"
+
+    await page.locator(f'#rows tr[data-id="{failed}"]').click()
+    await page.wait_for_selector(f'#d-id:text("{failed}")')
+    reasons = await page.locator("#d-timeline .tl-sub").all_inner_texts()
+    assert f"Reason: {HOSTILE}" in reasons
+
+    assert await page.evaluate("window.__pwned") is None
+    injected = await page.evaluate("""() => document.querySelectorAll(
+        '[onerror], img[src^="https:"], link[href^="https:"]').length""")
+    scripts = await page.evaluate("() => [...document.scripts].map(s => s.src || s.id)")
+    assert injected == 0 and len(scripts) == 2, scripts  # the page's own two:
+    assert scripts[0] == "config" and scripts[1].startswith(f"{LOCAL}{simulator.port}/")
+    assert outside == [] and problems == []
     await context.close()

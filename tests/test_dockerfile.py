@@ -170,6 +170,7 @@ def test_env_vars_are_real_serve_options(monkeypatch: pytest.MonkeyPatch) -> Non
         "PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED", "PIP_DISABLE_PIP_VERSION_CHECK"}
 
 
+@pytest.mark.slow
 def test_healthcheck_command_passes_on_a_running_simulator_and_fails_without_one() -> None:
     argv = healthcheck_argv(final_stage(DOCKERFILE))
     assert any("/_sim/health" in a for a in argv), argv
@@ -232,6 +233,7 @@ def glob_regex(pattern: str) -> re.Pattern[str]:
     return re.compile(out)
 
 
+@pytest.mark.slow
 def test_the_image_command_serves_with_the_image_env_and_a_mounted_merchants_file() -> None:
     """``citcon-sim serve`` with the image's ENV (host and port swapped for a free port on
     127.0.0.1) and the documented merchants-file variable; the HEALTHCHECK then passes."""

@@ -5,10 +5,11 @@ stream) on a real server on 127.0.0.1, with positive and negative data, and chec
 no answer is a 5xx, that every status, content type and body is the documented one, and
 that a rejected request (4xx) leaves the ledger exactly as it was. It is bounded:
 ``CITCON_SIM_FUZZ_EXAMPLES`` examples per operation and mode (default 6; raise it for a
-deeper run), derandomized so a run is repeatable (``CITCON_SIM_FUZZ_RANDOM=1`` draws new
-examples each run). The hand-made part sends what a schema fuzzer does not: undecodable
-bytes, odd content types, deep brackets, floods of keys, oversized bodies and values, JSON
-of every shape, header injection, and ``CITCON_SIM_FUZZ_BODIES`` (10,000) random bodies.
+deeper run), scaled and drawn as the Hypothesis profile says (tests/conftest.py: the same
+examples every run under ``CI``, new ones otherwise, many more under ``explore``). The
+hand-made part sends what a schema fuzzer does not: undecodable bytes, odd content types,
+deep brackets, floods of keys, oversized bodies and values, JSON of every shape, header
+injection, and ``CITCON_SIM_FUZZ_BODIES`` (10,000) random bodies.
 
 Nothing here reaches the network beyond 127.0.0.1: the IPN sender's POST is replaced by a
 stub for the whole module, whatever URL a generated payment names.
@@ -45,11 +46,13 @@ from citcon_sim.testing import SimulatorServer
 from citcon_sim.web.openapi import document
 
 from .conftest import AUTH, START, TOKEN, create
+from .helpers import examples
+
+pytestmark = pytest.mark.slow
 
 SEED = 20260302
-EXAMPLES = int(os.environ.get("CITCON_SIM_FUZZ_EXAMPLES", "6"))
+EXAMPLES = examples(int(os.environ.get("CITCON_SIM_FUZZ_EXAMPLES", "6")))
 RANDOM_BODIES = int(os.environ.get("CITCON_SIM_FUZZ_BODIES", "10000"))
-DERANDOMIZE = os.environ.get("CITCON_SIM_FUZZ_RANDOM") != "1"  # 1: new examples every run
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_headers_conformance, response_schema_conformance]
 STREAMS = {"GET /_sim/events"}  # never ends: documented, not fuzzed
@@ -139,7 +142,7 @@ def _fuzz(server: SimulatorServer, operation: Any, mode: schemathesis.Generation
     positive = mode is schemathesis.GenerationMode.POSITIVE
     sim = server.simulator
 
-    @settings(max_examples=EXAMPLES, derandomize=DERANDOMIZE, database=None, deadline=None,
+    @settings(max_examples=EXAMPLES,  # the rest (derandomize, database) from the profile
               phases=[Phase.generate, Phase.shrink], suppress_health_check=list(HealthCheck))
     @given(case=operation.as_strategy(generation_mode=mode))
     def run(case: Any) -> None:

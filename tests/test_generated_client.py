@@ -22,6 +22,7 @@ from citcon_sim.testing import SimulatorServer
 from .conftest import START
 
 pytest.importorskip("openapi_python_client")
+pytestmark = pytest.mark.slow  # generates and imports a client package
 
 PACKAGE = "citcon_sim_generated_client"
 TOKEN = "generated-client-merchant"

@@ -7,28 +7,26 @@ is the 0.2 s per-attempt timeout against a receiver that hangs.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
 import logging
+import math
 import socket
-import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from click.testing import CliRunner
 
 from citcon_sim import Config, Simulator, create_app, verify_ipn
 from citcon_sim.cli import main
 from citcon_sim.config import Config as ConfigClass
-from citcon_sim.delivery.ipn import DEFAULT_BACKOFF, IpnFacts
+from citcon_sim.delivery.ipn import DEFAULT_BACKOFF, IpnFacts, _Send
 from citcon_sim.faces.online.ipn import SIGNED_FIELDS, OnlineIpnEncoder
 
 from .conftest import AUTH, START, TOKEN, create
+from .helpers import Answer, IpnReceiver
 
 Server = Callable[..., Any]  # the aiohttp_server fixture
 
@@ -41,50 +39,14 @@ def independent_sign(form: dict[str, str], token: str) -> str:
     ).hexdigest()
 
 
-@dataclass
-class Receiver:
-    """A merchant IPN endpoint: records every POST, answers from a script."""
-
-    script: list[int | str] = field(default_factory=list)  # per request; "hang" never answers
-    default: int = 200
-    posts: list[dict[str, str]] = field(default_factory=list)
-    content_types: list[str] = field(default_factory=list)
-    release: asyncio.Event = field(default_factory=asyncio.Event)
-    url: str = ""
-
-    async def handle(self, request: web.Request) -> web.Response:
-        if request.content_type == "application/json":
-            self.posts.append(await request.json())  # values as sent: numbers stay numbers
-        else:
-            form = await request.post()
-            self.posts.append({k: str(v) for k, v in form.items()})
-        self.content_types.append(request.content_type)
-        action = self.script.pop(0) if self.script else self.default
-        if action == "hang":
-            await self.release.wait()  # released at teardown
-            return web.Response(text="too late")
-        assert isinstance(action, int)
-        body = "ok" if 200 <= action < 300 else "E" * 500  # a long error page
-        return web.Response(status=action, text=body)
-
-    def app(self) -> web.Application:
-        app = web.Application()
-        app.router.add_post("/ipn", self.handle)
-        return app
+def error_page(status: int) -> Answer:
+    """An answer with a long error page (only its start is kept in the log)."""
+    return Answer(status, "E" * 500)
 
 
 @pytest.fixture
 def config() -> Config:
     return Config(frozen_clock=True, start_time=START, seed=1234, ipn_timeout=0.2)
-
-
-@pytest.fixture
-async def receiver(aiohttp_server: Server) -> AsyncIterator[Receiver]:
-    rec = Receiver()
-    server = await aiohttp_server(rec.app(), host="127.0.0.1")
-    rec.url = str(server.make_url("/ipn"))
-    yield rec
-    rec.release.set()
 
 
 def closed_port() -> int:
@@ -121,13 +83,14 @@ def pending_ipn_jobs(sim: Simulator) -> list[str]:
 # -- what is sent ---------------------------------------------------------------------------
 
 
-async def test_paid_payment_posts_a_signed_form(client, sim, receiver) -> None:
+async def test_paid_payment_posts_a_signed_form(client, sim, ipn_receiver) -> None:
     await advance(client, sim, 100)
-    txn_id = await pay(client, receiver.url, amount=1234, note="gift & card = yes, é")
+    txn_id = await pay(client, ipn_receiver.url, amount=1234, note="gift & card = yes, é")
     await sim.ipn.drain()
-    assert len(receiver.posts) == 1
-    form = receiver.posts[0]
-    assert receiver.content_types == ["application/x-www-form-urlencoded"]
+    assert len(ipn_receiver.posts) == 1
+    form = ipn_receiver.posts[0]
+    assert [r.content_type for r in ipn_receiver.requests] == [
+        "application/x-www-form-urlencoded"]
     listed = form["fields"].split(",")
     assert listed == list(SIGNED_FIELDS) and " " not in form["fields"]
     assert set(form) == {*listed, "fields", "sign"}  # every listed key is posted
@@ -149,34 +112,40 @@ async def test_paid_payment_posts_a_signed_form(client, sim, receiver) -> None:
     assert isinstance(attempt["latency_ms"], float) and attempt["trigger"] == "first"
 
 
-async def test_without_ipn_url_nothing_is_sent_but_it_is_recorded(client, sim, receiver) -> None:
+async def test_without_ipn_url_nothing_is_sent_but_it_is_recorded(
+    client, sim, ipn_receiver
+) -> None:
     txn_id = await pay(client, None)
     await sim.ipn.drain()
-    assert receiver.posts == []
+    assert ipn_receiver.posts == []
     [entry] = await ipn_log(client, transaction_id=txn_id)
     assert entry["state"] == "not_sent" and entry["url"] is None and entry["attempts"] == []
     resp = await client.post(f"/_sim/ipn/{entry['notify_id']}/redeliver")
     assert resp.status == 400
 
 
-async def test_failed_expired_and_cancelled_payments_do_not_notify(client, sim, receiver) -> None:
+async def test_failed_expired_and_cancelled_payments_do_not_notify(
+    client, sim, ipn_receiver
+) -> None:
     for action in ("fail", "expire", "cancel"):
-        txn_id = await create(client, ipn_url=receiver.url)
+        txn_id = await create(client, ipn_url=ipn_receiver.url)
         assert (await client.post(f"/_sim/transactions/{txn_id}/{action}")).status == 200
     await sim.ipn.drain()
-    assert receiver.posts == [] and await ipn_log(client) == []
+    assert ipn_receiver.posts == [] and await ipn_log(client) == []
 
 
-async def test_delayed_capture_notifies_on_the_first_capture_only(client, sim, receiver) -> None:
-    txn_id = await pay(client, receiver.url, vendor="klarna", amount=4000, auto_capture="false")
+async def test_delayed_capture_notifies_on_the_first_capture_only(
+    client, sim, ipn_receiver
+) -> None:
+    txn_id = await pay(client, ipn_receiver.url, vendor="klarna", amount=4000, auto_capture="false")
     await sim.ipn.drain()
-    assert receiver.posts == []  # authorised is not a successful payment status yet
+    assert ipn_receiver.posts == []  # authorised is not a successful payment status yet
     for amount in ("1000", "500"):
         resp = await client.post("/payment/capture", headers=AUTH, data={
             "transaction_id": txn_id, "amount": amount, "multi_capture": "true"})
         assert resp.status == 200, await resp.text()
         await sim.ipn.drain()
-    [form] = receiver.posts
+    [form] = ipn_receiver.posts
     assert form["id"] == txn_id and form["status"] == "success"
     assert form["amount"] == "1000" and form["vendor"] == "klarna"
     assert verify_ipn(form, TOKEN)
@@ -185,20 +154,20 @@ async def test_delayed_capture_notifies_on_the_first_capture_only(client, sim, r
 # -- retries on the virtual clock ---------------------------------------------------------
 
 
-async def test_non_2xx_is_retried_on_the_backoff_schedule(client, sim, receiver) -> None:
-    receiver.script = [500, 302, 200]
-    txn_id = await pay(client, receiver.url)
+async def test_non_2xx_is_retried_on_the_backoff_schedule(client, sim, ipn_receiver) -> None:
+    ipn_receiver.then(error_page(500), error_page(302), 200)
+    txn_id = await pay(client, ipn_receiver.url)
     await sim.ipn.drain()
     [entry] = await ipn_log(client)
     assert entry["state"] == "retrying" and entry["next_attempt_time"] == "2026-03-02 09:00:15"
     assert entry["attempts"][0]["status"] == 500
     assert entry["attempts"][0]["body"] == "E" * 200  # the start of the reply only
     await advance(client, sim, 14)
-    assert len(receiver.posts) == 1  # not due yet
+    assert len(ipn_receiver.posts) == 1  # not due yet
     await advance(client, sim, 1)
-    assert len(receiver.posts) == 2  # the redirect is not an acknowledgement
+    assert len(ipn_receiver.posts) == 2  # the redirect is not an acknowledgement
     await advance(client, sim, 60)
-    assert len(receiver.posts) == 3
+    assert len(ipn_receiver.posts) == 3
     [entry] = await ipn_log(client, transaction_id=txn_id)
     assert entry["state"] == "delivered" and entry["next_attempt_time"] is None
     assert [(a["time"], a["status"], a["trigger"]) for a in entry["attempts"]] == [
@@ -207,7 +176,7 @@ async def test_non_2xx_is_retried_on_the_backoff_schedule(client, sim, receiver)
         ("2026-03-02 09:01:15", 200, "retry"),
     ]
     # The same notification every time: same notify_id, same signature, same form.
-    assert all(p == receiver.posts[0] for p in receiver.posts)
+    assert all(p == ipn_receiver.posts[0] for p in ipn_receiver.posts)
     assert pending_ipn_jobs(sim) == []
 
 
@@ -232,16 +201,16 @@ async def test_refused_connections_give_up_after_the_last_retry(client, sim) -> 
     assert stats["failed"] == 1 and stats["attempts"] == len(attempts)
 
 
-async def test_a_hanging_receiver_times_out_and_is_retried(client, sim, receiver) -> None:
-    receiver.script = ["hang"]
-    await pay(client, receiver.url)
+async def test_a_hanging_receiver_times_out_and_is_retried(client, sim, ipn_receiver) -> None:
+    ipn_receiver.then(Answer(delay=math.inf))  # answers only at teardown
+    await pay(client, ipn_receiver.url)
     await sim.ipn.drain()  # ends after the 0.2 s per-attempt timeout
     [entry] = await ipn_log(client)
     assert entry["state"] == "retrying"
     assert entry["attempts"][0]["error"] == "timeout after 0.2 s"
     await advance(client, sim, 15)
     [entry] = await ipn_log(client)
-    assert entry["state"] == "delivered" and len(receiver.posts) == 2
+    assert entry["state"] == "delivered" and len(ipn_receiver.posts) == 2
 
 
 async def test_no_ipn_is_lost_while_the_receiver_is_down(
@@ -254,7 +223,7 @@ async def test_no_ipn_is_lost_while_the_receiver_is_down(
     await advance(client, sim, 15)
     await advance(client, sim, 60)
     assert {e["state"] for e in await ipn_log(client)} == {"retrying"}
-    rec = Receiver()  # the merchant comes back up, on the same address
+    rec = IpnReceiver()  # the merchant comes back up, on the same address
     await aiohttp_server(rec.app(), host="127.0.0.1", port=port)
     await advance(client, sim, 300)
     log = await ipn_log(client)
@@ -267,8 +236,8 @@ async def test_no_ipn_is_lost_while_the_receiver_is_down(
 # -- control surface -------------------------------------------------------------------------
 
 
-async def test_redeliver_sends_the_same_notification_again(client, sim, receiver) -> None:
-    txn_id = await pay(client, receiver.url)
+async def test_redeliver_sends_the_same_notification_again(client, sim, ipn_receiver) -> None:
+    txn_id = await pay(client, ipn_receiver.url)
     await sim.ipn.drain()
     [entry] = await ipn_log(client)
     resp = await client.post(f"/_sim/ipn/{entry['notify_id']}/redeliver")
@@ -276,16 +245,16 @@ async def test_redeliver_sends_the_same_notification_again(client, sim, receiver
     body = await resp.json()
     assert body["attempt"]["trigger"] == "redeliver" and body["attempt"]["status"] == 200
     assert body["attempt"]["number"] == 2
-    assert len(receiver.posts) == 2 and receiver.posts[0] == receiver.posts[1]
+    assert len(ipn_receiver.posts) == 2 and ipn_receiver.posts[0] == ipn_receiver.posts[1]
     view = await (await client.get(f"/_sim/transactions/{txn_id}")).json()
     assert [a["trigger"] for a in view["ipn"][0]["attempts"]] == ["first", "redeliver"]
     resp = await client.post("/_sim/ipn/nope/redeliver")
     assert resp.status == 404
 
 
-async def test_redeliver_while_retrying_ends_the_retries(client, sim, receiver) -> None:
-    receiver.script = [503]
-    await pay(client, receiver.url)
+async def test_redeliver_while_retrying_ends_the_retries(client, sim, ipn_receiver) -> None:
+    ipn_receiver.then(error_page(503))
+    await pay(client, ipn_receiver.url)
     await sim.ipn.drain()
     [entry] = await ipn_log(client)
     assert entry["state"] == "retrying" and pending_ipn_jobs(sim)
@@ -295,29 +264,29 @@ async def test_redeliver_while_retrying_ends_the_retries(client, sim, receiver) 
     [entry] = await ipn_log(client)
     assert entry["state"] == "delivered" and pending_ipn_jobs(sim) == []
     await advance(client, sim, 86400)
-    assert len(receiver.posts) == 2
+    assert len(ipn_receiver.posts) == 2
 
 
-async def test_ipn_log_filters_and_orders_newest_first(client, sim, receiver) -> None:
-    a1 = await pay(client, receiver.url, token="merchant-a", reference="a1")
-    b1 = await pay(client, receiver.url, token="merchant-b", reference="b1")
-    a2 = await pay(client, receiver.url, token="merchant-a", reference="a2")
+async def test_ipn_log_filters_and_orders_newest_first(client, sim, ipn_receiver) -> None:
+    a1 = await pay(client, ipn_receiver.url, token="merchant-a", reference="a1")
+    b1 = await pay(client, ipn_receiver.url, token="merchant-b", reference="b1")
+    a2 = await pay(client, ipn_receiver.url, token="merchant-a", reference="a2")
     await sim.ipn.drain()
     assert [e["transaction_id"] for e in await ipn_log(client)] == [a2, b1, a1]
     assert [e["transaction_id"] for e in await ipn_log(client, token="merchant-a")] == [a2, a1]
     assert [e["transaction_id"] for e in await ipn_log(client, transaction_id=b1)] == [b1]
     assert await ipn_log(client, transaction_id=b1, token="merchant-a") == []
     assert await ipn_log(client, token="nobody") == []
-    by_token = {p["id"]: p for p in receiver.posts}
+    by_token = {p["id"]: p for p in ipn_receiver.posts}
     assert verify_ipn(by_token[a1], "merchant-a") and verify_ipn(by_token[b1], "merchant-b")
     assert not verify_ipn(by_token[a1], "merchant-b")
     assert sim.ipn.describe(transaction_id=a1)[0]["transaction_id"] == a1  # testing.py uses it
 
 
-async def test_reset_forgets_the_log_and_pending_retries(client, sim, receiver) -> None:
-    receiver.default = 500
-    await pay(client, receiver.url, token="merchant-a")
-    await pay(client, receiver.url, token="merchant-b")
+async def test_reset_forgets_the_log_and_pending_retries(client, sim, ipn_receiver) -> None:
+    ipn_receiver.answer(500, "E" * 500)
+    await pay(client, ipn_receiver.url, token="merchant-a")
+    await pay(client, ipn_receiver.url, token="merchant-b")
     await sim.ipn.drain()
     assert len(pending_ipn_jobs(sim)) == 2
     assert (await client.post("/_sim/reset", data={"token": "merchant-a"})).status == 200
@@ -326,16 +295,16 @@ async def test_reset_forgets_the_log_and_pending_retries(client, sim, receiver) 
     assert (await client.post("/_sim/reset")).status == 200
     assert await ipn_log(client) == [] and pending_ipn_jobs(sim) == []
     await advance(client, sim, 86400)
-    assert len(receiver.posts) == 2  # nothing was retried after the reset
+    assert len(ipn_receiver.posts) == 2  # nothing was retried after the reset
 
 
 async def test_a_full_queue_is_reported_and_rescheduled(
-    aiohttp_client: Callable[..., Any], receiver: Receiver, caplog: pytest.LogCaptureFixture
+    aiohttp_client: Callable[..., Any], ipn_receiver: IpnReceiver, caplog: pytest.LogCaptureFixture
 ) -> None:
     sim = Simulator(Config(frozen_clock=True, start_time=START, seed=1, ipn_queue_size=1,
                            ipn_workers=1, ipn_timeout=0.2))
     client = await aiohttp_client(create_app(sim))
-    ids = [await create(client, ipn_url=receiver.url, reference=f"o{i}") for i in range(3)]
+    ids = [await create(client, ipn_url=ipn_receiver.url, reference=f"o{i}") for i in range(3)]
     with caplog.at_level(logging.WARNING, logger="citcon_sim.ipn"):
         for txn_id in ids:  # three payments before the worker gets a chance to run
             sim.ledger.consumer_pay(txn_id)
@@ -350,36 +319,53 @@ async def test_a_full_queue_is_reported_and_rescheduled(
     await advance(client, sim, 15)  # both due together: one fits, one is full again
     await advance(client, sim, 60)
     assert {e["state"] for e in await ipn_log(client)} == {"delivered"}
-    assert sorted(p["id"] for p in receiver.posts) == sorted(ids)  # none lost, none twice
+    assert sorted(p["id"] for p in ipn_receiver.posts) == sorted(ids)  # none lost, none twice
     assert sim.ipn.stats["queue_full"] == 3
 
 
 async def test_two_simulators_deliver_side_by_side(
-    aiohttp_client: Callable[..., Any], receiver: Receiver
+    aiohttp_client: Callable[..., Any], ipn_receiver: IpnReceiver
 ) -> None:
     sims = [Simulator(Config(frozen_clock=True, start_time=START, seed=s)) for s in (1, 2)]
     clients = [await aiohttp_client(create_app(s)) for s in sims]
     for c in clients:
-        await pay(c, receiver.url)
+        await pay(c, ipn_receiver.url)
     for s in sims:
         await s.ipn.drain()
         assert [e["state"] for e in s.ipn.describe()] == ["delivered"]
-    assert len(receiver.posts) == 2
+    assert len(ipn_receiver.posts) == 2
     assert sims[0].ipn._session is not sims[1].ipn._session
 
 
-async def test_worker_and_session_live_with_the_app(receiver: Receiver) -> None:
+async def test_worker_and_session_live_with_the_app(ipn_receiver: IpnReceiver) -> None:
     sim = Simulator(Config(frozen_clock=True, start_time=START))
     client = TestClient(TestServer(create_app(sim)))
     await client.start_server()
     try:
         assert sim.ipn.running
-        await pay(client, receiver.url)
+        await pay(client, ipn_receiver.url)
         await sim.ipn.drain()
-        assert len(receiver.posts) == 1
+        assert len(ipn_receiver.posts) == 1
     finally:
         await client.close()
     assert not sim.ipn.running and sim.ipn._session is None
+
+
+async def test_ipn_worker_failure_is_recorded() -> None:
+    sim = Simulator(Config(frozen_clock=True, seed=1))
+    boom = RuntimeError("boom")
+
+    async def broken(item: _Send) -> None:
+        raise boom
+
+    await sim.ipn.start()
+    try:
+        sim.ipn._send = broken  # type: ignore[method-assign]
+        sim.ipn._queue.put_nowait(_Send("n-1", "first", None))
+        await sim.ipn.drain()
+    finally:
+        await sim.ipn.close()
+    assert sim.take_errors() == [boom]
 
 
 def test_default_backoff_is_the_configured_default() -> None:
@@ -390,12 +376,12 @@ def test_default_backoff_is_the_configured_default() -> None:
 # -- scenario ipn scripts (docs/scenarios.md), via magic amounts --------------------------
 
 
-async def test_magic_amount_scripts(client, sim, receiver) -> None:
-    never = await create(client, ipn_url=receiver.url, amount=19905)
-    twice = await create(client, ipn_url=receiver.url, amount=19906)
-    bad = await create(client, ipn_url=receiver.url, amount=19907)
+async def test_magic_amount_scripts(client, sim, ipn_receiver) -> None:
+    never = await create(client, ipn_url=ipn_receiver.url, amount=19905)
+    twice = await create(client, ipn_url=ipn_receiver.url, amount=19906)
+    bad = await create(client, ipn_url=ipn_receiver.url, amount=19907)
     await sim.ipn.drain()
-    posts = {i: [p for p in receiver.posts if p["id"] == i] for i in (never, twice, bad)}
+    posts = {i: [p for p in ipn_receiver.posts if p["id"] == i] for i in (never, twice, bad)}
     assert posts[never] == [] and sim.ipn.describe(transaction_id=never)[0]["state"] == \
         "suppressed"
     assert len(posts[twice]) == 3 and len({p["notify_id"] for p in posts[twice]}) == 1
@@ -405,19 +391,19 @@ async def test_magic_amount_scripts(client, sim, receiver) -> None:
                                                                                     TOKEN)
 
 
-async def test_magic_amount_late_ipn(client, sim, receiver) -> None:
-    txn_id = await create(client, ipn_url=receiver.url, amount=19904)  # paid at 30 s, IPN +60 s
+async def test_magic_amount_late_ipn(client, sim, ipn_receiver) -> None:
+    txn_id = await create(client, ipn_url=ipn_receiver.url, amount=19904)  # paid at 30 s, IPN +60 s
     await advance(client, sim, 30)
-    assert receiver.posts == []
+    assert ipn_receiver.posts == []
     assert sim.ipn.describe(transaction_id=txn_id)[0]["state"] == "pending"
     await advance(client, sim, 60)
-    [form] = receiver.posts
+    [form] = ipn_receiver.posts
     assert form["time"] == "2026-03-02 09:00:30"  # when the payment happened
     assert sim.ipn.describe(transaction_id=txn_id)[0]["attempts"][0]["time"] == \
         "2026-03-02 09:01:30"
 
 
-async def test_scenario_stale_tampered_and_failed_notifications(client, sim, receiver) -> None:
+async def test_scenario_stale_tampered_and_failed_notifications(client, sim, ipn_receiver) -> None:
     scenario = """
 rules:
   - match: {reference: stale}
@@ -433,61 +419,32 @@ rules:
     resp = await client.post("/_sim/scenarios", data=scenario,
                              headers={"Content-Type": "application/yaml"})
     assert resp.status == 200, await resp.text()
-    stale = await create(client, ipn_url=receiver.url, reference="stale", amount=1000)
-    tampered = await create(client, ipn_url=receiver.url, reference="tampered", amount=1000)
-    failed = await create(client, ipn_url=receiver.url, reference="failed", amount=1000)
+    stale = await create(client, ipn_url=ipn_receiver.url, reference="stale", amount=1000)
+    tampered = await create(client, ipn_url=ipn_receiver.url, reference="tampered", amount=1000)
+    failed = await create(client, ipn_url=ipn_receiver.url, reference="failed", amount=1000)
     await sim.ipn.drain()
-    real, late = [p for p in receiver.posts if p["id"] == stale]
+    real, late = [p for p in ipn_receiver.posts if p["id"] == stale]
     assert (real["status"], late["status"], late["notify_status"]) == (
         "success", "pending", "pending")
     assert late["notify_id"] != real["notify_id"] and verify_ipn(late, TOKEN)
-    [t] = [p for p in receiver.posts if p["id"] == tampered]
+    [t] = [p for p in ipn_receiver.posts if p["id"] == tampered]
     assert t["amount"] == "1005" and not verify_ipn(t, TOKEN)
-    [f] = [p for p in receiver.posts if p["id"] == failed]
+    [f] = [p for p in ipn_receiver.posts if p["id"] == failed]
     assert f["status"] == f["notify_status"] == "fail" and verify_ipn(f, TOKEN)
 
 
 # -- citcon-sim ipn send ------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def threaded_receiver(status: int = 200) -> Iterator[tuple[str, list[dict[str, str]]]]:
-    """An aiohttp server on 127.0.0.1 in its own thread and loop (the CLI runs its own)."""
-    posts: list[dict[str, str]] = []
-
-    async def handle(request: web.Request) -> web.Response:
-        posts.append({k: str(v) for k, v in (await request.post()).items()})
-        return web.Response(status=status, text="ok" if status < 300 else "nope")
-
-    app = web.Application()
-    app.router.add_post("/ipn", handle)
-    loop = asyncio.new_event_loop()
-    runner = web.AppRunner(app)
-    loop.run_until_complete(runner.setup())
-    site = web.SockSite(runner, socket.create_server(("127.0.0.1", 0)))
-    loop.run_until_complete(site.start())
-    port = runner.addresses[0][1]
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{port}/ipn", posts
-    finally:
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join()
-        loop.run_until_complete(runner.cleanup())
-        loop.close()
-
-
-def test_cli_ipn_send_posts_a_verifiable_ipn() -> None:
-    with threaded_receiver(200) as (url, posts):
-        result = CliRunner().invoke(main, [
-            "ipn", "send", url, "--token", "merchant-secret", "--amount", "250",
-            "--currency", "HKD", "--reference", "order-9", "--vendor", "wechatpay",
-            "--notify-status", "success", "--note", "hi there"])
+def test_cli_ipn_send_posts_a_verifiable_ipn(threaded_receiver: IpnReceiver) -> None:
+    result = CliRunner().invoke(main, [
+        "ipn", "send", threaded_receiver.url, "--token", "merchant-secret", "--amount", "250",
+        "--currency", "HKD", "--reference", "order-9", "--vendor", "wechatpay",
+        "--notify-status", "success", "--note", "hi there"])
     assert result.exit_code == 0, result.output
     assert "HTTP 200" in result.output and "'ok'" in result.output
     assert " ms" in result.output
-    [form] = posts
+    [form] = threaded_receiver.posts
     assert form["sign"] == independent_sign(form, "merchant-secret")
     assert verify_ipn(form, "merchant-secret")
     assert (form["amount"], form["currency"], form["trans_amount"], form["trans_currency"]) == (
@@ -497,11 +454,11 @@ def test_cli_ipn_send_posts_a_verifiable_ipn() -> None:
     assert form["fields"] == ",".join(SIGNED_FIELDS)
 
 
-def test_cli_ipn_send_fails_on_non_2xx() -> None:
-    with threaded_receiver(503) as (url, posts):
-        result = CliRunner().invoke(main, ["ipn", "send", url, "--token", "t"])
+def test_cli_ipn_send_fails_on_non_2xx(threaded_receiver: IpnReceiver) -> None:
+    threaded_receiver.answer(503, "nope")
+    result = CliRunner().invoke(main, ["ipn", "send", threaded_receiver.url, "--token", "t"])
     assert result.exit_code == 1 and "HTTP 503" in result.output and "'nope'" in result.output
-    assert len(posts) == 1
+    assert len(threaded_receiver.posts) == 1
 
 
 def test_cli_ipn_send_fails_when_refused() -> None:
@@ -510,11 +467,11 @@ def test_cli_ipn_send_fails_when_refused() -> None:
     assert result.exit_code == 1 and "failed after" in result.output
 
 
-def test_cli_ipn_send_bad_signature() -> None:
-    with threaded_receiver(200) as (url, posts):
-        result = CliRunner().invoke(main, ["ipn", "send", url, "--token", "t", "--bad-signature"])
+def test_cli_ipn_send_bad_signature(threaded_receiver: IpnReceiver) -> None:
+    result = CliRunner().invoke(main, ["ipn", "send", threaded_receiver.url, "--token", "t",
+                                       "--bad-signature"])
     assert result.exit_code == 0
-    assert not verify_ipn(posts[0], "t")
+    assert not verify_ipn(threaded_receiver.posts[0], "t")
 
 
 def test_cli_ipn_send_rejects_a_non_http_url() -> None:
@@ -544,19 +501,20 @@ class PlainEncoder:
         return {**form, "state": status, "nid": notify_id}
 
 
-async def test_the_transactions_face_picks_the_encoder(client, sim, receiver) -> None:
+async def test_the_transactions_face_picks_the_encoder(client, sim, ipn_receiver) -> None:
     assert isinstance(sim.ipn.encoders["online"], OnlineIpnEncoder)  # the simulator's wiring
     plain = sim.ipn.encoders["plain"] = PlainEncoder()
-    online_id = await create(client, ipn_url=receiver.url, reference="o")
-    plain_id = await create(client, ipn_url=receiver.url, reference="p", amount=700)
+    online_id = await create(client, ipn_url=ipn_receiver.url, reference="o")
+    plain_id = await create(client, ipn_url=ipn_receiver.url, reference="p", amount=700)
     sim.ledger.by_id[plain_id].face = "plain"
     for txn_id in (online_id, plain_id):
         await client.post(f"/_sim/transactions/{txn_id}/pay")
     await sim.ipn.drain()
-    online, other = receiver.posts
+    online, other = ipn_receiver.posts
     assert online["id"] == online_id and verify_ipn(online, TOKEN)
     (facts,) = plain.facts
     assert other == {"txn": plain_id, "state": "success", "total": 700,
                      "nid": facts.notify_id}  # posted as JSON, as the encoder asks
-    assert receiver.content_types == ["application/x-www-form-urlencoded", "application/json"]
+    assert [r.content_type for r in ipn_receiver.requests] == [
+        "application/x-www-form-urlencoded", "application/json"]
     assert sim.ipn.describe(transaction_id=plain_id)[0]["notify_id"] == facts.notify_id

@@ -18,6 +18,7 @@ from citcon_sim import Config, Simulator, create_app
 from citcon_sim.web.openapi import document
 
 from .conftest import AUTH, START, TOKEN, create
+from .helpers import IpnReceiver
 
 METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 # Answers that never end (Server-Sent Events) are not called here.
@@ -103,6 +104,7 @@ def test_operation_ids_are_unique(doc: dict[str, Any]) -> None:
 # -- valid ----------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_document_is_valid_openapi_3_1(doc: dict[str, Any]) -> None:
     assert doc["openapi"] == "3.1.0"
     validate(doc, cls=OpenAPIV31SpecValidator)  # the 3.1 meta-schema, and then some
@@ -228,26 +230,12 @@ def test_the_checker_catches_a_wrong_answer(doc: dict[str, Any]) -> None:
         Checker(doc)._schema_for("/payment/cancel", "post", 302, "application/json")
 
 
-class Receiver:
-    def __init__(self) -> None:
-        self.posts = 0
-
-    async def handle(self, request: web.Request) -> web.Response:
-        await request.post()
-        self.posts += 1
-        return web.Response(text="ok")
-
-
 async def test_real_answers_match_the_declared_schemas(
-    aiohttp_client: Callable[..., Any], aiohttp_server: Callable[..., Any]
+    aiohttp_client: Callable[..., Any], ipn_receiver: IpnReceiver
 ) -> None:
     sim = Simulator(Config(frozen_clock=True, start_time=START, seed=99, max_body_bytes=4096))
     client: TestClient = await aiohttp_client(create_app(sim))
-    receiver = Receiver()
-    app = web.Application()
-    app.router.add_post("/ipn", receiver.handle)
-    ipn_server = await aiohttp_server(app, host="127.0.0.1")
-    ipn_url = str(ipn_server.make_url("/ipn"))
+    ipn_url = ipn_receiver.url
     doc = document(sim.base_url())
     check = Checker(doc)
 
@@ -370,7 +358,7 @@ async def test_real_answers_match_the_declared_schemas(
     [unsent] = [n["notify_id"] for n in log["notifications"] if n["url"] is None]
     redeliver = "/_sim/ipn/{notify_id}/redeliver"
     again = await check(await client.post(f"/_sim/ipn/{sent}/redeliver"), redeliver)
-    assert again["attempt"]["ok"] is True and receiver.posts == 2
+    assert again["attempt"]["ok"] is True and len(ipn_receiver.posts) == 2
     await check(await client.post(f"/_sim/ipn/{unsent}/redeliver"), redeliver)  # no URL: 400
     await check(await client.post("/_sim/ipn/nope/redeliver"), redeliver)
     await check(await client.get("/_sim/ipn", params={"limit": "0"}), "/_sim/ipn")

@@ -13,6 +13,7 @@ import pytest
 import yaml  # noqa: F401
 
 pytest_plugins = ["pytester"]
+pytestmark = pytest.mark.slow  # every test runs an inner pytest session
 
 # yaml is imported here so that the inner runs share this one: pytester drops modules an
 # in-process run imported, and PyYAML imported afresh over its C loader fails to parse.

@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from citcon_sim.scenarios import ScenarioError, resolve_scenario
+from citcon_sim.scenarios import (
+    ScenarioError,
+    _magic,
+    parse_scenario,
+    resolve_scenario,
+    shipped_scenarios,
+)
 
 LOCAL = "name: local\nrules:\n  - api: {latency_ms: 1}\n"
 
@@ -50,3 +56,10 @@ def test_one_line_yaml_text_and_unknown_names() -> None:
         resolve_scenario("no-such-scenario", files=False)
     with pytest.raises(ScenarioError, match="^<posted>"):
         resolve_scenario("no-such-scenario", text=True, files=False, source="<posted>")
+
+
+def test_shipped_magic_amounts_pass_the_schema() -> None:
+    """Start-up parses magic.yaml without schema validation; this is where it is checked."""
+    validated = parse_scenario(shipped_scenarios()["magic"], "magic.yaml")
+    assert _magic() == validated
+    assert [r.line for r in _magic().rules] == [r.line for r in validated.rules]

@@ -775,6 +775,7 @@ async def verify(session: aiohttp.ClientSession, server: Server, acked: Acknowle
     assert balance.get("USD", 0) == captured - refunded
 
 
+@pytest.mark.slow
 async def test_every_acknowledged_operation_survives_sigkill(tmp_path: Path) -> None:
     server = Server(tmp_path / "state.jsonl", tmp_path / "server.log")
     acked = Acknowledged()

@@ -1,6 +1,6 @@
 """SimulatorServer without pytest fixtures: a simulator in a thread, driven by helpers.
 
-The IPN tests receive on a real local HTTP server (a stdlib ThreadingHTTPServer), and
+The IPN tests receive on a real local HTTP server (the shared ``threaded_receiver``), and
 nothing waits by sleeping: wait_for_ipn waits on the simulator's delivery workers.
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import doctest
 import json
+import math
 import socket
 import threading
 import time
@@ -16,11 +17,9 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import urlencode
 
 import pytest
 from aiohttp import web
@@ -33,6 +32,8 @@ from citcon_sim.domain.ids import IdFactory
 from citcon_sim.scenarios import ScenarioError
 from citcon_sim.simulator import Simulator
 from citcon_sim.testing import ServerError, StartError
+
+from .helpers import Answer, IpnReceiver
 
 TOKEN = "shop-token"
 
@@ -63,48 +64,6 @@ def create(sim: SimulatorServer, token: str = TOKEN, **form: Any) -> str:
     status, body = post(sim.url_for("/payment/pay_qr"), token, **fields)
     assert status == 200, body
     return str(body["transaction_id"])
-
-
-@dataclass
-class Receiver:
-    """What the merchant's IPN endpoint got; answers ``statuses`` in turn, then 200."""
-
-    url: str = ""
-    statuses: list[int] = field(default_factory=list)
-    received: list[dict[str, str]] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    got = Receiver()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
-            with got.lock:
-                got.received.append(dict(parse_qsl(body, keep_blank_values=True)))
-                status = got.statuses.pop(0) if got.statuses else 200
-            self.send_response(status)
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"ok")
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    # A short poll interval only makes shutdown() quick; requests are served at once.
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    got.url = f"http://127.0.0.1:{server.server_address[1]}/ipn"
-    try:
-        yield got
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(10)
 
 
 @pytest.fixture
@@ -172,6 +131,7 @@ def test_a_port_in_use_raises_a_clear_start_error() -> None:
         sim.stop()  # after a failed start too
 
 
+@pytest.mark.slow
 def test_a_start_that_hangs_times_out_and_closes_down_once_unblocked(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -224,6 +184,7 @@ def test_a_served_simulators_config_decides_where() -> None:
         assert server.config is sim.config and server.base_url == sim.base_url()
 
 
+@pytest.mark.slow
 def test_two_servers_side_by_side_are_isolated() -> None:
     with SimulatorServer(Config(frozen_clock=True, seed=1)) as a, \
             SimulatorServer(Config(frozen_clock=True, seed=1)) as b:
@@ -259,39 +220,19 @@ def _frames(tb: Any) -> Iterator[Any]:
         tb = tb.tb_next
 
 
-def test_stop_does_not_hang_on_an_ipn_still_in_flight() -> None:
-    arrived, release = threading.Event(), threading.Event()
-
-    class Stuck(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
-            arrived.set()
-            release.wait(30)  # the merchant's endpoint hangs until the test is done
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    stuck = ThreadingHTTPServer(("127.0.0.1", 0), Stuck)
-    stuck.daemon_threads = True
-    thread = threading.Thread(target=stuck.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        sim = SimulatorServer(stop_timeout=10).start()
-        txn_id = create(sim, ipn_url=f"http://127.0.0.1:{stuck.server_address[1]}/ipn")
-        sim.pay(txn_id)
-        assert arrived.wait(10)
-        began = time.monotonic()
-        sim.stop()  # raises if the thread is still alive after stop_timeout
-        assert time.monotonic() - began < 5
-        assert not sim.running
-    finally:
-        release.set()
-        stuck.shutdown()
-        stuck.server_close()
-        thread.join(10)
+def test_stop_does_not_hang_on_an_ipn_still_in_flight(threaded_receiver: IpnReceiver) -> None:
+    threaded_receiver.then(Answer(delay=math.inf))  # the merchant hangs until the test ends
+    sim = SimulatorServer(stop_timeout=10).start()
+    txn_id = create(sim, ipn_url=threaded_receiver.url)
+    sim.pay(txn_id)
+    threaded_receiver.wait_for_sync(1, timeout=10)
+    began = time.monotonic()
+    sim.stop()  # raises if the thread is still alive after stop_timeout
+    assert time.monotonic() - began < 5
+    assert not sim.running
 
 
+@pytest.mark.slow
 def test_run_gives_up_after_its_wall_timeout() -> None:
     with SimulatorServer() as sim:
         never: asyncio.Event | None = None
@@ -415,24 +356,24 @@ def test_clear_keeps_configured_scenarios_with_fresh_counters() -> None:
 
 
 def test_wait_for_ipn_returns_the_delivered_notification(
-    sim: SimulatorServer, receiver: Receiver
+    sim: SimulatorServer, threaded_receiver: IpnReceiver
 ) -> None:
-    txn_id = create(sim, ipn_url=receiver.url)
+    txn_id = create(sim, ipn_url=threaded_receiver.url)
     assert sim.ipn_log(txn_id) == []
     sim.pay(txn_id)
     notification = sim.wait_for_ipn(txn_id)
     assert notification["state"] == "delivered"
     assert notification["transaction_id"] == txn_id
     assert [a["status"] for a in notification["attempts"]] == [200]
-    assert receiver.received == [notification["form"]]
-    assert verify_ipn(receiver.received[0], TOKEN)
+    assert threaded_receiver.posts == [notification["form"]]
+    assert verify_ipn(threaded_receiver.posts[0], TOKEN)
     assert sim.ipn_log() == [notification] == sim.ipn_log(txn_id)
 
 
 def test_wait_for_ipn_sees_a_payment_made_while_it_waits(
-    sim: SimulatorServer, receiver: Receiver
+    sim: SimulatorServer, threaded_receiver: IpnReceiver
 ) -> None:
-    txn_id = create(sim, ipn_url=receiver.url)
+    txn_id = create(sim, ipn_url=threaded_receiver.url)
     subscribed_before = sim.simulator.events.handlers(TransactionChanged)
     ipn_subscribed_before = sim.simulator.events.handlers(IpnChanged)
     with ThreadPoolExecutor(1) as pool:
@@ -440,17 +381,17 @@ def test_wait_for_ipn_sees_a_payment_made_while_it_waits(
         status, body = post(sim.url_for(f"/_sim/transactions/{txn_id}/pay"), token=None)
         assert status == 200, body
         assert waiting.result(timeout=15)["state"] == "delivered"
-    assert len(receiver.received) == 1
+    assert len(threaded_receiver.posts) == 1
     events = sim.simulator.events  # the wait's subscriptions ended with it
     assert events.handlers(TransactionChanged) == subscribed_before
     assert events.handlers(IpnChanged) == ipn_subscribed_before
 
 
 def test_a_failed_attempt_is_retried_when_the_clock_is_advanced(
-    sim: SimulatorServer, receiver: Receiver
+    sim: SimulatorServer, threaded_receiver: IpnReceiver
 ) -> None:
-    receiver.statuses = [500]
-    txn_id = create(sim, ipn_url=receiver.url)
+    threaded_receiver.then(500)
+    txn_id = create(sim, ipn_url=threaded_receiver.url)
     sim.pay(txn_id)
     first = sim.wait_for_ipn(txn_id)
     assert first["state"] == "retrying"
@@ -461,16 +402,17 @@ def test_a_failed_attempt_is_retried_when_the_clock_is_advanced(
     second = sim.wait_for_ipn(txn_id, attempts=2)
     assert second["state"] == "delivered"
     assert [a["status"] for a in second["attempts"]] == [500, 200]
-    assert receiver.received[0] == receiver.received[1]  # the same form, byte for byte
+    assert threaded_receiver.posts[0] == threaded_receiver.posts[1]  # the same form exactly
     with pytest.raises(AssertionError, match="acknowledged after 2 attempt"):
         sim.wait_for_ipn(txn_id, attempts=3)
 
 
-def test_on_a_running_clock_the_retry_comes_by_itself(receiver: Receiver) -> None:
-    receiver.statuses = [503]
+@pytest.mark.slow
+def test_on_a_running_clock_the_retry_comes_by_itself(threaded_receiver: IpnReceiver) -> None:
+    threaded_receiver.then(503)
     config = Config(frozen_clock=False, ipn_backoff=(0.2,))  # retry 0.2 s later
     with SimulatorServer(config) as sim:
-        txn_id = create(sim, ipn_url=receiver.url)
+        txn_id = create(sim, ipn_url=threaded_receiver.url)
         sim.pay(txn_id)
         notification = sim.wait_for_ipn(txn_id, attempts=2)  # no advance(): time runs
         assert [a["status"] for a in notification["attempts"]] == [503, 200]
@@ -478,26 +420,26 @@ def test_on_a_running_clock_the_retry_comes_by_itself(receiver: Receiver) -> Non
 
 
 def test_a_delayed_ipn_needs_the_clock_advanced_first(
-    sim: SimulatorServer, receiver: Receiver
+    sim: SimulatorServer, threaded_receiver: IpnReceiver
 ) -> None:
     sim.load_scenario("rules:\n  - match: {reference: 'slow-*'}\n    ipn: {delay: 60}\n")
-    txn_id = create(sim, reference="slow-1", ipn_url=receiver.url)
+    txn_id = create(sim, reference="slow-1", ipn_url=threaded_receiver.url)
     sim.pay(txn_id)
     with pytest.raises(AssertionError, match=r"call advance\(60\) first"):
         sim.wait_for_ipn(txn_id)
-    assert receiver.received == []
+    assert threaded_receiver.posts == []
     sim.advance(60)
     assert sim.wait_for_ipn(txn_id)["state"] == "delivered"
 
 
 def test_duplicates_are_waited_for_by_their_attempt_count(
-    sim: SimulatorServer, receiver: Receiver
+    sim: SimulatorServer, threaded_receiver: IpnReceiver
 ) -> None:
     sim.load_scenario("flaky-ipn")  # the first payment's IPN arrives twice
-    txn_id = create(sim, ipn_url=receiver.url)
+    txn_id = create(sim, ipn_url=threaded_receiver.url)
     notification = sim.wait_for_ipn(txn_id, attempts=2)
     assert [a["trigger"] for a in notification["attempts"]] == ["first", "duplicate"]
-    assert len(receiver.received) == 2
+    assert len(threaded_receiver.posts) == 2
 
 
 @pytest.mark.parametrize(("setup", "problem"), [
@@ -506,11 +448,11 @@ def test_duplicates_are_waited_for_by_their_attempt_count(
     ("failed", "transaction is fail: no IPN is due"),
 ])
 def test_wait_for_ipn_fails_at_once_when_no_attempt_can_come(
-    sim: SimulatorServer, receiver: Receiver, setup: str, problem: str
+    sim: SimulatorServer, threaded_receiver: IpnReceiver, setup: str, problem: str
 ) -> None:
     if setup == "never":
         sim.load_scenario("rules:\n  - ipn: {never: true}\n")
-    txn_id = create(sim, ipn_url=receiver.url) if setup != "no_url" else create(sim)
+    txn_id = create(sim, ipn_url=threaded_receiver.url) if setup != "no_url" else create(sim)
     if setup == "failed":
         sim.fail(txn_id)
     else:
@@ -519,13 +461,14 @@ def test_wait_for_ipn_fails_at_once_when_no_attempt_can_come(
         sim.wait_for_ipn(txn_id, timeout=30)  # at once: a 30 s wait would time the test out
 
 
+@pytest.mark.slow
 def test_a_timed_out_wait_lists_the_ipns_on_record(
-    sim: SimulatorServer, receiver: Receiver
+    sim: SimulatorServer, threaded_receiver: IpnReceiver
 ) -> None:
-    other = create(sim, reference="order-other", ipn_url=receiver.url)
+    other = create(sim, reference="order-other", ipn_url=threaded_receiver.url)
     sim.pay(other)
     sim.wait_for_ipn(other)
-    unpaid = create(sim, reference="order-unpaid", ipn_url=receiver.url)
+    unpaid = create(sim, reference="order-unpaid", ipn_url=threaded_receiver.url)
     with pytest.raises(AssertionError) as info:
         sim.wait_for_ipn(unpaid, timeout=0.2)
     message = str(info.value)
@@ -538,13 +481,15 @@ def test_a_timed_out_wait_lists_the_ipns_on_record(
         sim.wait_for_ipn(unpaid, attempts=0)
 
 
-def test_redeliver_sends_the_same_form_again(sim: SimulatorServer, receiver: Receiver) -> None:
-    txn_id = create(sim, ipn_url=receiver.url)
+def test_redeliver_sends_the_same_form_again(
+    sim: SimulatorServer, threaded_receiver: IpnReceiver
+) -> None:
+    txn_id = create(sim, ipn_url=threaded_receiver.url)
     sim.pay(txn_id)
     notify_id = sim.wait_for_ipn(txn_id)["notify_id"]
     again = sim.redeliver(notify_id)
     assert [a["trigger"] for a in again["attempts"]] == ["first", "redeliver"]
-    assert receiver.received[0] == receiver.received[1]
+    assert threaded_receiver.posts[0] == threaded_receiver.posts[1]
 
 
 # -- server-side errors ------------------------------------------------------------------------
