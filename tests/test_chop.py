@@ -392,12 +392,13 @@ async def test_form_ipn_verifies_as_the_plugin_and_the_demos_check_it(
 
 @dataclass
 class BodyReceiver(IpnReceiver):
-    """``IpnReceiver`` that also keeps each request's raw body (a JSON IPN has no form)."""
+    """``IpnReceiver`` that also keeps each POST's raw body (a JSON IPN has no form)."""
 
     bodies: list[tuple[str, bytes]] = field(default_factory=list)
 
     async def handle(self, request: web.Request) -> web.Response:
-        self.bodies.append((request.content_type, await request.read()))
+        if request.method == "POST":
+            self.bodies.append((request.content_type, await request.read()))
         return await super().handle(request)
 
 
