@@ -487,3 +487,31 @@ async def test_chop_answers_match_the_openapi_document(client: TestClient,
     await check(await client.get("/chop/transactions", headers=AUTH), "/chop/transactions")
     await check(await client.get("/chop/transactions", headers=AUTH,
                                  params={"limit": "0"}), "/chop/transactions")
+
+
+# -- the test helpers ---------------------------------------------------------------------
+
+
+def test_server_helpers_for_chop_merchants(threaded_receiver: IpnReceiver) -> None:
+    import urllib.request
+
+    from citcon_sim.testing import SimulatorServer
+
+    with SimulatorServer(frozen_config()) as server:
+        body = ("payment_method=alipay&amount=100&currency=USD&reference=h-1"
+                f"&ipn_url={quote(threaded_receiver.url, safe='')}").encode()
+        request = urllib.request.Request(server.url_for("/chop/chop"), data=body,
+                                         headers={"Authorization": TOKEN, **FORM})
+        with urllib.request.urlopen(request) as resp:  # noqa: S310 (127.0.0.1)
+            answer = json.loads(resp.read())
+        paid = server.pay_url(answer["url"])
+        assert paid["internal_status"] == "success"
+        server.wait_for_ipn(answer["transaction_id"])
+        (form,) = threaded_receiver.wait_for_sync(1)
+        assert form["sign"] == php_plugin_sign(form, TOKEN)
+        (entry,) = server.chop_requests()
+        assert (entry["face"], entry["path"], entry["transaction_id"]) == (
+            "chop", "/chop/chop", answer["transaction_id"])
+        assert server.chop_requests(transaction_id="other") == []
+        with pytest.raises(ValueError, match="names no transaction"):
+            server.pay_url("http://127.0.0.1/u_landing")
