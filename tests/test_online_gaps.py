@@ -108,3 +108,16 @@ def test_the_gaps_are_in_the_openapi_document(sim: Simulator) -> None:
     form = doc["components"]["schemas"]["PaymentForm"]
     assert "generic" in form["properties"]["vendor"]["enum"]
     assert "callback_url" in form["properties"]
+
+
+async def test_post_transactions_answers_match_the_document(client: TestClient,
+                                                            sim: Simulator) -> None:
+    from .test_openapi import Checker
+
+    check = Checker(document(sim.base_url()))
+    await client.post("/payment/pay", headers=AUTH, data=QA_PAY)
+    body = await check(await client.post("/payment/transactions", headers=AUTH),
+                       "/payment/transactions")
+    assert len(body["transactions"]) == 1 and body["transactions"][0]["vendor"] == "alipay"
+    await check(await client.post("/payment/transactions", headers=AUTH,
+                                  data={"offset": "-1"}), "/payment/transactions")

@@ -189,8 +189,8 @@ class ChopRefundForm(Form, kw_only=True):
 
 
 class ChopInquireForm(Form, kw_only=True):
-    schema_extra = {"anyOf": [{"required": ["transaction_id"]}, {"required": ["q"]},
-                              {"required": ["reference"]}]}
+    schema_extra = {"allOf": [{"anyOf": [{"required": ["transaction_id"]},
+                                         {"required": ["q"]}, {"required": ["reference"]}]}]}
 
     transaction_id: Annotated[str, _ID] | UnsetType = UNSET
     q: Annotated[str, _ID] | UnsetType = UNSET
@@ -199,8 +199,8 @@ class ChopInquireForm(Form, kw_only=True):
 
 
 class ChopCancelForm(Form, kw_only=True):
-    schema_extra = {"anyOf": [{"required": ["transaction_id"]},
-                              {"required": ["transaction_reference"]}]}
+    schema_extra = {"allOf": [{"anyOf": [{"required": ["transaction_id"]},
+                                         {"required": ["transaction_reference"]}]}]}
 
     transaction_id: Annotated[str, _ID] | UnsetType = UNSET
     transaction_reference: Annotated[str, _REFERENCE] | UnsetType = UNSET
