@@ -515,3 +515,27 @@ def test_server_helpers_for_chop_merchants(threaded_receiver: IpnReceiver) -> No
         assert server.chop_requests(transaction_id="other") == []
         with pytest.raises(ValueError, match="names no transaction"):
             server.pay_url("http://127.0.0.1/u_landing")
+
+
+# -- state ----------------------------------------------------------------------------------
+
+
+async def test_a_restored_chop_payment_still_notifies_in_chops_format(
+    client: TestClient, sim: Simulator, ipn_receiver: IpnReceiver
+) -> None:
+    txn_id = await created_id(client, ipn_url=ipn_receiver.url)
+    snapshot = await (await client.get("/_sim/state")).json()
+    (entry,) = snapshot["transactions"]
+    assert entry["face"] == "chop"
+    assert (await client.post("/_sim/reset")).status == 200
+    resp = await client.put("/_sim/state", json=snapshot)
+    assert resp.status == 200, await resp.text()
+    assert sim.ledger.by_id[txn_id].face == "chop"
+    await pay(client, txn_id)
+    (form,) = await ipn_receiver.wait_for(1)
+    assert form["fields"].startswith("id,amount,notify_status,") and "vendor" not in form
+    # An unknown face is refused, naming where; the state is left as it was.
+    entry["face"] = "soap"
+    resp = await client.put("/_sim/state", json=snapshot)
+    assert resp.status == 400 and "face" in (await resp.text())
+    assert sim.ledger.by_id[txn_id].face == "chop"
