@@ -70,7 +70,7 @@ async def test_scenario_ipn_faults_apply_to_chop_ipns(client: TestClient, sim: S
     assert form["id"] == txn_id and form["sign"] != php_plugin_sign(form, "test-token")
 
 
-def test_the_middleware_names_the_face_whatever_the_facts_say() -> None:
+def test_a_face_rule_needs_the_request_to_name_that_face() -> None:
     rule = parse_scenario("rules:\n  - match: {face: upi}\n    api: {drop: true}\n").rules[0]
     assert rule.faces == frozenset({"upi"})
     assert rule.observe(RequestFacts(token="t", endpoint="charges", face="upi"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Literal
 
 from citcon_sim.domain.clock import VirtualClock
 from citcon_sim.domain.ledger import CancelResult, RefundResult, Status, Transaction, wire_status
@@ -18,7 +19,7 @@ def created(txn: Transaction, url: str) -> m.ChopCreated:
     )
 
 
-def notify_result(txn: Transaction) -> str | None:
+def notify_result(txn: Transaction) -> Literal["success", "fail"] | None:
     """null until paid, then "success" for good (a later refund or cancel does not
     undo the notification); "fail" once the consumer's payment failed."""
     if txn.paid_at is not None:
@@ -34,7 +35,7 @@ def transaction(txn: Transaction, clock: VirtualClock) -> m.ChopTransaction:
         transaction_id=txn.id, reference=txn.reference, payment_method=txn.vendor.code,
         amount=txn.amount, currency=txn.currency, trans_amount=txn.trans_amount,
         trans_currency=txn.trans_currency, status=wire_status(txn),
-        notify_result=notify_result(txn),  # type: ignore[arg-type]
+        notify_result=notify_result(txn),
         captured_amount=txn.captured_amount, refunded_amount=txn.refunded_amount,
         note=txn.note, time=clock.format(time), created_time=clock.format(txn.created_at),
     )
