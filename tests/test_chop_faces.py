@@ -114,3 +114,22 @@ async def test_failed_chop_calls_are_journaled_with_their_face(client: TestClien
     resp = await client.get("/_sim/requests", params={"face": "chop"})
     (entry,) = (await resp.json())["requests"]
     assert entry["status"] == 401 and json.loads(entry["response"])["result"] == "fail"
+
+
+async def test_the_documented_face_example_does_what_it_says(client: TestClient) -> None:
+    from pathlib import Path
+
+    doc = (Path(__file__).parent.parent / "docs" / "scenarios.md").read_text("utf-8")
+    (example,) = [block.split("```", 1)[0] for block in doc.split("```yaml\n")[1:]
+                  if "face: chop" in block.split("```", 1)[0]]
+    await load(client, example)
+    chop_id = await created_id(client)
+    online_id = await create(client, "pay")
+    for txn_id in (chop_id, online_id):
+        await consumer_pays(client, txn_id)
+    _, chop_answer = await post(client, "/chop/refund", {
+        "transaction_id": chop_id, "amount": "10", "currency": "USD"})
+    _, online_answer = await post(client, "/payment/refund", {
+        "transaction_id": online_id, "amount": "10", "currency": "USD"})
+    assert chop_answer == {"refunded": False, "status": "Refund amount greater than allowed."}
+    assert online_answer["refunded"] is True
