@@ -56,6 +56,7 @@ class PaymentCommand:
     goods: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     script: Rule | None = None  # the scenario rule that matched this request, if any
+    face: str = "online"  # the API face creating it: picks the format of its IPN
 
 
 @dataclass(frozen=True, slots=True)

@@ -479,6 +479,7 @@ class Ledger:
             goods=cmd.goods,
             extra=cmd.extra or None,
             script=cmd.script if cmd.script and (cmd.script.payment or cmd.script.ipn) else None,
+            face=cmd.face,
         )
         merchant.add(txn)
         self.by_id[txn.id] = txn

@@ -14,7 +14,10 @@ from typing import Any
 
 from citcon_sim.domain.errors import CitconError
 from citcon_sim.domain.money import normalise_currency
-from citcon_sim.domain.vendors import VENDORS
+from citcon_sim.domain.vendors import VENDORS, accepted_by
+
+IPN_ENCODINGS = ("form", "json")
+DEFAULT_VENDOR = "alipay"  # what vendor=generic means unless a merchant says otherwise
 
 
 class MerchantsFileError(ValueError):
@@ -31,6 +34,11 @@ class MerchantSettings:
     settlement_currency: str = "USD"
     refund_exempt: bool = False
     cancel_windows: dict[str, int] = field(default_factory=dict)
+    # The Online API's ``vendor=generic`` (Citcon's QA suite sends it): this wallet.
+    default_vendor: str = DEFAULT_VENDOR
+    # How CHOP IPNs are posted: the plugin up to 1.5 and the demos read a form; 1.6.0
+    # tries a JSON body first (docs/evidence/upi-chop.md §3.1, §3.2).
+    chop_ipn_encoding: str = "form"
 
     @classmethod
     def lenient(cls, token: str) -> MerchantSettings:
@@ -40,7 +48,7 @@ class MerchantSettings:
 
 
 _KEYS = {"token", "partner_id", "name", "settlement_currency", "refund_exempt",
-         "cancel_windows"}
+         "cancel_windows", "default_vendor", "chop_ipn_encoding"}
 
 
 def parse_merchants(data: Any, source: str = "<merchants>") -> dict[str, MerchantSettings]:
@@ -72,6 +80,15 @@ def parse_merchants(data: Any, source: str = "<merchants>") -> dict[str, Merchan
         exempt = entry.get("refund_exempt", False)
         if not isinstance(exempt, bool):  # bool("no") would grant the exemption
             raise MerchantsFileError(f"{where}: refund_exempt must be true or false")
+        default_vendor = entry.get("default_vendor", DEFAULT_VENDOR)
+        if not isinstance(default_vendor, str) or default_vendor not in accepted_by("online"):
+            raise MerchantsFileError(
+                f"{where}: default_vendor must be one of {', '.join(sorted(accepted_by('online')))}"
+            )
+        encoding = entry.get("chop_ipn_encoding", "form")
+        if encoding not in IPN_ENCODINGS:
+            raise MerchantsFileError(
+                f"{where}: chop_ipn_encoding must be form or json, got {encoding!r}")
         try:
             currency = normalise_currency(str(entry.get("settlement_currency", "USD")))
         except CitconError as exc:
@@ -83,5 +100,7 @@ def parse_merchants(data: Any, source: str = "<merchants>") -> dict[str, Merchan
             settlement_currency=currency,
             refund_exempt=exempt,
             cancel_windows=dict(windows),
+            default_vendor=default_vendor,
+            chop_ipn_encoding=encoding,
         )
     return out

@@ -22,6 +22,7 @@ class RequestFacts:
     amount: int | None = None
     currency: str | None = None
     reference: str | None = None
+    face: str | None = None  # the API face serving the request: online, chop, upi
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +73,7 @@ class Rule:
     source: str
     line: int | None
     token: str | None = None
+    faces: frozenset[str] | None = None
     vendors: frozenset[str] | None = None
     endpoints: frozenset[str] | None = None
     amount: int | None = None
@@ -107,6 +109,8 @@ class Rule:
         if self.token is not None and f.token != self.token:
             return False
         if self.endpoints is not None and f.endpoint not in self.endpoints:
+            return False
+        if self.faces is not None and f.face not in self.faces:
             return False
         if self.vendors is not None and (f.vendor or "").lower() not in self.vendors:
             return False

@@ -63,6 +63,7 @@ class JournalEntry:
     transaction_id: str | None
     scenario_rule: str | None
     charset: str = "utf-8"
+    face: str = "online"  # the API face that served the call
 
     @property
     def response_text(self) -> str | None:
@@ -75,6 +76,7 @@ class JournalEntry:
         return {
             "seq": self.seq,
             "time": self.time,
+            "face": self.face,
             "method": self.method,
             "path": self.path,
             "endpoint": self.endpoint,
@@ -114,24 +116,25 @@ class Journal:
         self, ts: float, method: str, path: str, endpoint: str, token: str | None,
         params: dict[str, Any], status: int, response: bytes | None, duration_s: float,
         transaction_id: str | None, scenario_rule: str | None, charset: str,
+        face: str = "online",
     ) -> None:
         """The middleware's per-request path: the virtual time as a float, the token as
         sent (only its hint and digest are kept) and the duration in seconds."""
         if self.enabled:
             self._entries.append((
                 next(self._seq), ts, method, path, endpoint, *_token_keys(token), params,
-                status, response, duration_s, transaction_id, scenario_rule, charset,
+                status, response, duration_s, transaction_id, scenario_rule, charset, face,
             ))
 
     def _entry(self, raw: JournalEntry | tuple[Any, ...]) -> JournalEntry:
         if isinstance(raw, JournalEntry):
             return raw
         (seq, ts, method, path, endpoint, hint, digest, params, status, response,
-         duration_s, transaction_id, scenario_rule, charset) = raw
+         duration_s, transaction_id, scenario_rule, charset, face) = raw
         return JournalEntry(
             seq, self._format_time(ts), method, path, endpoint, hint, digest, params,
             status, response, round(duration_s * 1000, 3), transaction_id, scenario_rule,
-            charset,
+            charset, face,
         )
 
     def query(
@@ -140,6 +143,7 @@ class Journal:
         token: str | None = None,
         path: str | None = None,
         transaction_id: str | None = None,
+        face: str | None = None,
         limit: int = 100,
     ) -> list[JournalEntry]:
         """Newest first, filtered; never more than the buffer holds."""
@@ -152,6 +156,8 @@ class Journal:
             if path is not None and path not in (entry.path, entry.endpoint):
                 continue
             if transaction_id is not None and entry.transaction_id != transaction_id:
+                continue
+            if face is not None and entry.face != face:
                 continue
             out.append(entry)
             if len(out) >= limit:

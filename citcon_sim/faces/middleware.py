@@ -10,6 +10,7 @@ however it ends, is written to the journal. Errors take the face's own shape.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -78,7 +79,9 @@ def merchant_api(face: Face) -> Middleware:
             call.params = await read_params(request)
             book = sim.scenarios
             if book.could_match(call.endpoint, call.token):
-                call.rule = book.decide(face.facts(call.endpoint, call.token, call.params))
+                facts = face.facts(call.endpoint, call.token, call.params)
+                # The serving face, whatever its facts say: rules match on it (``face:``).
+                call.rule = book.decide(dataclasses.replace(facts, face=face.name))
             request[CALL] = call
             if call.rule is None or call.rule.api is None:  # nearly every request
                 response = await handler(request)
@@ -149,4 +152,5 @@ def _journal(
         txn_id,
         call.rule.name if call.rule is not None else None,
         charset,
+        face.name,
     )

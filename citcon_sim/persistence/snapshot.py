@@ -79,7 +79,7 @@ from citcon_sim.domain.merchants import MerchantSettings, MerchantsFileError, pa
 from citcon_sim.domain.money import normalise_currency
 from citcon_sim.domain.redaction import token_hint
 from citcon_sim.domain.scripts import IpnScript, PaymentScript, Rule
-from citcon_sim.domain.vendors import VENDORS
+from citcon_sim.domain.vendors import FACES, VENDORS
 
 if TYPE_CHECKING:
     from citcon_sim.simulator import Simulator
@@ -110,6 +110,7 @@ def txn_dict(t: Transaction) -> dict[str, Any]:
         "callback_url_fail": t.callback_url_fail,
         "callback_url_cancel": t.callback_url_cancel,
         "mobile_result_url": t.mobile_result_url, "goods": t.goods, "extra": t.extra,
+        "face": t.face,  # the API that created it: the format of its IPN
     }
     if t.refunds:
         d["refunds"] = [
@@ -470,6 +471,10 @@ def _transaction(raw: Any, path: str, tz: tzinfo) -> Transaction:
     created_at = f.time("created_at")
     paid_at = f.time("paid_at", created_at if status is Status.SUCCESS else None)
     goods, extra = f.mapping("goods"), f.mapping("extra")
+    face = f.text("face", "online")  # older snapshots: every payment was the Online API's
+    if face not in FACES:
+        raise StateError(f"{path}.face: unknown API face {face!r} (one of "
+                         f"{', '.join(sorted(FACES))})")
     txn = Transaction(
         id=txn_id, token=f.text("token", empty=False),
         reference=f.text("reference", empty=False), vendor=vendor,
@@ -484,7 +489,7 @@ def _transaction(raw: Any, path: str, tz: tzinfo) -> Transaction:
         mobile_result_url=f.text("mobile_result_url", None),
         goods=goods, extra=extra or None, status=status,
         updated_at=f.time("updated_at", created_at), paid_at=paid_at,
-        capture_open=f.flag("capture_open", False),
+        capture_open=f.flag("capture_open", False), face=face,
     )
     captures = []
     for i, c in enumerate(f.items("captures")):

@@ -37,7 +37,8 @@ from citcon_sim.domain.scripts import (
 if TYPE_CHECKING:
     import yaml  # imported where used, not at start-up
 
-ENDPOINTS = ("pay", "pay_qr", "inquire", "refund", "cancel", "capture", "qr", "list")
+ENDPOINTS = ("pay", "pay_qr", "inquire", "refund", "cancel", "capture", "qr", "list", "chop")
+FACES = ("online", "chop", "upi")  # the ``face`` match key's values
 
 
 class ScenarioError(ValueError):
@@ -301,6 +302,9 @@ def _build_rule(raw: dict[str, Any], source: str, line: int | None, default: str
     rule = Rule(name=str(raw.get("name") or default), source=source, line=line,
                 times=raw.get("times"))
     rule.token = match.get("token")
+    if "face" in match:
+        faces = match["face"]
+        rule.faces = frozenset([faces] if isinstance(faces, str) else faces)
     if "vendor" in match:
         vendors = match["vendor"]
         rule.vendors = frozenset(v.lower() for v in ([vendors] if isinstance(vendors, str)

@@ -336,6 +336,23 @@ class SimulatorServer:
                 token=token, path=path, transaction_id=transaction_id, limit=limit)
         ])
 
+    def chop_requests(self, *, token: str | None = None, transaction_id: str | None = None,
+                      limit: int = 1000) -> list[dict[str, Any]]:
+        """The journal's CHOP calls (``/chop/*``) only, newest first."""
+        return self.call(lambda: [
+            e.as_dict() for e in self.simulator.journal.query(
+                token=token, transaction_id=transaction_id, face="chop", limit=limit)
+        ])
+
+    def pay_url(self, url: str) -> dict[str, Any]:
+        """The consumer pays the payment a hosted-page URL names: CHOP's ``url``, or the
+        Online API's pay answer (the id follows the URL's first ``=``)."""
+        _, found, rest = url.partition("=")
+        txn_id = rest.split("&")[0]
+        if not found or not txn_id:
+            raise ValueError(f"{url!r} names no transaction (no q=<id>)")
+        return self.pay(txn_id)
+
     def ipn_log(self, transaction_id: str | None = None) -> list[dict[str, Any]]:
         """Notifications recorded (sent, due or not sent), each with its delivery attempts,
         newest first — ``GET /_sim/ipn``'s ``notifications``."""

@@ -207,6 +207,7 @@ async def requests_journal(request: web.Request) -> web.Response:
         token=q.get("token") or None,
         path=q.get("path") or None,
         transaction_id=q.get("transaction_id") or None,
+        face=q.get("face") or None,
         limit=limit,
     )
     return json_response({"requests": [e.as_dict() for e in entries]})
@@ -337,6 +338,8 @@ ROUTES = RouteTable([
               "requests": {"type": "array", "items": S.ref("JournalEntry")}})})},
           errors=(400,),
           parameters=(S.TOKEN, S.query("path", S.STR), S.query("transaction_id", S.STR),
+                      S.query("face", S.STR, "Only calls to this API face: online, chop, "
+                              "upi."),
                       S.query("limit", {"type": "integer"}, "Clamped to 1..1000."))),
     Route("GET", "/ipn", ipn_log, "ipnLog",
           "IPN notifications and every delivery attempt, newest first",

@@ -118,7 +118,8 @@ def components() -> dict[str, Schema]:
                 "type": "array", "items": ref("ScenarioView")}},
             "magic_amounts": nullable(ref("ScenarioView"))}),
         "JournalEntry": obj({
-            "seq": INT, "time": TIME, "method": STR, "path": STR, "endpoint": STR,
+            "seq": INT, "time": TIME, "face": STR, "method": STR, "path": STR,
+            "endpoint": STR,
             "token": nullable(STR), "params": {"type": "object"}, "status": INT,
             "response": nullable(STR), "duration_ms": NUM,
             "transaction_id": nullable(STR), "scenario_rule": nullable(STR)}),

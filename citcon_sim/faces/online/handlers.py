@@ -34,7 +34,8 @@ async def _merchant_call(request: web.Request) -> tuple[Simulator, Merchant, Mer
 async def _create(request: web.Request, method: str) -> web.Response:
     sim, merchant, call = await _merchant_call(request)
     params = call.params
-    cmd = requests.parse_payment(params, method, call.rule)
+    cmd = requests.parse_payment(params, method, call.rule,
+                                 merchant.settings.default_vendor)
     # Parsed before the ledger changes: a malformed value is a 4100, never a 500.
     as_json = (text_param(params, "response_format") or "").lower() == "json"
     txn, created = sim.ledger.create_payment(merchant, cmd)

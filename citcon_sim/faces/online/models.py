@@ -236,7 +236,7 @@ class PaymentForm(Form, kw_only=True):
     vendor: Annotated[str, Meta(
         description="The payment method (4101 if unknown or missing; surrounding "
         "whitespace and case are forgiven).",
-        extra_json_schema={"enum": sorted(accepted_by("online"))})]
+        extra_json_schema={"enum": [*sorted(accepted_by("online")), "generic"]})]
     amount: Annotated[int, _amount("Settlement-side amount, with `currency`.")] \
         | UnsetType = UNSET
     currency: Annotated[str, _currency("Settlement currency of `amount`.")] | UnsetType = UNSET
@@ -264,6 +264,9 @@ class PaymentForm(Form, kw_only=True):
                                  params.LONG_FIELDS["ipn_url"])] | UnsetType = UNSET
     callback_url_success: Annotated[str, _url(
         "Where the browser goes after a successful payment.")] | UnsetType = UNSET
+    callback_url: Annotated[str, _url(
+        "Same as `callback_url_success` when that is absent (real clients send it).")] \
+        | UnsetType = UNSET
     callback_url_fail: Annotated[str, _url(
         "Where the browser goes after a failed payment.")] | UnsetType = UNSET
     callback_url_cancel: Annotated[str, _url(

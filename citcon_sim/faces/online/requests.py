@@ -20,6 +20,7 @@ from citcon_sim.domain.commands import (
     parse_timeout,
 )
 from citcon_sim.domain.errors import BadRequest, InvalidAmount
+from citcon_sim.domain.merchants import DEFAULT_VENDOR
 from citcon_sim.domain.money import normalise_currency
 from citcon_sim.domain.vendors import check_bank, get_vendor
 from citcon_sim.faces import params as p
@@ -45,10 +46,17 @@ def parse_url(params: dict[str, Any], key: str) -> str | None:
     return check_url(p.text(params, key), key)
 
 
+GENERIC_VENDOR = "generic"  # "the merchant's default wallet" (Citcon's QA suite sends it)
+
+
 def parse_payment(
-    params: dict[str, Any], method: str, script: Rule | None = None
+    params: dict[str, Any], method: str, script: Rule | None = None,
+    default_vendor: str = DEFAULT_VENDOR,
 ) -> PaymentCommand:
-    vendor = get_vendor(p.text(params, "vendor"))
+    raw_vendor = p.text(params, "vendor")
+    if raw_vendor is not None and raw_vendor.strip().lower() == GENERIC_VENDOR:
+        raw_vendor = default_vendor
+    vendor = get_vendor(raw_vendor)
     settlement = parse_money(params, "amount", "currency")
     transaction = parse_money(params, "trans_amount", "trans_currency")
     if settlement is None and transaction is None:
@@ -68,7 +76,10 @@ def parse_payment(
         auto_capture=p.flag(params, "auto_capture"),
         note=p.text(params, "note"),
         ipn_url=parse_url(params, "ipn_url"),
-        callback_url_success=parse_url(params, "callback_url_success"),
+        # Real clients send callback_url alone (Citcon's QA suite, merchant code): it is
+        # the success URL when callback_url_success is absent.
+        callback_url_success=parse_url(params, "callback_url_success")
+        or parse_url(params, "callback_url"),
         callback_url_fail=parse_url(params, "callback_url_fail"),
         callback_url_cancel=parse_url(params, "callback_url_cancel"),
         mobile_result_url=parse_url(params, "mobile_result_url"),

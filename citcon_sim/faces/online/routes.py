@@ -48,11 +48,14 @@ def _inquire(method: str) -> Route:
         query=m.InquireForm if get else None, body=None if get else m.InquireForm)
 
 
-def _listing(path: str, operation_id: str, description: str = "") -> Route:
-    return Route("GET", path, h.transactions, operation_id,
+def _listing(path: str, operation_id: str, description: str = "",
+             method: str = "GET") -> Route:
+    get = method == "GET"
+    return Route(method, path, h.transactions, operation_id,
                  "The calling merchant's transactions, newest first",
                  {200: Reply("The transactions.", {JSON: m.TransactionList})},
-                 description=description, query=m.PageQuery)
+                 description=description, query=m.PageQuery if get else None,
+                 body=None if get else m.PageQuery, body_required=False)
 
 
 ROUTES = RouteTable([
@@ -80,5 +83,8 @@ ROUTES = RouteTable([
           query=m.QrQuery, errors=(400, 413, 500), security=()),
     _listing("/list", "listTransactions"),
     _listing("/transactions", "listTransactionsAlias", "Same as `/payment/list`."),
+    # Some clients POST it, with an empty body (docs/evidence/upi-chop.md §4).
+    _listing("/transactions", "listTransactionsAliasPost", "Same as `/payment/list`; the "
+             "body (often empty) may carry `limit` and `offset`.", "POST"),
 ], prefix="/payment", tags=("merchant",), security=MERCHANT, errors=ERRORS,
     head=False)  # GET only: a HEAD to /pay would create a payment

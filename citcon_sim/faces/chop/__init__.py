@@ -1,0 +1,58 @@
+"""CHOP (``/chop/*``: form bodies, the Online API's tokens): the face as the shared
+machinery sees it. Its parts: ``routes``, ``handlers``, ``requests`` (parameters → domain
+commands), ``wire``/``models`` (answers), ``ipn`` (notifications), ``choices`` (every
+decision the public evidence leaves open; docs/chop.md)."""
+
+from __future__ import annotations
+
+import re
+
+from citcon_sim.domain.scripts import RequestFacts
+from citcon_sim.faces.chop.handlers import error
+from citcon_sim.faces.chop.ipn import ChopIpnEncoder
+from citcon_sim.faces.chop.routes import ROUTES
+from citcon_sim.faces.face import Face
+from citcon_sim.faces.params import Params
+
+NAME = "chop"
+# The transaction id in /chop/chop's answer.
+_ANSWER_TXN_ID = re.compile(r'"transaction_id":"([^"]+)"')
+
+
+def endpoint(path: str) -> str:
+    return "list" if path == "transactions" else path
+
+
+def facts(endpoint: str, token: str | None, params: Params) -> RequestFacts:
+    amount_raw = params.get("amount") or params.get("trans_amount")
+    currency = params.get("currency") if "amount" in params else params.get("trans_currency")
+    method = params.get("payment_method")
+    reference = params.get("reference") or params.get("transaction_reference")
+    return RequestFacts(
+        token=token,
+        endpoint=endpoint,
+        vendor=method.strip().lower() if isinstance(method, str) else None,
+        amount=int(amount_raw) if isinstance(amount_raw, str) and amount_raw.isdigit() else None,
+        currency=currency if isinstance(currency, str) else None,
+        reference=reference if isinstance(reference, str) else None,
+        face=NAME,
+    )
+
+
+def transaction_id(endpoint: str, params: Params, answer: str | None) -> str | None:
+    found = params.get("transaction_id") or params.get("q")
+    if found is None and endpoint == "chop" and answer is not None:
+        match = _ANSWER_TXN_ID.search(answer)
+        found = match.group(1) if match else None
+    return found if isinstance(found, str) else None
+
+
+FACE = Face(
+    name=NAME,
+    routes=ROUTES,
+    ipn=ChopIpnEncoder(),
+    error=error,
+    endpoint=endpoint,
+    facts=facts,
+    transaction_id=transaction_id,
+)
