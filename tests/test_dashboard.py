@@ -129,6 +129,19 @@ async def test_state_lists_newest_first_with_both_amounts_and_token_hints(
     assert state["total"] == state["all_total"] == 2
 
 
+async def test_rows_and_details_name_the_api_that_created_the_payment(
+    client: TestClient,
+) -> None:
+    online = await create(client, reference="o-1")
+    resp = await client.post("/chop/chop", headers={"Authorization": f"Bearer {TOKEN}"}, data={
+        "payment_method": "alipay", "amount": "500", "currency": "USD", "reference": "c-1"})
+    chop = (await resp.json())["url"].split("=")[1]
+    rows = (await (await client.get("/_sim/dashboard/state")).json())["transactions"]
+    assert [(r["id"], r["face"]) for r in rows] == [(chop, "chop"), (online, "online")]
+    detail = await (await client.get(f"/_sim/transactions/{chop}")).json()
+    assert detail["face"] == "chop"
+
+
 async def test_state_filters_by_merchant_key_or_token(client: TestClient) -> None:
     mine = await create(client, reference="mine")
     await create(client, reference="theirs", token="someone-else-entirely")

@@ -255,6 +255,7 @@ def _row(hub: Hub, txn: Transaction) -> dict[str, Any]:
         "vendor_name": txn.vendor.name,
         "vendor_colour": txn.vendor.colour,
         "method": txn.method,
+        "face": txn.face,
         "amount": txn.amount,
         "currency": txn.currency,
         "trans_amount": txn.trans_amount,

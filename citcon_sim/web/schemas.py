@@ -14,6 +14,7 @@ from importlib import resources
 from typing import Any
 
 from citcon_sim.domain.ledger import Status
+from citcon_sim.domain.vendors import FACES
 from citcon_sim.faces.params import MAX_VALUE_LENGTH
 
 Schema = dict[str, Any]
@@ -83,13 +84,15 @@ def components() -> dict[str, Schema]:
                            "suppressed"]},
         "created_time": TIME, "next_attempt_time": nullable(TIME),
         "retries_used": INT, "retries_max": INT,
-        "form": {"type": "object", "additionalProperties": STR},
+        # The fields posted: text in a form, also numbers in a JSON body.
+        "form": {"type": "object", "additionalProperties": {"type": ["string", "number"]}},
         "script": nullable({"type": "object"}), "attempts": {"type": "array",
                                                             "items": ref("IpnAttempt")},
     })
     sim_txn = {
         "allOf": [ref("Charge"), obj({
-            "token_hint": STR, "internal_status": {"enum": [s.value for s in Status]},
+            "face": {"enum": sorted(FACES)}, "token_hint": STR,
+            "internal_status": {"enum": [s.value for s in Status]},
             "paid_time": nullable(TIME), "ipn_url": nullable(STR),
             "callback_url_success": nullable(STR), "callback_url_fail": nullable(STR),
             "callback_url_cancel": nullable(STR), "mobile_result_url": nullable(STR),

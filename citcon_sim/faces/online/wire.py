@@ -133,6 +133,7 @@ def sim_transaction(txn: Transaction, clock: VirtualClock) -> dict[str, Any]:
     body: dict[str, Any] = msgspec.to_builtins(charge(txn, clock))
     body.update(
         {
+            "face": txn.face,  # the API that created it
             "token_hint": token_hint(txn.token),
             "internal_status": txn.status.value,
             "paid_time": clock.format(txn.paid_at) if txn.paid_at is not None else None,

@@ -252,8 +252,10 @@
     const dot = el("span", "vendor-dot");
     dot.style.background = row.vendor_colour;  // from the simulator's own catalogue
     v.append(dot, el("span", null, row.vendor_name));
+    // The API that created it: Online API, CHOP or UPI share the one ledger.
+    if (row.face && row.face !== "online") v.append(el("span", "face", row.face.toUpperCase()));
     vendor.append(v);
-    vendor.title = row.vendor + " · " + row.method;
+    vendor.title = row.vendor + " · " + row.method + " · " + (row.face || "online") + " API";
 
     const ref = el("td", "ref");
     ref.append(el("span", "ref-text", row.reference));
