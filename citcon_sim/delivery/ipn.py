@@ -570,7 +570,7 @@ class IpnSender:
             "retries_max": len(self.backoff),
             "form": dict(n.form),
             "script": None if n.script is None else
-            {k: getattr(n.script, k) for k in n.script.__slots__},
+            {k: getattr(n.script, k) for k in n.script.__struct_fields__},
             "attempts": [
                 {
                     "number": a.number,

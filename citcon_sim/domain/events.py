@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
+
+import msgspec
 
 if TYPE_CHECKING:
     from citcon_sim.domain.ledger import Transaction
@@ -33,8 +34,7 @@ Handler = Callable[[E], None]
 
 # -- events ----------------------------------------------------------------------------------
 
-@dataclass(frozen=True, slots=True)
-class TransactionChanged:
+class TransactionChanged(msgspec.Struct, frozen=True):
     """A transaction was created or moved; ``detail`` is the Refund or Capture, if any."""
 
     kind: str  # created, paid, authorized, captured, failed, expired, cancelled, refunded
@@ -42,8 +42,7 @@ class TransactionChanged:
     detail: Any = None
 
 
-@dataclass(frozen=True, slots=True)
-class IpnChanged:
+class IpnChanged(msgspec.Struct, frozen=True):
     """An IPN notification was recorded (sent, scheduled or not due), or a delivery
     attempt ended (its retry scheduled, or given up). ``notification`` is a
     ``citcon_sim.delivery.ipn.Notification`` (the domain does not import delivery)."""
@@ -52,47 +51,40 @@ class IpnChanged:
     notification: Any
 
 
-@dataclass(frozen=True, slots=True)
-class ClockMoved:
+class ClockMoved(msgspec.Struct, frozen=True):
     """Virtual time jumped forward by ``seconds`` (``Simulator.advance``)."""
 
     seconds: float
     now: float
 
 
-@dataclass(frozen=True, slots=True)
-class EarliestJobChanged:
+class EarliestJobChanged(msgspec.Struct, frozen=True):
     """A newly scheduled job is now the scheduler's earliest: a sleeping ticker must wake
     by ``due`` (virtual time) rather than at its usual next look."""
 
     due: float
 
 
-@dataclass(frozen=True, slots=True)
-class Reset:
+class Reset(msgspec.Struct, frozen=True):
     """Transactions were forgotten: all of them (``token`` None) or one merchant's."""
 
     token: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class StateRestored:
+class StateRestored(msgspec.Struct, frozen=True):
     """The whole state was replaced by an imported snapshot (``PUT /_sim/state``)."""
 
 
-@dataclass(frozen=True, slots=True)
-class ScenarioLoaded:
+class ScenarioLoaded(msgspec.Struct, frozen=True):
     name: str
     token: str | None = None  # None: for every merchant
 
 
-@dataclass(frozen=True, slots=True)
-class ScenariosCleared:
+class ScenariosCleared(msgspec.Struct, frozen=True):
     token: str | None = None  # None: every scenario, global and per merchant
 
 
-@dataclass(frozen=True, slots=True)
-class UnexpectedError:
+class UnexpectedError(msgspec.Struct, frozen=True):
     """An exception nobody expected: a failing handler, IPN worker or scheduled job."""
 
     error: BaseException

@@ -9,8 +9,9 @@ tokens it lists work.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
 from typing import Any
+
+import msgspec
 
 from citcon_sim.domain.errors import CitconError
 from citcon_sim.domain.money import normalise_currency
@@ -24,8 +25,7 @@ class MerchantsFileError(ValueError):
     """A merchants file that cannot be used; the message names the file and the entry."""
 
 
-@dataclass(frozen=True, slots=True)
-class MerchantSettings:
+class MerchantSettings(msgspec.Struct, frozen=True):
     """A merchant's configuration (from --merchants, or lenient defaults)."""
 
     token: str
@@ -33,7 +33,7 @@ class MerchantSettings:
     name: str = ""
     settlement_currency: str = "USD"
     refund_exempt: bool = False
-    cancel_windows: dict[str, int] = field(default_factory=dict)
+    cancel_windows: dict[str, int] = msgspec.field(default_factory=dict)
     # The Online API's ``vendor=generic`` (Citcon's QA suite sends it): this wallet.
     default_vendor: str = DEFAULT_VENDOR
     # How CHOP IPNs are posted: the plugin up to 1.5 and the demos read a form; 1.6.0

@@ -8,12 +8,12 @@ here parses files.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 
-@dataclass(frozen=True, slots=True)
-class RequestFacts:
+
+class RequestFacts(msgspec.Struct, frozen=True):
     """What a rule can match on, taken from one merchant API request."""
 
     token: str | None
@@ -25,8 +25,7 @@ class RequestFacts:
     face: str | None = None  # the API face serving the request: online, chop, upi
 
 
-@dataclass(frozen=True, slots=True)
-class PaymentScript:
+class PaymentScript(msgspec.Struct, frozen=True):
     """A rule's ``payment:`` action: the consumer's outcome, and when."""
 
     outcome: str  # pay | fail | expire | pending | authorize
@@ -34,8 +33,7 @@ class PaymentScript:
     reason: str = "declined"
 
 
-@dataclass(frozen=True, slots=True)
-class IpnScript:
+class IpnScript(msgspec.Struct, frozen=True):
     """A rule's ``ipn:`` action: how the notification misbehaves."""
 
     delay: float = 0.0
@@ -47,8 +45,7 @@ class IpnScript:
     status: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class ApiScript:
+class ApiScript(msgspec.Struct, frozen=True):
     """A rule's ``api:`` action: how the API call itself misbehaves."""
 
     latency_ms: int = 0
@@ -58,15 +55,13 @@ class ApiScript:
     timeout: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class RefundScript:
+class RefundScript(msgspec.Struct, frozen=True):
     """A rule's ``refund:`` action: the refund is refused."""
 
     status: str  # the refund is refused with this status
 
 
-@dataclass(slots=True)
-class Rule:
+class Rule(msgspec.Struct):
     """One scenario rule: what it matches, what it does, and how often it has matched."""
 
     name: str
@@ -151,6 +146,6 @@ class Rule:
 def _asdict(obj: Any) -> dict[str, Any] | None:
     if obj is None:
         return None
-    return {k: getattr(obj, k) for k in obj.__slots__}
+    return {k: getattr(obj, k) for k in obj.__struct_fields__}
 
 

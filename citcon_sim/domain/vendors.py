@@ -10,7 +10,7 @@ choice (listed in the README) and can be changed per merchant.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import msgspec
 
 from citcon_sim.domain.errors import BankNotSupported, VendorNotSupported
 
@@ -19,8 +19,7 @@ DAY = 24 * HOUR
 FACES = frozenset({"online", "chop", "upi"})  # every API face
 
 
-@dataclass(frozen=True, slots=True)
-class Vendor:
+class Vendor(msgspec.Struct, frozen=True):
     """One payment method of the catalogue and what it supports."""
 
     code: str

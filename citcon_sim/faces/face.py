@@ -11,9 +11,9 @@ and one line there.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import msgspec
 from aiohttp import web
 
 from citcon_sim.domain.errors import CitconError
@@ -25,8 +25,7 @@ if TYPE_CHECKING:
     from citcon_sim.delivery.ipn import IpnEncoder
 
 
-@dataclass(frozen=True, slots=True)
-class Face:
+class Face(msgspec.Struct, frozen=True):
     name: str  # "online", …: Transaction.face, the journal, scenario rules
     routes: RouteTable
     ipn: IpnEncoder

@@ -11,9 +11,10 @@ import functools
 import itertools
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+import msgspec
 
 from citcon_sim.domain.clock import TIME_FORMAT
 from citcon_sim.domain.redaction import SECRET_PARAMS, token_digest, token_hint
@@ -42,8 +43,7 @@ def _iso_seconds(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime(TIME_FORMAT)
 
 
-@dataclass(slots=True)
-class JournalEntry:
+class JournalEntry(msgspec.Struct):
     """One merchant API call as the journal shows it (token redacted)."""
 
     seq: int

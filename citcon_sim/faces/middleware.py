@@ -10,12 +10,11 @@ however it ends, is written to the journal. Errors take the face's own shape.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 
+import msgspec
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
@@ -51,14 +50,13 @@ def scripted_failure(face: Face, script: ApiScript) -> web.Response | None:
     return None
 
 
-@dataclass(slots=True)
-class MerchantCall:
+class MerchantCall(msgspec.Struct):
     """One ``/payment/`` request as the middleware read it; the handler takes its token,
     parameters and scenario rule from here (``CALL``) instead of reading them again."""
 
     endpoint: str
     token: str | None
-    params: Params = field(default_factory=dict)
+    params: Params = msgspec.field(default_factory=dict)
     rule: Rule | None = None  # the scenario rule that matched this request, or None
     unsent: str | None = None  # the answer a scripted timeout never delivered
 
@@ -81,7 +79,7 @@ def merchant_api(face: Face) -> Middleware:
             if book.could_match(call.endpoint, call.token):
                 facts = face.facts(call.endpoint, call.token, call.params)
                 # The serving face, whatever its facts say: rules match on it (``face:``).
-                call.rule = book.decide(dataclasses.replace(facts, face=face.name))
+                call.rule = book.decide(msgspec.structs.replace(facts, face=face.name))
             request[CALL] = call
             if call.rule is None or call.rule.api is None:  # nearly every request
                 response = await handler(request)

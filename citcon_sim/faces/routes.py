@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,24 +30,21 @@ _PATH_PARAM = re.compile(r"\{(\w+)(?::([^{}]+))?\}")
 _WORDS = re.compile(r"^\w+(\|\w+)*$")
 
 
-@dataclass(frozen=True, slots=True)
-class OneOf:
+class OneOf(msgspec.Struct, frozen=True):
     """One of several models: for Structs msgspec cannot put in a union untagged."""
 
     choices: tuple[SchemaLike, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class Reply:
+class Reply(msgspec.Struct, frozen=True):
     """One documented answer: a description, and a schema per media type."""
 
     description: str
-    content: Mapping[str, SchemaLike] = field(default_factory=dict)
-    headers: Mapping[str, Schema] = field(default_factory=dict)
+    content: Mapping[str, SchemaLike] = msgspec.field(default_factory=dict)
+    headers: Mapping[str, Schema] = msgspec.field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
-class Route:
+class Route(msgspec.Struct, frozen=True):
     """One method on one path: what aiohttp registers and what the document says.
 
     ``path`` is the aiohttp path relative to the table's (sub-)application, patterns and
@@ -71,10 +67,10 @@ class Route:
     errors: tuple[int, ...] | None = None  # None: the table's
     query: SchemaLike | None = None
     parameters: tuple[Schema, ...] = ()  # more parameters (query or header), as written
-    path_docs: Mapping[str, str] = field(default_factory=dict)  # path parameter -> text
+    path_docs: Mapping[str, str] = msgspec.field(default_factory=dict)  # path parameter -> text
     body: SchemaLike | None = None
     body_types: tuple[str, ...] = (FORM,)
-    body_variants: Mapping[str, SchemaLike] = field(default_factory=dict)  # other schemas
+    body_variants: Mapping[str, SchemaLike] = msgspec.field(default_factory=dict)  # other schemas
     body_required: bool = True
     body_example: Mapping[str, Any] | None = None
     tags: tuple[str, ...] = ()

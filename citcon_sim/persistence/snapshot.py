@@ -46,9 +46,10 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 from citcon_sim.delivery.ipn import (
     DELIVERED,
@@ -133,7 +134,7 @@ def txn_dict(t: Transaction) -> dict[str, Any]:
 
 
 def _slots(obj: Any) -> dict[str, Any] | None:
-    return None if obj is None else {k: getattr(obj, k) for k in obj.__slots__}
+    return None if obj is None else {k: getattr(obj, k) for k in obj.__struct_fields__}
 
 
 def notification_dict(n: Notification) -> dict[str, Any]:
@@ -306,8 +307,7 @@ def _currency_code(raw: str, path: str) -> str:
         raise StateError(f"{path}: {exc.detail or exc.text}") from None
 
 
-@dataclass(slots=True)
-class _Plan:
+class _Plan(msgspec.Struct):
     """A restored state, complete and validated, not yet visible to anyone."""
 
     clock: ClockExport

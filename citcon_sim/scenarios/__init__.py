@@ -16,11 +16,12 @@ import fnmatch
 import json
 import os
 import re
-from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 from citcon_sim.domain.commands import is_wire_safe
 from citcon_sim.domain.events import EventBus, ScenarioLoaded, ScenariosCleared
@@ -50,13 +51,12 @@ class ScenarioError(ValueError):
         super().__init__(f"{where}: {problem}")
 
 
-@dataclass(slots=True)
-class Scenario:
+class Scenario(msgspec.Struct):
     """A named list of rules, tried in order."""
 
     name: str
     source: str
-    rules: list[Rule] = field(default_factory=list)
+    rules: list[Rule] = msgspec.field(default_factory=list)
     description: str = ""
 
     def rules_for(self, endpoint: str) -> tuple[Rule, ...]:

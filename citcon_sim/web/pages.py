@@ -19,11 +19,11 @@ import functools
 import math
 import re
 import secrets
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
+import msgspec
 from aiohttp import web
 
 from citcon_sim.domain.commands import check_url
@@ -152,8 +152,7 @@ def _minor(value: Any) -> int | None:
     return None
 
 
-@dataclass(frozen=True, slots=True)
-class Item:
+class Item(msgspec.Struct, frozen=True):
     """One line of ``goods`` as the wallet page lists it."""
 
     name: str
