@@ -79,7 +79,7 @@ from citcon_sim.domain.merchants import MerchantSettings, MerchantsFileError, pa
 from citcon_sim.domain.money import normalise_currency
 from citcon_sim.domain.redaction import token_hint
 from citcon_sim.domain.scripts import IpnScript, PaymentScript, Rule
-from citcon_sim.domain.vendors import VENDORS
+from citcon_sim.domain.vendors import FACES, VENDORS
 
 if TYPE_CHECKING:
     from citcon_sim.simulator import Simulator
@@ -111,10 +111,13 @@ def txn_dict(t: Transaction) -> dict[str, Any]:
         "callback_url_cancel": t.callback_url_cancel,
         "mobile_result_url": t.mobile_result_url, "goods": t.goods, "extra": t.extra,
     }
+    if t.face != "online":  # the API that made it (its ids and IPN format)
+        d["face"] = t.face
     if t.refunds:
         d["refunds"] = [
             {"id": r.id, "amount": r.amount, "trans_amount": r.trans_amount, "time": r.time,
-             "note": r.note, "by_cancel": r.by_cancel}
+             "note": r.note, "by_cancel": r.by_cancel,
+             **({"reference": r.reference} if r.reference is not None else {})}
             for r in t.refunds
         ]
     if t.captures:
@@ -449,6 +452,13 @@ def _settings_for(sim: Simulator, entry: dict[str, Any] | None,
     return given if given is not None else MerchantSettings.lenient(token)
 
 
+def _face(f: _Fields) -> str:
+    face: str = f.text("face", "online")
+    if face not in FACES:
+        raise StateError(f"{f.path}.face: unknown API face {face!r}")
+    return face
+
+
 def _transaction(raw: Any, path: str, tz: tzinfo) -> Transaction:
     f = _Fields(raw, path, tz)
     txn_id = f.text("id", empty=False)
@@ -485,6 +495,7 @@ def _transaction(raw: Any, path: str, tz: tzinfo) -> Transaction:
         goods=goods, extra=extra or None, status=status,
         updated_at=f.time("updated_at", created_at), paid_at=paid_at,
         capture_open=f.flag("capture_open", False),
+        face=_face(f),
     )
     captures = []
     for i, c in enumerate(f.items("captures")):
@@ -511,7 +522,7 @@ def _transaction(raw: Any, path: str, tz: tzinfo) -> Transaction:
         refunds.append(Refund(rid, txn_id, rf.integer("amount", low=1), currency,
                               rf.integer("trans_amount", 0), trans_currency,
                               rf.time("time", created_at), rf.text("note", None),
-                              rf.flag("by_cancel", False)))
+                              rf.flag("by_cancel", False), rf.text("reference", None)))
     txn.refunds = refunds or None
     txn.refunded_amount = f.integer("refunded_amount", sum(r.amount for r in refunds))
     txn.refunded_trans_amount = f.integer("refunded_trans_amount",
