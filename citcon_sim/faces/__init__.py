@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from citcon_sim.faces import online
+from citcon_sim.faces import online, upi
 from citcon_sim.faces.face import Face
 
-FACES: tuple[Face, ...] = (online.FACE,)
+FACES: tuple[Face, ...] = (online.FACE, upi.FACE)

@@ -1,0 +1,73 @@
+"""The UPI v1 API (``/v1/*``, JSON bodies, access tokens): the face as the shared
+machinery sees it. Its parts: ``routes``, ``handlers``, ``requests`` (JSON bodies →
+domain commands), ``wire``/``models`` (answers in the ``citcon_upi`` envelope),
+``errors``, ``tokens`` (access tokens), ``ipn`` (JSON notifications, SHA-256), and
+``choices`` (every decision where the evidence is silent, in one place)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from citcon_sim.domain.scripts import RequestFacts
+from citcon_sim.faces.face import Face
+from citcon_sim.faces.params import Params
+from citcon_sim.faces.upi.errors import error
+from citcon_sim.faces.upi.ipn import UpiIpnEncoder
+from citcon_sim.faces.upi.routes import ROUTES
+
+
+def endpoint(path: str) -> str:
+    # /v1/transactions/<id> and /v1/landing/<token> are one endpoint each.
+    return path.split("/", 1)[0]
+
+
+def _nested(params: Params, key: str) -> dict[str, Any]:
+    # JSON objects arrive as JSON text in the shared parameters (faces.http).
+    raw = params.get(key)
+    try:
+        found = json.loads(raw) if isinstance(raw, str) else None
+    except ValueError:
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def facts(endpoint: str, token: str | None, params: Params) -> RequestFacts:
+    txn, payment = _nested(params, "transaction"), _nested(params, "payment")
+    amount = txn.get("amount", params.get("amount"))
+    if isinstance(amount, str) and amount.isdigit():
+        amount = int(amount)
+    elif isinstance(amount, float) and amount.is_integer():
+        amount = int(amount)
+    method, currency = payment.get("method"), txn.get("currency")
+    reference = txn.get("reference", params.get("reference"))
+    return RequestFacts(
+        token=token,
+        endpoint=endpoint,
+        vendor=method.strip().lower() if isinstance(method, str) else None,
+        amount=amount if isinstance(amount, int) and not isinstance(amount, bool) else None,
+        currency=currency.strip().upper() if isinstance(currency, str) else None,
+        reference=reference if isinstance(reference, str) else None,
+    )
+
+
+def transaction_id(endpoint: str, params: Params, answer: str | None) -> str | None:
+    found = params.get("id")
+    if found is None and endpoint == "charges" and answer is not None:
+        try:
+            data = json.loads(answer).get("data")
+        except (ValueError, AttributeError):
+            return None
+        found = data.get("id") if isinstance(data, dict) else None
+    return found if isinstance(found, str) else None
+
+
+FACE = Face(
+    name="upi",
+    routes=ROUTES,
+    ipn=UpiIpnEncoder(),
+    error=error,
+    endpoint=endpoint,
+    facts=facts,
+    transaction_id=transaction_id,
+)
