@@ -666,3 +666,42 @@ async def test_state_snapshot_keeps_upi_charges_and_refund_references(client, si
     status, answer = await refund(client, token, {"id": made["id"], "reference": "RF-keep",
                                                   "amount": 10})
     assert status == 400 and answer["data"] == DUPLICATE
+
+
+async def test_journal_names_the_charge_of_each_call(client, token):
+    made = await charge(client, token, reference="journal")
+    await client.get(f"/v1/transactions/{made['id']}", headers=bearer(token))
+    await client.post("/v1/cancels", json={"id": made["id"]}, headers=bearer(token))
+    entries = (await (await client.get("/_sim/requests")).json())["requests"]
+    named = {e["endpoint"]: e["transaction_id"] for e in entries}
+    # Endpoints are named in the vocabulary scenarios use for every face.
+    assert named["pay"] == named["inquire"] == named["cancel"] == made["id"]
+    assert named["access-tokens"] is None
+
+
+@pytest.mark.parametrize(("amount", "word"), [(19901, "failed"), (19903, "succeeded"),
+                                              (19903.0, "succeeded")])
+async def test_magic_amounts_script_upi_charges_too(client, token, amount, word):
+    made = await charge(client, token, amount=amount)
+    assert (await inquire(client, token, made["id"]))["status"] == word
+
+
+async def test_scenario_rules_apply_to_upi_calls_in_the_upi_shape(client, sim, token):
+    resp = await client.post("/_sim/scenarios", json={"name": "down", "rules": [
+        {"match": {"endpoint": "pay", "vendor": "upop"}, "api": {"error": 4000}},
+        {"match": {"endpoint": "refund"}, "refund": {"status": "insufficient open balance"}},
+        {"match": {"endpoint": "pay", "reference": "slow-*"}, "payment": {
+            "outcome": "pay", "after": 60}}]})
+    assert resp.status == 200, await resp.text()
+    status, answer = await upi(client, "POST", "/v1/charges", token,
+                               charge_body(method="upop"))
+    assert status == 500 and answer["data"]["code"] == "4000"
+    assert ledger_size(sim) == (0, 0)
+    made = await charge(client, token, reference="slow-1")
+    assert (await inquire(client, token, made["id"]))["status"] == "initiated"
+    sim.advance(60)
+    assert (await inquire(client, token, made["id"]))["status"] == "succeeded"
+    status, answer = await refund(client, token, {"id": made["id"], "reference": "x",
+                                                  "amount": 1})
+    assert status == 406 and answer["data"]["message"] == (
+        "refund failed: insufficient open balance")

@@ -16,10 +16,16 @@ from citcon_sim.faces.upi.errors import error
 from citcon_sim.faces.upi.ipn import UpiIpnEncoder
 from citcon_sim.faces.upi.routes import ROUTES
 
+# Scenario rules and the journal name endpoints in one vocabulary for every face (a rule
+# for `pay` scripts a UPI charge too; magic amounts work alike): UPI paths map onto it.
+ENDPOINTS = {"charges": "pay", "transactions": "inquire", "refunds": "refund",
+             "cancels": "cancel", "captures": "capture", "qr": "qr"}
+
 
 def endpoint(path: str) -> str:
     # /v1/transactions/<id> and /v1/landing/<token> are one endpoint each.
-    return path.split("/", 1)[0]
+    name = path.split("/", 1)[0]
+    return ENDPOINTS.get(name, name)
 
 
 def _nested(params: Params, key: str) -> dict[str, Any]:
@@ -51,9 +57,13 @@ def facts(endpoint: str, token: str | None, params: Params) -> RequestFacts:
     )
 
 
+_ANSWER_NAMES_IT = frozenset({"pay", "inquire", "capture", "cancel"})
+
+
 def transaction_id(endpoint: str, params: Params, answer: str | None) -> str | None:
     found = params.get("id")
-    if found is None and endpoint == "charges" and answer is not None:
+    # A charge's id is in its answer (also a transaction's, a capture's, a cancel's).
+    if found is None and endpoint in _ANSWER_NAMES_IT and answer is not None:
         try:
             data = json.loads(answer).get("data")
         except (ValueError, AttributeError):
