@@ -69,6 +69,14 @@ async def test_access_token_shape_as_recorded(client, sim):
                                   "encryption-config", "refund", "capture"]
 
 
+async def test_success_answers_are_not_cacheable_as_recorded(client, token):
+    resp = await client.post("/v1/charges", json=charge_body(), headers=bearer(token))
+    assert resp.status == 200
+    assert resp.headers["Cache-Control"] == "no-cache, no-store, must-revalidate"
+    assert (resp.headers["Expires"], resp.headers["Pragma"]) == ("0", "no-cache")
+    assert resp.headers["Content-Type"] == "application/json; charset=utf-8"
+
+
 async def test_bare_private_key_and_client_tokens_work(client):
     resp = await client.post("/v1/access-tokens", json={"token_type": "client"},
                              headers={"Authorization": KEY})  # shopeo sends no "Bearer"
@@ -705,3 +713,27 @@ async def test_scenario_rules_apply_to_upi_calls_in_the_upi_shape(client, sim, t
                                                   "amount": 1})
     assert status == 406 and answer["data"]["message"] == (
         "refund failed: insufficient open balance")
+
+
+async def test_state_file_keeps_upi_charges_across_a_restart(aiohttp_client, tmp_path):
+    path = tmp_path / "state.jsonl"
+    sim = Simulator(frozen_config(state_file=path))
+    client = await aiohttp_client(create_app(sim))
+    token = await token_for(client)
+    made = await paid(client, token, reference="restart")
+    await refund(client, token, {"id": made["id"], "reference": "RF-restart", "amount": 10})
+    await client.close()
+    assert sim.persistence is not None
+    sim.persistence.close()
+    again = Simulator(frozen_config(state_file=path))
+    client = await aiohttp_client(create_app(again))
+    token = await token_for(client)  # tokens are in memory: ask for a new one
+    data = await inquire(client, token, made["id"])
+    assert (data["status"], data["amount_refunded"]) == ("succeeded", 10)
+    assert again.ledger.by_id[made["id"]].face == "upi"
+    status, answer = await refund(client, token, {"id": made["id"], "reference": "RF-restart",
+                                                  "amount": 10})
+    assert status == 400 and answer["data"] == DUPLICATE
+    await client.close()
+    assert again.persistence is not None
+    again.persistence.close()

@@ -12,6 +12,9 @@ from citcon_sim.domain.ledger import Status
 APP: Final = "citcon_upi"  # §1.0: every envelope
 VERSION = "v1.0.0"
 PREFIX = "/v1"
+# Sent with every recorded success (§1.0): clients must not cache answers.
+SUCCESS_HEADERS = {"Cache-Control": "no-cache, no-store, must-revalidate", "Expires": "0",
+                   "Pragma": "no-cache"}
 TOKEN_PREFIX = "UPI_"  # §1.1: "UPI_" + an opaque string (a JWT in the sandbox)
 # §1.1: the permission list of a server token; a client token gets the browser's share
 # (the simulator's choice: the web SDK only confirms and inquires).

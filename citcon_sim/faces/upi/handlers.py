@@ -38,7 +38,10 @@ _PNG = CIMultiDict({"Cache-Control": "no-store", "Content-Type": "image/png"})
 
 
 def _envelope(kind: type[m.UpiEnvelope], data: msgspec.Struct) -> web.Response:
-    return model_response(kind(status="success", app=c.APP, version=c.VERSION, data=data))
+    response = model_response(kind(status="success", app=c.APP, version=c.VERSION,
+                                   data=data))
+    response.headers.extend(c.SUCCESS_HEADERS)
+    return response
 
 
 async def _body(request: web.Request) -> rq.Body:
