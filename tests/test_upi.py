@@ -737,3 +737,18 @@ async def test_state_file_keeps_upi_charges_across_a_restart(aiohttp_client, tmp
     await client.close()
     assert again.persistence is not None
     again.persistence.close()
+
+
+async def test_a_client_token_charges_and_inquires_but_cannot_refund(client, sim, token):
+    client_token = await token_for(client, token_type="client")
+    made = await paid(client, client_token)
+    assert (await inquire(client, client_token, made["id"]))["status"] == "succeeded"
+    for path, body in (("/v1/refunds", {"id": made["id"], "reference": "r", "amount": 1}),
+                       ("/v1/cancels", {"id": made["id"]}),
+                       ("/v1/captures", {"id": made["id"]})):
+        status, answer = await upi(client, "POST", path, client_token, body)
+        assert status == 403 and answer["data"]["code"] == "4030", answer
+    txn = sim.ledger.by_id[made["id"]]
+    assert txn.refunded_amount == 0 and txn.status is Status.SUCCESS
+    assert (await refund(client, token, {"id": made["id"], "reference": "r",
+                                         "amount": 1}))[0] == 200

@@ -23,6 +23,10 @@ PERMISSIONS = {
                "capture"),
     "client": ("inquiry", "charge", "consult", "encryption-config"),
 }
+# The permission each endpoint needs (a server token has them all). Cancels need
+# "refund" (the simulator's choice: the list has no "cancel", §1.1).
+NEEDS = {"charges": "charge", "transactions": "inquiry", "refunds": "refund",
+         "captures": "capture", "cancels": "refund"}
 
 # Charge status words (§2.5). initiated and canceled (one L) are recorded (§1.2, §1.5);
 # succeeded is what the shopeo plugin and the web-SDK demo wait for and what a refund
@@ -47,6 +51,7 @@ IPN_STATUS = {"success": "succeeded", "fail": "failed", "pending": "initiated"}
 # for a bad token (§0.3: no 401 is recorded); the rest are the simulator's, in the same
 # pattern. Messages may add ": <detail>" after the text.
 UNAUTHORIZED = (401, "4010", "unauthorized")
+FORBIDDEN = (403, "4030", "forbidden")
 BAD_REQUEST = (400, "4100", "bad request")
 DUPLICATE = (400, "4100", "duplicate request")
 NOT_FOUND = (404, "4040", "not found")
@@ -58,7 +63,7 @@ CANCEL_FAILED = (406, "4203", "cancel failed")
 CAPTURE_FAILED = (406, "4204", "capture failed")
 PARTIAL_REFUND = (406, "4208", "partial refund not supported")
 UNKNOWN = (500, "4000", "unknown error")
-ERROR_TABLE = (UNAUTHORIZED, BAD_REQUEST, DUPLICATE, NOT_FOUND, METHOD_NOT_ALLOWED,
+ERROR_TABLE = (UNAUTHORIZED, FORBIDDEN, BAD_REQUEST, DUPLICATE, NOT_FOUND, METHOD_NOT_ALLOWED,
                TOO_LARGE, CONFLICT, REFUND_FAILED, CANCEL_FAILED, CAPTURE_FAILED,
                PARTIAL_REFUND, UNKNOWN)
 

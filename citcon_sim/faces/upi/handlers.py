@@ -53,9 +53,10 @@ def _rule(request: web.Request) -> Rule | None:
     return call.rule if call is not None else None
 
 
-def _merchant(request: web.Request) -> tuple[Simulator, Merchant]:
+def _merchant(request: web.Request, endpoint: str) -> tuple[Simulator, Merchant]:
     """The merchant an access token names; 401 4010 for a missing, unknown or expired
-    token (checked on the virtual clock)."""
+    token (checked on the virtual clock), 403 4030 for a token without the endpoint's
+    permission (a client token refunding)."""
     sim = request.app[SIM]
     token = bearer_token(request)
     if token is None:
@@ -65,6 +66,9 @@ def _merchant(request: web.Request) -> tuple[Simulator, Merchant]:
         raise UpiError(c.UNAUTHORIZED, "invalid access token")
     if sim.clock.time() >= found.expiry:
         raise UpiError(c.UNAUTHORIZED, "access token expired")
+    needed = c.NEEDS[endpoint]
+    if needed not in c.PERMISSIONS[found.token_type]:
+        raise UpiError(c.FORBIDDEN, f"a {found.token_type} token has no {needed} permission")
     return sim, sim.ledger.merchant(found.key)
 
 
@@ -110,7 +114,7 @@ def _urls(sim: Simulator, request: web.Request, txn: Transaction) -> tuple[str, 
 
 
 async def charges(request: web.Request) -> web.Response:
-    sim, merchant = _merchant(request)
+    sim, merchant = _merchant(request, "charges")
     parsed = rq.parse_charge(await _body(request), _rule(request))
     # The sandbox refuses a reused reference (§1.3); checked and created with no await
     # in between, so two concurrent requests cannot both pass.
@@ -124,7 +128,7 @@ async def charges(request: web.Request) -> web.Response:
 async def transaction(request: web.Request) -> web.Response:
     """By id, else by reference (the gem's guess, §0.1): ``/v1/transactions/{id}``, or
     ``/v1/transactions?reference=``. A refund's id answers the refund."""
-    sim, merchant = _merchant(request)
+    sim, merchant = _merchant(request, "transactions")
     key = request.match_info.get("id") or request.query.get("reference", "").strip()
     if not key:
         raise bad_request("an id or ?reference= is required")
@@ -144,7 +148,7 @@ async def transaction(request: web.Request) -> web.Response:
 
 
 async def refunds(request: web.Request) -> web.Response:
-    sim, merchant = _merchant(request)
+    sim, merchant = _merchant(request, "refunds")
     body = await _body(request)
     txn_id = rq.text(body, "id")
     txn_ref = rq.text(body, "transaction_reference")
@@ -172,7 +176,7 @@ async def refunds(request: web.Request) -> web.Response:
 
 
 async def cancels(request: web.Request) -> web.Response:
-    sim, merchant = _merchant(request)
+    sim, merchant = _merchant(request, "cancels")
     body = await _body(request)
     txn_id = rq.text(body, "id")
     txn_ref = rq.text(body, "transaction_reference")
@@ -186,7 +190,7 @@ async def cancels(request: web.Request) -> web.Response:
 
 
 async def captures(request: web.Request) -> web.Response:
-    sim, merchant = _merchant(request)
+    sim, merchant = _merchant(request, "captures")
     body = await _body(request)
     txn = _charge(sim, merchant, rq.text(body, "id"), rq.text(body, "reference"))
     value = rq.amount(body, "amount", required=False)

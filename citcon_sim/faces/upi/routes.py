@@ -13,6 +13,7 @@ _ERR = {JSON: m.UpiErrorEnvelope}
 def _errors(*statuses: int) -> dict[int, Reply]:
     words = {400: "Bad request (4100), e.g. a duplicate reference.",
              401: "Missing, unknown or expired access token (4010).",
+             403: "The token lacks the permission (4030): a client token refunding.",
              404: "No such transaction (4040).",
              406: "Refused by the charge's state (4202 refund, 4203 cancel, 4204 capture, "
                   "4208 partial refund)."}
@@ -47,11 +48,11 @@ ROUTES = RouteTable([
           parameters=({"name": "reference", "in": "query", "required": True,
                        "schema": {"type": "string"}},), security=BEARER),
     _post("/refunds", h.refunds, "upiRefund", "Refund a succeeded charge, fully or partly",
-          m.UpiRefundBody, m.UpiRefundEnvelope, 404, 406),
+          m.UpiRefundBody, m.UpiRefundEnvelope, 403, 404, 406),
     _post("/cancels", h.cancels, "upiCancel", "Cancel a charge", m.UpiCancelBody,
-          m.UpiCancelEnvelope, 404, 406),
+          m.UpiCancelEnvelope, 403, 404, 406),
     _post("/captures", h.captures, "upiCapture", "Capture an authorized charge",
-          m.UpiCaptureBody, m.UpiCaptureEnvelope, 404, 406),
+          m.UpiCaptureBody, m.UpiCaptureEnvelope, 403, 404, 406),
     Route("GET", "/landing/{token}", h.landing, "upiLanding",
           "The charge's hosted page (redirects to the wallet page)",
           {302: Reply("To the wallet page.", {TEXT: {"type": "string"}},
