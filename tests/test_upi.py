@@ -17,6 +17,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from citcon_sim import Config, Simulator, create_app, verify_upi_ipn
 from citcon_sim.domain.ids import charge_id, charge_token
 from citcon_sim.domain.ledger import Status
+from citcon_sim.domain.redaction import token_hint
 from citcon_sim.domain.signing import sign_upi_ipn
 
 from .helpers import START, frozen_config
@@ -752,3 +753,18 @@ async def test_a_client_token_charges_and_inquires_but_cannot_refund(client, sim
     assert txn.refunded_amount == 0 and txn.status is Status.SUCCESS
     assert (await refund(client, token, {"id": made["id"], "reference": "r",
                                          "amount": 1}))[0] == 200
+
+
+async def test_scenarios_and_journal_know_the_merchant_behind_an_access_token(client, sim,
+                                                                               token):
+    resp = await client.post("/_sim/scenarios", params={"token": KEY}, json={
+        "name": "mine", "rules": [{"match": {"endpoint": "pay"},
+                                   "payment": {"outcome": "fail"}}]})
+    assert resp.status == 200, await resp.text()
+    made = await charge(client, token)
+    assert (await inquire(client, token, made["id"]))["status"] == "failed"
+    other = await charge(client, await token_for(client, "someone-else"))
+    assert sim.ledger.by_id[other["id"]].status is Status.PENDING  # not their scenario
+    mine = (await (await client.get("/_sim/requests", params={"token": KEY})).json())
+    assert {e["endpoint"] for e in mine["requests"]} >= {"access-tokens", "pay", "inquire"}
+    assert {e["token"] for e in mine["requests"]} == {token_hint(KEY)}  # not the UPI_ token

@@ -9,9 +9,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from aiohttp import web
+
 from citcon_sim.domain.scripts import RequestFacts
 from citcon_sim.faces.face import Face
+from citcon_sim.faces.http import SIM, bearer_token
 from citcon_sim.faces.params import Params
+from citcon_sim.faces.upi import tokens
 from citcon_sim.faces.upi.errors import error
 from citcon_sim.faces.upi.ipn import UpiIpnEncoder
 from citcon_sim.faces.upi.routes import ROUTES
@@ -72,6 +76,14 @@ def transaction_id(endpoint: str, params: Params, answer: str | None) -> str | N
     return found if isinstance(found, str) else None
 
 
+def merchant_token(request: web.Request) -> str | None:
+    """The private key behind a valid access token (so scenarios loaded for a merchant
+    and the journal's token filter see its UPI calls); else the header's token as sent."""
+    token = bearer_token(request)
+    found = tokens.store(request.app[SIM]).get(token) if token else None
+    return found.key if found is not None else token
+
+
 FACE = Face(
     name="upi",
     routes=ROUTES,
@@ -80,4 +92,5 @@ FACE = Face(
     endpoint=endpoint,
     facts=facts,
     transaction_id=transaction_id,
+    merchant_token=merchant_token,
 )
