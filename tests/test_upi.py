@@ -768,3 +768,16 @@ async def test_scenarios_and_journal_know_the_merchant_behind_an_access_token(cl
     mine = (await (await client.get("/_sim/requests", params={"token": KEY})).json())
     assert {e["endpoint"] for e in mine["requests"]} >= {"access-tokens", "pay", "inquire"}
     assert {e["token"] for e in mine["requests"]} == {token_hint(KEY)}  # not the UPI_ token
+
+
+async def test_refund_and_cancel_by_the_charge_reference_alone(client, sim, token):
+    made = await paid(client, token, reference="by-ref")
+    status, answer = await refund(client, token, {"transaction_reference": "by-ref",
+                                                  "reference": "R-by-ref", "amount": 10})
+    assert status == 200 and answer["data"]["amount_refunded"] == 10
+    status, answer = await upi(client, "POST", "/v1/cancels", token,
+                               {"transaction_reference": "by-ref"})
+    assert status == 200 and answer["data"]["id"] == made["id"]
+    assert sim.ledger.by_id[made["id"]].refunded_amount == 100
+    status, answer = await upi(client, "POST", "/v1/cancels", token, {"reference": "x"})
+    assert status == 400 and answer["data"]["code"] == "4100"
