@@ -18,6 +18,7 @@ from citcon_sim.domain.ids import charge_id, charge_token
 from citcon_sim.domain.ledger import (
     CANCEL_DUPLICATE,
     REFUND_DUPLICATE,
+    REFUND_NOT_PAID,
     Merchant,
     Status,
     Transaction,
@@ -171,7 +172,10 @@ async def refunds(request: web.Request) -> web.Response:
     if result.refund is None:
         if result.status == REFUND_DUPLICATE:
             raise UpiError(c.DUPLICATE)
-        raise UpiError(c.REFUND_FAILED, result.status)
+        # An unpaid charge gets the recorded answer byte for byte (§1.4); the other
+        # refusals say why after the recorded text.
+        raise UpiError(c.REFUND_FAILED,
+                       None if result.status == REFUND_NOT_PAID else result.status)
     return _envelope(m.UpiRefundEnvelope, wire.refund(result.refund, txn))
 
 
