@@ -85,8 +85,6 @@ class Refund:
     reference: str | None = None  # the merchant's own reference for it (UPI), unique
 
 
-
-
 @dataclass(slots=True)
 class Capture:
     """A capture of (part of) an authorisation; both currency sides."""
