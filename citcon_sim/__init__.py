@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING  # noqa: E402
 
 from citcon_sim._version import __version__
 from citcon_sim.config import Config  # noqa: E402
-from citcon_sim.domain.signing import sign_ipn, verify_ipn  # noqa: E402
+from citcon_sim.domain.signing import sign_ipn, verify_ipn, verify_upi_ipn  # noqa: E402
 from citcon_sim.simulator import Simulator  # noqa: E402
 from citcon_sim.web.app import create_app  # noqa: E402
 
@@ -25,5 +25,5 @@ def __getattr__(name: str) -> object:
 
 __all__ = [
     "Config", "Simulator", "SimulatorServer", "__version__", "create_app", "sign_ipn",
-    "verify_ipn",
+    "verify_ipn", "verify_upi_ipn",
 ]

@@ -304,6 +304,10 @@ class Config:
         show=format_seconds_list,
         help="Virtual seconds before each IPN retry, comma-separated; the notification "
         "fails after the last.")
+    upi_token_lifetime: int = setting(
+        86400, option="--upi-token-lifetime", metavar="SECONDS", parse=parse_int,
+        check=_int_at_least(1),
+        help="Virtual seconds a UPI access token stays valid (the sandbox's: 24 h).")
     max_body_bytes: int = setting(
         1024 * 1024, option="--max-body-bytes", metavar="N", parse=parse_int,
         check=_int_at_least(1024), help="Largest request body; larger ones get HTTP 413.")

@@ -409,6 +409,56 @@ async def test_real_answers_match_the_declared_schemas(
     await check(await client.post("/_sim/reset", data={"token": TOKEN}), "/_sim/reset")
     await check(await client.post("/_sim/reset"), "/_sim/reset")
 
+    # -- UPI v1 (/v1): JSON bodies, access tokens, the citcon_upi envelope
+    tokens = "/v1/access-tokens"
+    token = (await check(await client.post(tokens, json={"token_type": "server"},
+                                           headers={"Authorization": "sk-upi"}), tokens))
+    await check(await client.post(tokens, json={"token_type": "x"}, headers=AUTH), tokens)
+    await check(await client.post(tokens, json={}), tokens)  # 401
+    upi = {"Authorization": f"Bearer {token['data']['access_token']}"}
+    charges = "/v1/charges"
+    charge_body = {"transaction": {"reference": "upi-1", "amount": 500, "currency": "USD",
+                                   "country": "US"},
+                   "payment": {"method": "paypal", "client": ["desktop"]},
+                   "urls": {"ipn": ipn_url}}
+    upi_charge = (await check(await client.post(charges, json=charge_body, headers=upi),
+                              charges))["data"]
+    await check(await client.post(charges, json=charge_body, headers=upi), charges)  # 4100
+    await check(await client.post(charges, json=charge_body), charges)  # 401
+    upi_id = upi_charge["id"]
+    await check(await client.get(f"/v1/landing/{upi_charge['charge_token']}",
+                                 allow_redirects=False), "/v1/landing/{token}")
+    await check(await client.get("/v1/landing/nope"), "/v1/landing/{token}")
+    png = await check(await client.get(f"/v1/qr/{upi_charge['charge_token']}"),
+                      "/v1/qr/{token}")
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    await check(await client.get("/v1/qr/nope"), "/v1/qr/{token}")
+    await check(await client.post(f"/_sim/transactions/{upi_id}/pay"),
+                "/_sim/transactions/{id}/{action}")
+    captures = "/v1/captures"
+    await check(await client.post(captures, json={"id": upi_id}, headers=upi), captures)
+    await check(await client.post(captures, json={"id": upi_id}, headers=upi), captures)
+    await check(await client.post(captures, json={"id": "1"}, headers=upi), captures)
+    refunds = "/v1/refunds"
+    await check(await client.post(refunds, json={"id": upi_id, "reference": "r-1",
+                                                 "amount": 100.0}, headers=upi), refunds)
+    await check(await client.post(refunds, json={"id": upi_id, "reference": "r-2",
+                                                 "amount": 9999}, headers=upi), refunds)
+    await check(await client.post(refunds, json={"id": "1", "reference": "r-3",
+                                                 "amount": 1}, headers=upi), refunds)
+    one = "/v1/transactions/{id}"
+    await check(await client.get(f"/v1/transactions/{upi_id}", headers=upi), one)
+    await check(await client.get("/v1/transactions/nope", headers=upi), one)
+    await check(await client.get("/v1/transactions/nope"), one)  # 401
+    by_ref = "/v1/transactions"
+    await check(await client.get(by_ref, params={"reference": "upi-1"}, headers=upi), by_ref)
+    await check(await client.get(by_ref, headers=upi), by_ref)  # 400
+    cancels = "/v1/cancels"
+    await check(await client.post(cancels, json={"id": upi_id, "reference": "c-1"},
+                                  headers=upi), cancels)
+    await check(await client.post(cancels, json={"id": upi_id}, headers=upi), cancels)
+    await check(await client.post(cancels, json={"id": "1"}, headers=upi), cancels)
+
     missing = sorted(documented(doc) - check.seen - STREAMS)
     assert not missing, f"operations this test never called: {missing}"
     assert sim.take_errors() == []

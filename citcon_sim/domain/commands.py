@@ -56,7 +56,7 @@ class PaymentCommand:
     goods: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     script: Rule | None = None  # the scenario rule that matched this request, if any
-    face: str = "online"  # the API face creating it: picks the format of its IPN
+    face: str = "online"  # the API that creates it: its id shape and IPN format
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +76,7 @@ class RefundCommand:
     transaction: Money | None
     note: str | None
     script: Rule | None = None
+    reference: str | None = None  # the refund's own merchant reference (UPI), unique
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,9 +18,18 @@ class IdFactory:
         self._random = random.Random(seed)
         self._counter = start
 
-    def transaction(self) -> str:
+    def transaction(self, face: str = "online") -> str:
+        """A transaction (or refund) id in the shape of the API ``face`` that made it."""
         self._counter += 1
+        if face == "upi":
+            return self._decimal()
         return f"U{self._counter:010d}-{self._random.getrandbits(80):020x}"
+
+    def _decimal(self) -> str:
+        # UPI v1: 22 decimal digits, as in "2000470534782760808453" (the counter keeps
+        # them unique, the random tail keeps them from looking sequential).
+        return f"20{self._counter:010d}{self._random.randrange(10**10):010d}"
+
 
     def notify(self) -> str:
         return f"{self._random.getrandbits(128):032x}"
@@ -50,6 +59,26 @@ class IdFactory:
         else:
             fresh._random.seed(reseed)
         return fresh
+
+
+# A UPI charge token is its 22-digit id folded into 128 bits: 32 lowercase hex that can be
+# turned back into the id, so the landing and QR URLs need no index of their own and
+# survive --state restarts. The fixed upper bits make tokens of one simulator look alike,
+# as the UUID-v1 style tokens of the sandbox do.
+_TOKEN_MASK = 0x18A3D9C0BC8C11F0A5E6F1D2C3B4A596
+
+
+def charge_token(txn_id: str) -> str:
+    """The 32-hex charge token of a UPI transaction id (22 decimal digits)."""
+    return f"{int(txn_id) ^ _TOKEN_MASK:032x}"
+
+
+def charge_id(token: str) -> str | None:
+    """The transaction id a charge token stands for, or None for anything else."""
+    if len(token) != 32 or any(c not in "0123456789abcdef" for c in token):
+        return None
+    value = int(token, 16) ^ _TOKEN_MASK
+    return f"{value:022d}" if value < 10**22 else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -61,6 +61,7 @@ REFUND_NO_BALANCE = "insufficient open balance"
 REFUND_NOT_PAID = "transaction not paid"
 REFUND_CANCELLED = "transaction cancelled"
 REFUND_CURRENCY = "refund currency does not match the transaction"
+REFUND_DUPLICATE = "duplicate refund reference"
 INVALID_TRANSACTION = "Invalid transaction"
 
 CANCEL_OK = "Order cancelled"
@@ -81,6 +82,7 @@ class Refund:
     time: float
     note: str | None
     by_cancel: bool = False
+    reference: str | None = None  # the merchant's own reference for it (UPI), unique
 
 
 @dataclass(slots=True)
@@ -167,7 +169,8 @@ class CancelResult:
 
 
 class Merchant:
-    __slots__ = ("settings", "transactions", "_by_reference", "_balances", "_balance_day")
+    __slots__ = ("settings", "transactions", "_by_reference", "_balances", "_balance_day",
+                 "refund_references")
 
     def __init__(self, settings: MerchantSettings) -> None:
         self.settings = settings
@@ -176,6 +179,8 @@ class Merchant:
         self._by_reference: dict[str, Transaction | list[Transaction]] = {}
         self._balances: dict[str, int] = {}
         self._balance_day = -1
+        # Refunds that carry their own merchant reference (UPI), by that reference.
+        self.refund_references: dict[str, Refund] = {}
 
     @property
     def token(self) -> str:
@@ -359,6 +364,8 @@ class Ledger:
                 if refund.id in refunds_by_id or refund.id in by_id:
                     raise ValueError(f"id {refund.id} appears twice")
                 refunds_by_id[refund.id] = refund
+                if refund.reference is not None:
+                    merchant.refund_references[refund.reference] = refund
         return ledger
 
     def _share(self, value: _T) -> _T:
@@ -456,7 +463,7 @@ class Ledger:
         vendor = cmd.vendor
         share = self._share
         txn = Transaction(
-            id=self.ids.transaction(),
+            id=self.ids.transaction(cmd.face),
             token=merchant.token,
             reference=cmd.reference,
             vendor=vendor,
@@ -515,6 +522,8 @@ class Ledger:
         txn = self.find(merchant, cmd.lookup, prefer=lambda t: t.status is Status.SUCCESS)
         if txn is None:
             return RefundResult(False, INVALID_TRANSACTION)
+        if cmd.reference is not None and cmd.reference in merchant.refund_references:
+            return RefundResult(False, REFUND_DUPLICATE)
         if cmd.script is not None and cmd.script.refund is not None:
             return RefundResult(False, cmd.script.refund.status)
         if txn.status is Status.CANCELLED:
@@ -551,7 +560,8 @@ class Ledger:
         balances = merchant.balances(self.clock.day())
         if not merchant.settings.refund_exempt and amount > balances.get(txn.currency, 0):
             return RefundResult(False, REFUND_NO_BALANCE)
-        refund = self._record_refund(merchant, txn, amount, trans_amount, cmd.note)
+        refund = self._record_refund(merchant, txn, amount, trans_amount, cmd.note,
+                                     reference=cmd.reference)
         return RefundResult(True, "success", refund)
 
     def _record_refund(
@@ -562,10 +572,11 @@ class Ledger:
         trans_amount: int,
         note: str | None,
         by_cancel: bool = False,
+        reference: str | None = None,
     ) -> Refund:
         now = self.clock.time()
         refund = Refund(
-            id=self.ids.transaction(),
+            id=self.ids.transaction(txn.face),
             transaction_id=txn.id,
             amount=amount,
             currency=txn.currency,
@@ -574,7 +585,10 @@ class Ledger:
             time=now,
             note=self._share(note),  # "cancel", or the shop's usual reason
             by_cancel=by_cancel,
+            reference=reference,
         )
+        if reference is not None:
+            merchant.refund_references[reference] = refund
         txn.refunded_amount += amount
         txn.refunded_trans_amount += trans_amount
         if txn.refunds is None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from citcon_sim.faces import chop, online
+from citcon_sim.faces import chop, online, upi
 from citcon_sim.faces.face import Face
 
-FACES: tuple[Face, ...] = (online.FACE, chop.FACE)
+FACES: tuple[Face, ...] = (online.FACE, chop.FACE, upi.FACE)

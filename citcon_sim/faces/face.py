@@ -18,6 +18,7 @@ from aiohttp import web
 
 from citcon_sim.domain.errors import CitconError
 from citcon_sim.domain.scripts import RequestFacts
+from citcon_sim.faces.http import bearer_token
 from citcon_sim.faces.params import Params
 from citcon_sim.faces.routes import RouteTable
 
@@ -37,3 +38,6 @@ class Face(msgspec.Struct, frozen=True):
     facts: Callable[[str, str | None, Params], RequestFacts]
     # The transaction a call concerns, from its parameters and its answer's text (journal).
     transaction_id: Callable[[str, Params, str | None], str | None]
+    # The merchant token a request authenticates with, for scenarios and the journal
+    # (UPI: the private key behind an access token).
+    merchant_token: Callable[[web.Request], str | None] = bearer_token

@@ -22,7 +22,7 @@ from citcon_sim.domain import errors
 from citcon_sim.domain.errors import CitconError
 from citcon_sim.domain.scripts import ApiScript, Rule
 from citcon_sim.faces.face import Face
-from citcon_sim.faces.http import SIM, bearer_token, error_response, read_params
+from citcon_sim.faces.http import SIM, error_response, read_params
 from citcon_sim.faces.journal import RESPONSE_BYTES
 from citcon_sim.faces.params import Params
 
@@ -72,7 +72,7 @@ def merchant_api(face: Face) -> Middleware:
         sim = request.app[SIM]
         started = time.perf_counter()
         endpoint = face.endpoint(request.path.removeprefix(face.routes.prefix + "/"))
-        call = MerchantCall(endpoint, bearer_token(request))
+        call = MerchantCall(endpoint, face.merchant_token(request))
         try:
             call.params = await read_params(request)
             book = sim.scenarios

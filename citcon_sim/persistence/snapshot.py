@@ -111,12 +111,13 @@ def txn_dict(t: Transaction) -> dict[str, Any]:
         "callback_url_fail": t.callback_url_fail,
         "callback_url_cancel": t.callback_url_cancel,
         "mobile_result_url": t.mobile_result_url, "goods": t.goods, "extra": t.extra,
-        "face": t.face,  # the API that created it: the format of its IPN
+        "face": t.face,  # the API that created it: its ids and the format of its IPN
     }
     if t.refunds:
         d["refunds"] = [
             {"id": r.id, "amount": r.amount, "trans_amount": r.trans_amount, "time": r.time,
-             "note": r.note, "by_cancel": r.by_cancel}
+             "note": r.note, "by_cancel": r.by_cancel,
+             **({"reference": r.reference} if r.reference is not None else {})}
             for r in t.refunds
         ]
     if t.captures:
@@ -516,7 +517,7 @@ def _transaction(raw: Any, path: str, tz: tzinfo) -> Transaction:
         refunds.append(Refund(rid, txn_id, rf.integer("amount", low=1), currency,
                               rf.integer("trans_amount", 0), trans_currency,
                               rf.time("time", created_at), rf.text("note", None),
-                              rf.flag("by_cancel", False)))
+                              rf.flag("by_cancel", False), rf.text("reference", None)))
     txn.refunds = refunds or None
     txn.refunded_amount = f.integer("refunded_amount", sum(r.amount for r in refunds))
     txn.refunded_trans_amount = f.integer("refunded_trans_amount",

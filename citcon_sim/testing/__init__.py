@@ -40,8 +40,10 @@ from aiohttp import web
 from citcon_sim.config import Config
 from citcon_sim.delivery import ipn as ipn_states
 from citcon_sim.domain.events import IpnChanged, TransactionChanged
+from citcon_sim.domain.ids import charge_token
 from citcon_sim.domain.ledger import Status
 from citcon_sim.faces.online.wire import sim_transaction
+from citcon_sim.faces.upi import tokens as upi_tokens
 from citcon_sim.scenarios import resolve_scenario
 from citcon_sim.simulator import Simulator
 from citcon_sim.web.app import create_app
@@ -307,6 +309,31 @@ class SimulatorServer:
         The clock never goes back, and carries over from test to test.
         """
         return self.call(lambda: self.simulator.advance(seconds))
+
+    # -- UPI v1 ----------------------------------------------------------------------------------
+
+    def upi_access_token(self, private_key: str, token_type: str = "server") -> str:
+        """A UPI access token for ``private_key``, as ``POST /v1/access-tokens`` would
+        answer (valid for ``Config.upi_token_lifetime`` seconds of virtual time); with a
+        merchants file, only for a listed key (else ``Unauthorized``).
+
+            >>> with SimulatorServer() as sim:
+            ...     sim.upi_access_token("sk-test").startswith("UPI_")
+            True
+        """
+        if token_type not in ("server", "client"):
+            raise ValueError("token_type is server or client")
+
+        def mint() -> str:
+            sim = self.simulator
+            sim.ledger.merchant(private_key)  # strict mode: only listed keys
+            return upi_tokens.store(sim).mint(private_key, token_type, sim.clock.time(),
+                                              sim.config.upi_token_lifetime).token
+        return self.call(mint)
+
+    def upi_landing_url(self, txn_id: str) -> str:
+        """The hosted page of a UPI charge (what its ``payment.client`` redirects name)."""
+        return self.url_for(f"/v1/landing/{charge_token(txn_id)}")
 
     # -- inspecting state --------------------------------------------------------------------
 

@@ -12,8 +12,10 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from citcon_sim.domain.errors import BadRequest, CitconError, NotFound, PayloadTooLarge
 from citcon_sim.domain.events import EarliestJobChanged
 from citcon_sim.faces import FACES
+from citcon_sim.faces.face import Face
 from citcon_sim.faces.http import SIM, error_response
 from citcon_sim.faces.middleware import merchant_api
 from citcon_sim.web import control, dashboard, openapi, pages, security, state_routes
@@ -36,7 +38,34 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except (asyncio.CancelledError, ConnectionResetError):
         raise
     except Exception as exc:
+        face = _face_answering(request, exc)
+        if face is not None:
+            response = face.error(_HTTP_ERRORS[type(exc)](f"{request.method} {request.path}"))
+            if isinstance(exc, web.HTTPMethodNotAllowed):
+                response.headers["Allow"] = ",".join(sorted(exc.allowed_methods))
+            return response
         return error_response(request, exc)
+
+
+class _MethodNotAllowed(BadRequest):
+    http_status = 405
+
+
+# aiohttp's own answers that a face other than the Online API puts in its error shape
+# (an unknown path, another method, too large a body under its prefix).
+_HTTP_ERRORS: dict[type[Exception], type[CitconError]] = {
+    web.HTTPNotFound: NotFound, web.HTTPMethodNotAllowed: _MethodNotAllowed,
+    web.HTTPRequestEntityTooLarge: PayloadTooLarge,
+}
+
+
+def _face_answering(request: web.Request, exc: Exception) -> Face | None:
+    if type(exc) not in _HTTP_ERRORS:
+        return None
+    for face in FACES:
+        if face.name != "online" and request.path.startswith(face.routes.prefix + "/"):
+            return face
+    return None
 
 
 async def nosniff(request: web.BaseRequest, response: web.StreamResponse) -> None:

@@ -76,6 +76,9 @@ def _static() -> dict[str, Any]:
             {"name": "merchant", "description": "Citcon's Online API, as simulated."},
             {"name": "control", "description": "Drive the simulator from tests, QA, demos."},
             {"name": "pages", "description": "What the consumer's browser sees."},
+            {"name": "upi", "description": "Citcon's UPI v1 (`/v1/*`): JSON bodies, access "
+             "tokens (`Authorization: Bearer <access_token>`), answers and errors in the "
+             "`citcon_upi` envelope (docs/upi.md)."},
         ],
         "paths": paths,
         "components": {
