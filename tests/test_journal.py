@@ -298,3 +298,19 @@ async def test_timeout_on_the_qr_image(client):
         await client.get("/payment/qr", params={"q": txn_id})
     qr, _ = await journal(client)
     assert qr["endpoint"] == "qr" and qr["response"] is None and qr["transaction_id"] == txn_id
+
+
+async def test_a_upi_access_token_never_reaches_the_journal(client: TestClient) -> None:
+    resp = await client.post("/v1/access-tokens", json={"token_type": "server"},
+                             headers={"Authorization": "Bearer upi-private-key-for-journal"})
+    access = (await resp.json())["data"]["access_token"]
+    resp = await client.post("/v1/charges", headers={"Authorization": f"Bearer {access}"},
+                             json={"transaction": {"reference": "j-1", "amount": 100,
+                                                   "currency": "USD"},
+                                   "payment": {"method": "alipay"}})
+    assert resp.status == 200
+    text = await (await client.get("/_sim/requests")).text()
+    assert access not in text and "upi-private-key-for-journal" not in text
+    entries = (await (await client.get("/_sim/requests", params={"face": "upi"})).json())
+    token_answer = [e for e in entries["requests"] if e["path"] == "/v1/access-tokens"][0]
+    assert '"access_token":"[redacted]"' in token_answer["response"]

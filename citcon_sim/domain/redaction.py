@@ -9,7 +9,8 @@ import hashlib
 
 # Request and query parameters whose values are never shown or logged (compared in
 # lower case): merchant tokens and signatures, the admin token, card data.
-SECRET_PARAMS = ("token", "admin_token", "sign", "password", "card_number", "cvv")
+SECRET_PARAMS = ("token", "admin_token", "access_token", "sign", "password", "card_number",
+                 "cvv")
 
 # Tokens of more characters show their first and last two; shorter ones would be mostly
 # given away by them.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import re
 from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -30,6 +31,11 @@ RESPONSE_BYTES = 4 * RESPONSE_CHARS
 def _token_keys(token: str | None) -> tuple[str | None, str | None]:
     """(hint, digest): what the journal keeps of a token, in one cached call."""
     return (token_hint(token), token_digest(token)) if token else (None, None)
+
+
+# A JSON string value under a secret key, as an answer carries it.
+_SECRET_VALUE = re.compile(
+    r'("(?:' + "|".join(SECRET_PARAMS) + r')"\s*:\s*)"(?:[^"\\]|\\.)*"', re.IGNORECASE)
 
 
 def redact_params(params: dict[str, Any]) -> dict[str, Any]:
@@ -67,10 +73,12 @@ class JournalEntry(msgspec.Struct):
 
     @property
     def response_text(self) -> str | None:
-        """The answer's first RESPONSE_CHARS characters."""
+        """The answer's first RESPONSE_CHARS characters, secrets in it redacted (a UPI
+        access token is an answer's ``data.access_token``)."""
         if self.response is None:
             return None
-        return self.response.decode(self.charset, "replace")[:RESPONSE_CHARS]
+        text = self.response.decode(self.charset, "replace")
+        return _SECRET_VALUE.sub(r'\1"[redacted]"', text)[:RESPONSE_CHARS]
 
     def as_dict(self) -> dict[str, Any]:
         return {
