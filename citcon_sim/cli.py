@@ -150,7 +150,12 @@ def _serve_options(command: F) -> F:
 def config_from_options(values: dict[str, Any]) -> Config:
     """The Config of ``serve``'s parsed options; an unusable value is a usage error
     naming its flag."""
-    values = {**values, "scenarios": list(values.get("scenarios", ()))}  # click: a tuple
+    values = dict(values)
+    for f, s in settings():  # click gives a repeatable flag's values as a tuple
+        if s.many and f.name in values:
+            given = values[f.name] or ()
+            values[f.name] = ([v for text in given for v in s.parse(text)] if s.parse
+                              else list(given))
     try:
         return Config(**values)
     except ConfigError as exc:
