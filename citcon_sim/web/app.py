@@ -29,12 +29,11 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 @web.middleware
 async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every failure becomes the Citcon error envelope, never a traceback: aiohttp's own
-    404, 405 and 413 included. (The ``/payment/`` sub-application's middleware answers a
-    merchant call's errors itself, so that its journal records them.)"""
+    404, 405 and 413 included; a client that went away, quietly. (The ``/payment/``
+    sub-application's middleware answers a merchant call's errors itself, so that its
+    journal records them.)"""
     try:
         return await handler(request)
-    except (asyncio.CancelledError, ConnectionResetError):
-        raise
     except Exception as exc:
         return error_response(request, exc)
 
