@@ -16,7 +16,7 @@ from citcon_sim.domain.events import EarliestJobChanged
 from citcon_sim.faces import FACES
 from citcon_sim.faces.http import SIM, error_response
 from citcon_sim.faces.middleware import merchant_api
-from citcon_sim.web import control, dashboard, openapi, pages, security, state_routes
+from citcon_sim.web import control, dashboard, limits, openapi, pages, security, state_routes
 
 if TYPE_CHECKING:
     from citcon_sim.simulator import Simulator
@@ -31,11 +31,22 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every failure becomes the Citcon error envelope, never a traceback: aiohttp's own
     404, 405 and 413 included; a client that went away, quietly. (The ``/payment/``
     sub-application's middleware answers a merchant call's errors itself, so that its
-    journal records them.)"""
+    journal records them.) A body still arriving gets ``--body-timeout`` seconds."""
+    deadline = limits.body_deadline(request, request.app[SIM].config.body_timeout)
+    if deadline is None:
+        try:
+            return await handler(request)
+        except Exception as exc:
+            return error_response(request, exc)
     try:
-        return await handler(request)
+        response = await handler(request)
     except Exception as exc:
-        return error_response(request, exc)
+        response = error_response(request, exc)
+    finally:
+        deadline.cancel()
+    if deadline.expired:
+        response.force_close()  # what is left of the body is not worth reading
+    return response
 
 
 async def nosniff(request: web.BaseRequest, response: web.StreamResponse) -> None:
@@ -119,6 +130,7 @@ def create_app(sim: Simulator) -> web.Application:
     app.add_subapp(control.ROUTES.prefix, sim_app)
     app.on_response_prepare.append(nosniff)
     security.setup(app)  # redaction filters on aiohttp's loggers
+    limits.limit_repeats(sim.config.log_repeats)  # and a cap on repeated lines
     app.cleanup_ctx.append(_ticker)
     app.cleanup_ctx.append(_ipn_sender)
     return app
