@@ -210,9 +210,9 @@ def origin_allowed(request: web.Request, origin: str, config: Config) -> bool:
     """A state-changing request's ``Origin``: the simulator's own (the ``Host`` it was
     sent to, the public URL's, port and scheme included) or an ``--allowed-hosts`` one."""
     if origin == "null":
-        # Sandboxed frames send "null", and so does a same-origin POST from a page with
-        # Referrer-Policy: no-referrer (the pages'): Sec-Fetch-Site tells them apart, and
-        # no page can set it.
+        # Sandboxed frames send "null"; the Fetch standard has a same-origin form POST
+        # from a no-referrer page (as ours are) send it too. Sec-Fetch-Site tells them
+        # apart, and no page can set it.
         return request.headers.get("Sec-Fetch-Site") == "same-origin"
     try:
         parts = urlsplit(origin)
