@@ -236,3 +236,15 @@ def test_serve_takes_the_limits_from_flags_and_variables(monkeypatch):
     assert seen[-1].allowed_hosts == ["a.example", ".b.example", "c.example:8080"]
     bad = CliRunner().invoke(main, ["serve", "--max-connections", "0"])
     assert bad.exit_code == 2 and "--max-connections" in bad.output
+
+
+def test_a_new_app_starts_the_counts_afresh():
+    from citcon_sim import Simulator, create_app
+    from citcon_sim.web.limits import limit_repeats
+
+    limit_repeats(2)
+    shared = next(f for f in logging.getLogger("citcon_sim").filters
+                  if isinstance(f, RepeatLimit))
+    assert [shared.filter(record("x %s", i)) for i in range(3)] == [True, True, False]
+    create_app(Simulator(Config(log_repeats=2)))
+    assert shared.filter(record("x %s", 3))  # the next test's lines are not silenced

@@ -183,20 +183,27 @@ class RepeatLimit(logging.Filter):
         seen[2] += 1
         return False
 
+    def reset(self) -> None:
+        """Forget every count (a new application starts afresh: one test's flood does not
+        silence the next test's lines)."""
+        self._kinds.clear()
+
     def _forget(self, now: float) -> None:
         self._kinds = {k: v for k, v in self._kinds.items() if now - v[0] < self.window}
 
 
 def limit_repeats(limit: int, handlers: bool = False) -> None:
     """Put a :class:`RepeatLimit` on :data:`LIMITED_LOGGERS` (once; ``limit`` updates the
-    one there: in one process, the last app set up decides), and with ``handlers`` on the
-    root logger's handlers too (``citcon-sim serve``: every logger, asyncio's included)."""
+    one there and its counts start again: in one process, the last app set up decides),
+    and with ``handlers`` on the root logger's handlers too (``citcon-sim serve``: every
+    logger, asyncio's included)."""
     targets: list[logging.Filterer] = [logging.getLogger(n) for n in LIMITED_LOGGERS]
     if handlers:
         targets += logging.getLogger().handlers
     shared = next((f for t in targets for f in t.filters if isinstance(f, RepeatLimit)),
                   None) or RepeatLimit(limit)
     shared.limit = limit
+    shared.reset()
     for target in targets:
         if shared not in target.filters:
             target.addFilter(shared)
