@@ -248,3 +248,28 @@ def test_a_new_app_starts_the_counts_afresh():
     assert [shared.filter(record("x %s", i)) for i in range(3)] == [True, True, False]
     create_app(Simulator(Config(log_repeats=2)))
     assert shared.filter(record("x %s", 3))  # the next test's lines are not silenced
+
+
+def test_the_cap_stays_below_the_file_limit(monkeypatch, caplog):
+    import resource
+
+    from citcon_sim.web.limits import SPARE_FDS, usable_connections
+
+    monkeypatch.setattr(resource, "getrlimit", lambda _: (256, 4096))
+    assert usable_connections(100) == 100
+    assert usable_connections(512) == 256 - SPARE_FDS
+    assert "ulimit -n 256" in caplog.text
+
+
+def test_repeats_are_counted_by_template_before_the_address_is_filled_in():
+    from aiohttp import web
+
+    from citcon_sim.web import security
+    from citcon_sim.web.limits import limit_repeats
+    from citcon_sim.web.security import ScrubParseErrors
+
+    security.setup(web.Application())
+    limit_repeats(20)
+    filters = logging.getLogger("aiohttp.server").filters
+    assert isinstance(filters[0], RepeatLimit)
+    assert any(isinstance(f, ScrubParseErrors) for f in filters[1:])

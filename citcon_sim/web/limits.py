@@ -34,6 +34,8 @@ from aiohttp.web_protocol import RequestHandler
 from citcon_sim.config import Config
 from citcon_sim.domain.errors import CitconError
 
+log = logging.getLogger("citcon_sim")
+
 # -- request bodies ----------------------------------------------------------------------------
 
 
@@ -134,7 +136,27 @@ class Runner(web.AppRunner):
     async def setup(self) -> None:
         await super().setup()
         assert self.server is not None
-        self.cap = ConnectionCap(self.server, self.max_connections)
+        self.cap = ConnectionCap(self.server, usable_connections(self.max_connections))
+
+
+# File descriptors kept for everything else: listening sockets, IPN connections, --state.
+SPARE_FDS = 64
+
+
+def usable_connections(wanted: int) -> int:
+    """``wanted``, or fewer when the process may not open that many files: the cap only
+    works while an accepted connection can still be accepted (and then closed)."""
+    try:
+        import resource
+    except ImportError:  # not on this platform
+        return wanted
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or wanted <= soft - SPARE_FDS:
+        return wanted
+    usable = max(1, soft - SPARE_FDS)
+    log.warning("--max-connections %d is more than this process may open files for "
+                "(ulimit -n %d): capping connections at %d", wanted, soft, usable)
+    return usable
 
 
 # -- log lines ---------------------------------------------------------------------------------
@@ -206,4 +228,6 @@ def limit_repeats(limit: int, handlers: bool = False) -> None:
     shared.reset()
     for target in targets:
         if shared not in target.filters:
-            target.addFilter(shared)
+            # First: it counts by the message template, before a filter rewrites the
+            # message (ScrubParseErrors puts the client's address into it).
+            target.filters.insert(0, shared)
