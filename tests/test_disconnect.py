@@ -54,3 +54,34 @@ def test_a_client_leaving_mid_upload_is_not_a_server_error(caplog, reset):
             server.simulator.ledger.by_id))) == ([], 0)
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert not errors, [r.getMessage() for r in errors]
+
+
+pytest_plugins = ["pytester"]
+
+
+def test_the_merchants_own_test_passes_through_the_plugin(pytester):
+    """The reported symptom: a merchant test whose client gives up mid-upload failed in
+    teardown with ServerError (ConnectionResetError). It passes now, twice over."""
+    pytester.makepyfile('''
+        import socket, time
+
+        def leave_mid_upload(citcon_sim):
+            host, port = citcon_sim.base_url.removeprefix("http://").rsplit(":", 1)
+            sock = socket.create_connection((host, int(port)))
+            sock.sendall(b"POST /payment/pay_qr HTTP/1.1\\r\\nHost: x\\r\\n"
+                         b"Authorization: Bearer shop\\r\\nContent-Length: 5000\\r\\n\\r\\na=")
+            time.sleep(0.05)
+            sock.close()
+            deadline = time.monotonic() + 5
+            while not citcon_sim.requests() and time.monotonic() < deadline:
+                time.sleep(0.01)
+
+        def test_one(citcon_sim):
+            leave_mid_upload(citcon_sim)
+
+        def test_two(citcon_sim):
+            leave_mid_upload(citcon_sim)
+    ''')
+    result = pytester.runpytest_inprocess(
+        "-p", "no:cacheprovider", "-o", "asyncio_default_fixture_loop_scope=function")
+    result.assert_outcomes(passed=2)
