@@ -4,6 +4,7 @@ ledger is untouched, and the merchant call is journalled as 499 (client closed).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 import struct
@@ -23,14 +24,23 @@ def wait_until(predicate, timeout: float = 5.0) -> None:
         time.sleep(0.01)
 
 
-def upload_and_leave(base_url: str, path: str, *, reset: bool) -> None:
-    host, port = base_url.removeprefix("http://").rsplit(":", 1)
+def handling(server: SimulatorServer) -> int:
+    """Requests the server is handling now (aiohttp runs each as a task)."""
+    def count() -> int:
+        return sum(t.get_coro().__qualname__.endswith("_handle_request")
+                   for t in asyncio.all_tasks())
+    return server.call(count)
+
+
+def upload_and_leave(server: SimulatorServer, path: str, *, reset: bool) -> None:
+    host, port = server.base_url.removeprefix("http://").rsplit(":", 1)
     sock = socket.create_connection((host, int(port)))
-    sock.sendall((f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+    method = "PUT" if path == "/_sim/state" else "POST"
+    sock.sendall((f"{method} {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
                   "Authorization: Bearer test-token\r\n"
                   "Content-Type: application/x-www-form-urlencoded\r\n"
                   "Content-Length: 100000\r\n\r\nvendor=alipay&amount=").encode())
-    time.sleep(0.05)  # let the server start reading the body: this is wall-clock I/O
+    wait_until(lambda: handling(server) == 1)  # the server is reading the body
     if reset:  # RST instead of FIN
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     sock.close()
@@ -41,8 +51,9 @@ def test_a_client_leaving_mid_upload_is_not_a_server_error(caplog, reset):
     caplog.set_level(logging.INFO)
     with SimulatorServer() as server:
         for path in ("/_sim/clock/advance", "/_sim/scenarios", "/_sim/state"):
-            upload_and_leave(server.base_url, path, reset=reset)
-        upload_and_leave(server.base_url, "/payment/pay_qr", reset=reset)
+            upload_and_leave(server, path, reset=reset)
+            wait_until(lambda: handling(server) == 0)
+        upload_and_leave(server, "/payment/pay_qr", reset=reset)
         wait_until(lambda: server.call(lambda: len(server.simulator.journal.query(limit=5))))
         entry = server.call(lambda: server.simulator.journal.query(limit=1)[0].as_dict())
         assert entry["status"] == 499, entry
@@ -70,7 +81,7 @@ def test_the_merchants_own_test_passes_through_the_plugin(pytester):
             sock = socket.create_connection((host, int(port)))
             sock.sendall(b"POST /payment/pay_qr HTTP/1.1\\r\\nHost: x\\r\\n"
                          b"Authorization: Bearer shop\\r\\nContent-Length: 5000\\r\\n\\r\\na=")
-            time.sleep(0.05)
+            time.sleep(0.2)  # the server starts reading the body (wall-clock I/O)
             sock.close()
             deadline = time.monotonic() + 5
             while not citcon_sim.requests() and time.monotonic() < deadline:

@@ -5,6 +5,7 @@ the settings and waits (bounded) on real sockets."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -145,6 +146,21 @@ def test_a_body_in_pieces_within_the_timeout_is_served():
 # -- connections -----------------------------------------------------------------------------
 
 
+def handling(srv: SimulatorServer) -> int:
+    """Requests the server is handling now (aiohttp runs each as a task)."""
+    def count() -> int:
+        return sum(t.get_coro().__qualname__.endswith("_handle_request")  # type: ignore[union-attr]
+                   for t in asyncio.all_tasks())
+    return srv.call(count)
+
+
+def wait_until(predicate, timeout: float = WAIT) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "the server did not get there in time"
+        time.sleep(0.01)
+
+
 def test_half_open_connections_make_room_for_real_calls():
     """50 half-open sockets against a cap of 20: the oldest idle ones are closed, and a
     normal call is still answered at once."""
@@ -163,7 +179,7 @@ def test_when_every_connection_is_busy_the_new_one_is_refused():
         for sock in busy:  # each in the middle of a request body
             sock.sendall(HEAD.format(path="/payment/pay_qr", length=len(FORM)).encode()
                          + FORM[:5].encode())
-        time.sleep(0.2)  # the server has read their heads (real sockets)
+        wait_until(lambda: handling(srv) == 3)  # the server is in all three requests
         with sockets(srv, 1) as (extra,):
             assert closed_by_server(extra) == b""
         assert all(still_open(s) for s in busy)
