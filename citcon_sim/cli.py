@@ -26,6 +26,7 @@ from citcon_sim.faces.online.ipn import build_form
 from citcon_sim.scenarios import ScenarioError, resolve_scenario, shipped_scenarios
 from citcon_sim.simulator import Simulator
 from citcon_sim.web.app import create_app
+from citcon_sim.web.limits import Runner, limit_repeats
 from citcon_sim.web.security import RedactingAccessLogger
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -50,9 +51,10 @@ def banner(sim: Simulator) -> str:
 
 async def serve_forever(sim: Simulator, *, ready: asyncio.Event | None = None) -> None:
     app = create_app(sim)
-    runner = web.AppRunner(app, access_log=logging.getLogger("aiohttp.access")
-                           if sim.config.access_log else None,
-                           access_log_class=RedactingAccessLogger)  # no tokens in the log
+    # Idle timeout and connection cap (limits.Runner); no tokens in the access log.
+    runner = Runner(app, sim.config, access_log=logging.getLogger("aiohttp.access")
+                    if sim.config.access_log else None,
+                    access_log_class=RedactingAccessLogger)
     await runner.setup()
     site = web.TCPSite(runner, sim.config.host, sim.config.serve_port)
     await site.start()
@@ -150,7 +152,12 @@ def _serve_options(command: F) -> F:
 def config_from_options(values: dict[str, Any]) -> Config:
     """The Config of ``serve``'s parsed options; an unusable value is a usage error
     naming its flag."""
-    values = {**values, "scenarios": list(values.get("scenarios", ()))}  # click: a tuple
+    values = dict(values)
+    for f, s in settings():  # click gives a repeatable flag's values as a tuple
+        if s.many and f.name in values:
+            given = values[f.name] or ()
+            values[f.name] = ([v for text in given for v in s.parse(text)] if s.parse
+                              else list(given))
     try:
         return Config(**values)
     except ConfigError as exc:
@@ -164,6 +171,7 @@ def serve(**options: Any) -> None:
     """Run the simulator (useful with no configuration at all)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     config = config_from_options(options)
+    limit_repeats(config.log_repeats, handlers=True)  # every logger, asyncio's too
     try:
         sim = Simulator(config)
     except (MerchantsFileError, ScenarioError) as exc:

@@ -13,7 +13,7 @@ import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -192,9 +192,23 @@ def _state_path(value: Any) -> str | None:
     return None
 
 
+# Virtual times the simulator can show: every answer formats times, and times computed
+# from now (expiry, retries, windows) must stay formattable, so the end keeps a margin
+# below datetime's year 9999. Before the epoch some platforms cannot convert at all.
+EARLIEST_TIME = datetime(1970, 1, 2, tzinfo=UTC)
+LATEST_TIME = datetime(9900, 1, 1, tzinfo=UTC)
+
+
 def _time(value: Any) -> str | None:
-    return None if value is None or isinstance(value, datetime) else (
-        f"{value!r} is not a date and time")
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        return f"{value!r} is not a date and time"
+    when = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    if not EARLIEST_TIME <= when < LATEST_TIME:
+        return (f"{value.isoformat()} is outside the supported range "
+                f"({EARLIEST_TIME:%Y-%m-%d} to {LATEST_TIME:%Y-%m-%d})")
+    return None
 
 
 def _timezone(value: Any) -> str | None:
@@ -226,6 +240,19 @@ def _backoff(value: Any) -> str | None:
         return "at least one retry delay in seconds"
     if not all(_is_number(d) and 0 < d < 10**7 for d in value):
         return "each delay is more than 0 seconds (and less than 10^7)"
+    return None
+
+
+def parse_names(text: str) -> list[str]:
+    """``"sim.example.com, .qa.example.com"`` -> ``["sim.example.com", ".qa.example.com"]``."""
+    return [part.strip() for part in text.replace(",", " ").split() if part.strip()]
+
+
+def _host_names(value: Any) -> str | None:
+    if not isinstance(value, list) or not all(
+            isinstance(n, str) and n and n.isascii() and not any(c in n for c in "/@ \t")
+            for n in value):
+        return "a list of host names (name, name:port, .suffix for subdomains, or *)"
     return None
 
 
@@ -317,6 +344,38 @@ class Config:
         1000, check=_int_at_least(1),
         help="Pending IPN sends; overflow is logged and rescheduled.")
     ipn_workers: int = setting(4, check=_int_at_least(1), help="Concurrent IPN POSTs.")
+    # -- shared deployments (README "Running it for a team") -------------------------------
+    allowed_hosts: list[str] = setting(
+        factory=list, option="--allowed-hosts", many=True, parse=parse_names,
+        metavar="NAME", check=_host_names,
+        help="Host names /_sim/ answers to besides loopback names, IP addresses, "
+        "single-label names (compose services) and the --public-url host: NAME, "
+        "NAME:PORT, .SUFFIX for its subdomains, or * for any; pages there may also call "
+        "/_sim/. Repeatable (in the variable, separated by spaces or commas). Guards an "
+        "open /_sim/ against DNS rebinding.")
+    idle_timeout: float = setting(
+        30.0, option="--idle-timeout", metavar="SECONDS", parse=parse_seconds,
+        check=_seconds_at_least(0.05),
+        help="Wall seconds a connection may take to send a complete request head, after "
+        "connecting or between keep-alive requests; then it is closed.")
+    body_timeout: float = setting(
+        30.0, option="--body-timeout", metavar="SECONDS", parse=parse_seconds,
+        check=_seconds_at_least(0.05),
+        help="Wall seconds a request body may take to arrive; a slower one gets HTTP 408 "
+        "and its connection is closed.")
+    max_connections: int = setting(
+        512, option="--max-connections", metavar="N", parse=parse_int,
+        check=_int_at_least(1),
+        help="Open connections at most; past it the longest-idle one is closed to make "
+        "room (the new one when none is idle).")
+    max_event_streams: int = setting(
+        20, option="--max-event-streams", metavar="N", parse=parse_int,
+        check=_int_at_least(1),
+        help="Dashboard live streams at most; a new one ends the oldest, which then polls.")
+    log_repeats: int = setting(
+        20, option="--log-repeats", metavar="N", parse=parse_int, check=_int_at_least(0),
+        help="Times one kind of log line is written per minute; the rest are counted in "
+        "one summary line (0: no limit).")
 
     def __post_init__(self) -> None:
         # Python callers may pass a str path or a list of delays: stored as the types above.

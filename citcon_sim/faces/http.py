@@ -59,11 +59,27 @@ def envelope(error: CitconError) -> web.Response:
     return model_response(ErrorEnvelope.of(error), status=error.http_status)
 
 
+# nginx's "client closed request": what the journal shows for a call whose client left.
+CLIENT_GONE = 499
+
+
+def client_gone(request: web.Request, exc: BaseException) -> bool:
+    """A connection error while the client's connection is closed: the client went away
+    (mid-upload, say). That is the client's doing, not a server error."""
+    if not isinstance(exc, ConnectionError):
+        return False
+    transport = request.transport
+    return transport is None or transport.is_closing()
+
+
 def error_response(request: web.Request, exc: Exception) -> web.Response:
     """The Citcon error envelope for a failure, never a traceback. aiohttp's own 404, 405
-    and 413 become envelopes too; other HTTP exceptions (redirects) are raised again."""
+    and 413 become envelopes too; other HTTP exceptions (redirects) are raised again. A
+    client that went away gets a 499 nobody reads: not logged, not recorded."""
     if isinstance(exc, CitconError):
         return envelope(exc)
+    if client_gone(request, exc):
+        return web.Response(status=CLIENT_GONE)
     if isinstance(exc, web.HTTPRequestEntityTooLarge):
         return envelope(PayloadTooLarge("request body is larger than the limit"))
     if isinstance(exc, web.HTTPNotFound):

@@ -47,6 +47,7 @@ from citcon_sim.faces.upi import tokens as upi_tokens
 from citcon_sim.scenarios import resolve_scenario
 from citcon_sim.simulator import Simulator
 from citcon_sim.web.app import create_app
+from citcon_sim.web.limits import Runner
 
 __all__ = ["ServerError", "SimulatorServer", "StartError"]
 
@@ -188,8 +189,9 @@ class SimulatorServer:
     async def _main(self, ready: Future[str]) -> None:
         sim = self.simulator
         # shutdown_timeout bounds how long stop() waits for requests still in flight.
-        runner = web.AppRunner(create_app(sim), access_log=None,
-                               shutdown_timeout=min(2.0, self.stop_timeout / 2))
+        # The config's idle timeout and connection cap, as `citcon-sim serve` has them.
+        runner = Runner(create_app(sim), sim.config, access_log=None,
+                        shutdown_timeout=min(2.0, self.stop_timeout / 2))
         await runner.setup()
         try:
             await web.TCPSite(runner, self.host, self.port).start()

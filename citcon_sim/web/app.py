@@ -18,7 +18,7 @@ from citcon_sim.faces import FACES
 from citcon_sim.faces.face import Face
 from citcon_sim.faces.http import SIM, error_response
 from citcon_sim.faces.middleware import merchant_api
-from citcon_sim.web import control, dashboard, openapi, pages, security, state_routes
+from citcon_sim.web import control, dashboard, limits, openapi, pages, security, state_routes
 
 if TYPE_CHECKING:
     from citcon_sim.simulator import Simulator
@@ -30,21 +30,36 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 @web.middleware
 async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every failure becomes the Citcon error envelope, never a traceback: aiohttp's own
-    404, 405 and 413 included. (The ``/payment/`` sub-application's middleware answers a
-    merchant call's errors itself, so that its journal records them.)"""
+    """Every failure becomes an error envelope, never a traceback: aiohttp's own 404, 405
+    and 413 included, in the shape of the face whose prefix the path is under; a client
+    that went away, quietly. (A face's sub-application middleware answers a merchant
+    call's errors itself, so that its journal records them.) A body still arriving gets
+    ``--body-timeout`` seconds."""
+    deadline = limits.body_deadline(request, request.app[SIM].config.body_timeout)
+    if deadline is None:
+        try:
+            return await handler(request)
+        except Exception as exc:
+            return _answer(request, exc)
     try:
-        return await handler(request)
-    except (asyncio.CancelledError, ConnectionResetError):
-        raise
+        response = await handler(request)
     except Exception as exc:
-        face = _face_answering(request, exc)
-        if face is not None:
-            response = face.error(_HTTP_ERRORS[type(exc)](f"{request.method} {request.path}"))
-            if isinstance(exc, web.HTTPMethodNotAllowed):
-                response.headers["Allow"] = ",".join(sorted(exc.allowed_methods))
-            return response
-        return error_response(request, exc)
+        response = _answer(request, exc)
+    finally:
+        deadline.cancel()
+    if deadline.expired:
+        response.force_close()  # what is left of the body is not worth reading
+    return response
+
+
+def _answer(request: web.Request, exc: Exception) -> web.Response:
+    face = _face_answering(request, exc)
+    if face is not None:
+        response = face.error(_HTTP_ERRORS[type(exc)](f"{request.method} {request.path}"))
+        if isinstance(exc, web.HTTPMethodNotAllowed):
+            response.headers["Allow"] = ",".join(sorted(exc.allowed_methods))
+        return response
+    return error_response(request, exc)
 
 
 class _MethodNotAllowed(BadRequest):
@@ -149,6 +164,7 @@ def create_app(sim: Simulator) -> web.Application:
     app.add_subapp(control.ROUTES.prefix, sim_app)
     app.on_response_prepare.append(nosniff)
     security.setup(app)  # redaction filters on aiohttp's loggers
+    limits.limit_repeats(sim.config.log_repeats)  # and a cap on repeated lines
     app.cleanup_ctx.append(_ticker)
     app.cleanup_ctx.append(_ipn_sender)
     return app

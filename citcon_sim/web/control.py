@@ -8,6 +8,7 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
+from citcon_sim.config import LATEST_TIME
 from citcon_sim.domain.errors import BadRequest, NotFound
 from citcon_sim.domain.vendors import VENDORS
 from citcon_sim.faces.http import SIM, json_response, read_params
@@ -84,6 +85,9 @@ async def advance_clock(request: web.Request) -> web.Response:
         seconds = float("nan")
     if not 0 <= seconds <= 10 * 365 * 86400:  # NaN fails this too
         raise BadRequest("seconds must be a number from 0 to ten years")
+    if sim.clock.time() + seconds >= LATEST_TIME.timestamp():
+        # Past it, times computed from now could not be shown (year 9999 is the end).
+        raise BadRequest(f"the clock cannot move past {LATEST_TIME:%Y-%m-%d}")
     ran = sim.advance(seconds)
     return json_response({**_clock(sim), "jobs_run": ran})
 

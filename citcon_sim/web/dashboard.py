@@ -16,7 +16,11 @@ nothing here changes state by itself. Three things are the dashboard's own:
   ``reset`` when transactions are forgotten (``{}``, or ``{"merchant": key}`` for one
   merchant) or the state is replaced. Each client has a bounded queue; on overflow it is
   emptied and a single ``resync`` takes its place, so a slow client costs a bounded
-  amount of memory and still ends up current. A comment line goes out after 15 s (wall)
+  amount of memory and still ends up current. At most ``--max-event-streams`` streams
+  are open: a new one ends the oldest with a ``dropped`` event and a long ``retry:``, so
+  that page polls instead of reconnecting at once (and pushing the next one out); every
+  event is encoded once and queued to each stream in O(1). A comment line goes out after
+  15 s (wall)
   of silence to keep proxies from closing the stream, and every stream ends when the
   app shuts down (``on_shutdown``), so shutdown never waits for them.
 - ``GET /_sim`` redirects to ``/_sim/``; the assets are under ``/_sim/static/``.
@@ -31,7 +35,7 @@ import hmac
 import json
 import secrets
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, KeysView
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -75,6 +79,8 @@ def _sse(event: str, data: Any) -> bytes:
 
 
 RESYNC = _sse("resync", {})
+# How long a dropped page waits before its browser reconnects (it polls meanwhile).
+DROPPED_RETRY_MS = 10 * 60 * 1000
 
 
 class _Client:
@@ -95,8 +101,11 @@ class _Client:
             self._drain()
             self.queue.put_nowait(RESYNC)
 
-    def end(self) -> None:
+    def end(self, last: bytes | None = None) -> None:
+        """Close the stream, after ``last`` if given (nothing queued before it is sent)."""
         self._drain()
+        if last is not None:
+            self.queue.put_nowait(last)
         self.queue.put_nowait(None)
 
     def _drain(self) -> None:
@@ -109,11 +118,14 @@ class Hub:
     event bus (while the app runs), with no loop of its own."""
 
     def __init__(self, sim: Simulator, *, heartbeat: float = HEARTBEAT_SECONDS,
-                 queue_size: int = CLIENT_QUEUE_SIZE) -> None:
+                 queue_size: int = CLIENT_QUEUE_SIZE, max_clients: int | None = None) -> None:
         self.sim = sim
         self.heartbeat = heartbeat
         self.queue_size = queue_size
-        self.clients: set[_Client] = set()
+        self.max_clients = max_clients or sim.config.max_event_streams
+        # Insertion-ordered: the first is the oldest, the one a new stream pushes out.
+        self._clients: dict[_Client, None] = {}
+        self.dropped = 0
         self.closed = False
         # Merchant keys are an HMAC of the token under a per-process secret: stable while
         # the server runs, useless for guessing a token offline.
@@ -138,12 +150,29 @@ class Hub:
     # -- clients --------------------------------------------------------------------------
 
     def connect(self) -> _Client:
+        while len(self._clients) >= self.max_clients:
+            oldest = next(iter(self._clients))
+            del self._clients[oldest]
+            self.dropped += 1
+            oldest.end(self._dropped_message())
         client = _Client(self.queue_size)
-        self.clients.add(client)
+        self._clients[client] = None
         return client
 
+    @property
+    def clients(self) -> KeysView[_Client]:
+        """The open streams, oldest first (a set-like view)."""
+        return self._clients.keys()
+
+    def _dropped_message(self) -> bytes:
+        notice = _sse("dropped", {
+            "reason": f"more than {self.max_clients} live dashboards are open: this one "
+            "was the oldest, and now refreshes by polling",
+            "max_event_streams": self.max_clients})
+        return f"retry: {DROPPED_RETRY_MS}\n".encode() + notice
+
     def disconnect(self, client: _Client) -> None:
-        self.clients.discard(client)
+        self._clients.pop(client, None)
 
     def publish(self, event: str, data: Any) -> None:
         if not self.clients:
@@ -158,7 +187,7 @@ class Hub:
             self._fan_out(message)
 
     def _fan_out(self, message: bytes) -> None:
-        for client in self.clients:
+        for client in self._clients:
             client.put(message)
 
     async def close(self, app: web.Application | None = None) -> None:

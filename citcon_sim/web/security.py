@@ -8,6 +8,16 @@ HttpOnly, SameSite=Strict cookie so the page's own later calls are let in. Anyth
 is a 401 envelope. The merchant API (``/payment/``) and the wallet pages stay open: they
 are what merchants and consumers use, and merchants authenticate with their own tokens.
 
+Without an admin token, ``/_sim/`` still refuses (403, the same envelope) what a web page
+could make a browser send: a ``Host`` that is not a loopback name, an IP address, a
+single-label name (a compose service), the public URL's or the listen address's host or
+one listed in ``--allowed-hosts`` (DNS rebinding: a page's own name pointed at 127.0.0.1),
+and a state-changing request whose ``Origin`` is another site's (cross-site requests).
+With a token these add nothing: neither attack has it, and the cookie is SameSite=Strict.
+The merchant API and the wallet pages keep answering any Host: a merchant calls them by
+whatever name its network gives (``sim.qa.svc.cluster.local``), and what they give away
+needs a merchant token or a transaction id the attacker does not have.
+
 Every response also gets ``X-Content-Type-Options: nosniff`` (``app.nosniff``).
 
 :class:`RedactingAccessLogger` is the access logger ``citcon-sim serve --access-log``
@@ -20,18 +30,21 @@ aiohttp could not parse on ``aiohttp.server``).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
+import ipaddress
 import logging
 import re
 from collections.abc import Awaitable, Callable, Iterable
-from urllib.parse import unquote_plus
+from urllib.parse import unquote_plus, urlsplit
 
 from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMessage
 from aiohttp.web_log import AccessLogger
 
-from citcon_sim.domain.errors import Unauthorized
+from citcon_sim.config import Config
+from citcon_sim.domain.errors import CitconError, Unauthorized
 from citcon_sim.domain.redaction import SECRET_PARAMS
 from citcon_sim.faces.http import SIM, bearer_token, envelope
 
@@ -76,10 +89,15 @@ async def admin_guard(request: web.Request, handler: Handler) -> web.StreamRespo
 
 
 async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """The admin-token check, for a request ``locked()`` says needs it."""
-    admin = request.app[SIM].config.admin_token
-    if not admin or not locked(request):
+    """The admin-token check, for a request ``locked()`` says needs it; without a token,
+    the Host and Origin checks instead."""
+    config = request.app[SIM].config
+    admin = config.admin_token
+    if not locked(request):
         return await handler(request)
+    if not admin:
+        refused = browser_attack(request, config)
+        return envelope(refused) if refused is not None else await handler(request)
     from_query = _same(request.query.get(QUERY_KEY), admin)
     allowed = (
         from_query
@@ -105,6 +123,132 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     if not resp.prepared:  # a stream already sent its headers
         _set_cookie(request, resp, admin)
     return resp
+
+
+# -- Host and Origin (an open /_sim/) ---------------------------------------------------------
+
+
+class Forbidden(CitconError):
+    """A request /_sim/ will not serve whoever sends it (the envelope of a 400, as 403)."""
+
+    code, message, http_status = 4100, "Bad request", 403
+
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_SHOWN = re.compile(r"[A-Za-z0-9.:\[\]_-]{1,100}")
+HostName = tuple[str, int | None]  # lower-case name without a trailing dot, port or None
+
+
+def split_host(text: str, scheme: str | None = None) -> HostName | None:
+    """``Host``-style ``name[:port]`` (``[v6]:port`` too) -> (name, port), or None when it
+    is not one. A port that is ``scheme``'s default counts as none."""
+    text = text.strip().lower()
+    if text.startswith("["):
+        name, bracket, rest = text[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            return None
+        port = rest[1:]
+    else:
+        name, _, port = text.partition(":")
+        if ":" in port:
+            return None
+    if port and not (port.isascii() and port.isdigit() and len(port) <= 5):
+        return None
+    number = int(port) if port else None
+    if scheme is not None and number == _DEFAULT_PORTS.get(scheme):
+        number = None
+    return name.rstrip("."), number
+
+
+def _listed(host: HostName, patterns: tuple[str, ...]) -> bool:
+    name, port = host
+    for pattern in patterns:
+        if pattern == "*":
+            return True
+        wanted = split_host(pattern)
+        if wanted is None or (wanted[1] is not None and wanted[1] != port):
+            continue
+        if wanted[0] == name or (wanted[0].startswith(".") and (
+                name.endswith(wanted[0]) or name == wanted[0][1:])):
+            return True
+    return False
+
+
+def _own_hosts(config: Config) -> tuple[str, ...]:
+    """The names the configuration itself gives the simulator, as allowed-host patterns."""
+    own = [*config.allowed_hosts]
+    if config.public_url:
+        own.append(urlsplit(config.public_url).netloc.rpartition("@")[2])
+    if config.host not in ("", "0.0.0.0", "::"):
+        own.append(config.host)
+    return tuple(own)
+
+
+@functools.lru_cache(maxsize=1024)
+def host_allowed(host: str, patterns: tuple[str, ...]) -> bool:
+    """Whether an open /_sim/ answers a request with this ``Host`` header: names DNS
+    rebinding cannot use (loopback names, IP addresses, single labels such as compose
+    service names) and ``patterns`` (the configured names)."""
+    split = split_host(host)
+    if split is None:
+        return False
+    name = split[0]
+    if not name:
+        return False
+    try:
+        ipaddress.ip_address(name)
+        return True
+    except ValueError:
+        pass
+    if name == "localhost" or name.endswith(".localhost") or "." not in name:
+        return True
+    return _listed(split, patterns)
+
+
+def origin_allowed(request: web.Request, origin: str, config: Config) -> bool:
+    """A state-changing request's ``Origin``: the simulator's own (the ``Host`` it was
+    sent to, the public URL's, port and scheme included) or an ``--allowed-hosts`` one."""
+    if origin == "null":
+        # Sandboxed frames send "null"; the Fetch standard has a same-origin form POST
+        # from a no-referrer page (as ours are) send it too. Sec-Fetch-Site tells them
+        # apart, and no page can set it.
+        return request.headers.get("Sec-Fetch-Site") == "same-origin"
+    try:
+        parts = urlsplit(origin)
+    except ValueError:
+        return False
+    if parts.scheme not in _DEFAULT_PORTS or parts.path or parts.query:
+        return False
+    sender = split_host(parts.netloc, parts.scheme)
+    if sender is None:
+        return False
+    own = split_host(request.headers.get("Host", ""), parts.scheme)
+    return sender == own or _public_origin(config) == (parts.scheme, sender) or _listed(
+        sender, tuple(config.allowed_hosts))
+
+
+def _public_origin(config: Config) -> tuple[str, HostName | None] | None:
+    if not config.public_url:
+        return None
+    parts = urlsplit(config.public_url)
+    return parts.scheme, split_host(parts.netloc.rpartition("@")[2], parts.scheme)
+
+
+def browser_attack(request: web.Request, config: Config) -> Forbidden | None:
+    """Why an open /_sim/ refuses this request (the Host and Origin rules), or None."""
+    patterns = _own_hosts(config)
+    host = request.headers.get("Host")
+    if host and not host_allowed(host, patterns):
+        shown = repr(host) if _SHOWN.fullmatch(host) else "this Host"
+        return Forbidden(f"/_sim/ does not answer to {shown} without an admin token: use "
+                         "localhost or an IP address, or name it with --allowed-hosts")
+    origin = request.headers.get("Origin")
+    if origin is not None and request.method not in SAFE_METHODS and not origin_allowed(
+            request, origin, config):
+        return Forbidden("cross-site request refused: /_sim/ changes state only for its "
+                         "own pages and for clients that send no Origin")
+    return None
 
 
 def _set_cookie(request: web.Request, resp: web.StreamResponse, admin: str) -> None:
