@@ -52,15 +52,20 @@ def _static() -> dict[str, Any]:
     for table in every:
         for path, item in table.openapi_paths(schemas).items():
             paths.setdefault(path, {}).update(item)
-    for item in paths.values():
+    for path, item in paths.items():
         for op in item.values():  # any request line or header can be too long for the parser
             op["responses"].setdefault("400", {"$ref": "#/components/responses/BadRequest"})
+            if "requestBody" in op:  # a body slower than --body-timeout
+                op["responses"].setdefault("408", {"$ref": "#/components/responses/RequestTimeout"})
+            if path.startswith("/_sim") and path != "/_sim/health":  # web/security.py
+                op["responses"].setdefault("403", {"$ref": "#/components/responses/Forbidden"})
     return {
         "openapi": OPENAPI_VERSION,
         "info": {
             "title": "citcon-sim",
             "version": __version__,
-            "summary": "A local simulator of Citcon's Online API, with its control surface.",
+            "summary": "A local simulator of Citcon's merchant APIs (Online API, CHOP, UPI "
+            "v1) over one ledger, with its control surface.",
             "description": "Merchant API (`/payment/*`): form-urlencoded bodies as Citcon "
             "documents them (the same parameters in a GET query string or as a JSON object "
             "work too); values are trimmed and empty values count as absent; unknown "
@@ -73,7 +78,8 @@ def _static() -> dict[str, Any]:
             "license": {"name": "MIT", "identifier": "MIT"},
         },
         "tags": [
-            {"name": "merchant", "description": "Citcon's Online API, as simulated."},
+            {"name": "merchant", "description": "Citcon's Online API (`/payment/*`) and CHOP "
+             "(`/chop/*`), as simulated."},
             {"name": "control", "description": "Drive the simulator from tests, QA, demos."},
             {"name": "pages", "description": "What the consumer's browser sees."},
             {"name": "upi", "description": "Citcon's UPI v1 (`/v1/*`): JSON bodies, access "

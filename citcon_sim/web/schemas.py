@@ -176,7 +176,10 @@ RESPONSES: dict[str, Schema] = {
     "MethodNotAllowed": {
         **_envelope("Any method a path does not list; `Allow` names the ones it does."),
         "headers": {"Allow": {"schema": {"type": "string"}}}},
+    "Forbidden": _envelope("An open `/_sim/` (no admin token) refuses a foreign `Host` "
+                           "name and a cross-site state change (`Origin`)."),
     "Conflict": _envelope("The transaction's state does not allow the action."),
+    "RequestTimeout": _envelope("The request body took longer than `--body-timeout`."),
     "PayloadTooLarge": _envelope("The body is larger than `max_body_bytes` (1 MiB)."),
     "ServerError": _envelope("4000 Unknown error, or a failure a loaded scenario scripts "
                              "(`api.error: 4000`, `api.http_status`).", text_too=True),
