@@ -646,7 +646,7 @@ def restore(sim: Simulator, data: Any, *, resume: bool = False,
     sim.clock.load(plan.clock)
     sim.install(plan.ledger, IpnExport(plan.notifications))
     if sim.persistence is not None:
-        sim.persistence.compact()  # the imported state becomes the file's new base
+        sim.persistence.rebase()  # the imported state becomes the file's new base
     sim.events.publish(StateRestored())
     ledger = plan.ledger
     return {

@@ -26,11 +26,17 @@ log = logging.getLogger("citcon_sim")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+_FACE_PATHS = tuple(face.routes.prefix + "/" for face in FACES)
+
+
 @web.middleware
 async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every failure becomes the Citcon error envelope, never a traceback: aiohttp's own
     404, 405 and 413 included. (The ``/payment/`` sub-application's middleware answers a
     merchant call's errors itself, so that its journal records them.)"""
+    failure = request.app[SIM].failure
+    if failure is not None and not request.path.startswith(_FACE_PATHS):
+        return error_response(request, failure)  # --state failed; faces answer their own
     try:
         return await handler(request)
     except (asyncio.CancelledError, ConnectionResetError):
