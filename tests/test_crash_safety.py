@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from citcon_sim import Config, Simulator, create_app
+from citcon_sim.domain.errors import StateError
 from citcon_sim.domain.events import IpnChanged, TransactionChanged
 from citcon_sim.scenarios import parse_scenario
 
@@ -236,3 +237,18 @@ def test_an_ipn_record_without_its_transaction_is_dropped_with_a_warning(
         sim2 = started(path)
     assert txn.id in sim2.ledger.by_id and "N-orphan" not in sim2.ipn.notifications
     assert "dropped 1 IPN record" in caplog.text
+
+
+def test_a_damaged_snapshot_line_is_refused_not_overwritten(tmp_path: Path) -> None:
+    """No crash cuts the first line (it is written whole, then renamed into place); a
+    file cut there was damaged otherwise, and starting empty would overwrite it."""
+    path = tmp_path / "state.jsonl"
+    sim = Simulator(state_config(path))
+    assert sim.persistence is not None
+    sim.persistence.close()
+    raw = path.read_bytes()
+    damaged = raw[: raw.index(b"\n") // 2]
+    path.write_bytes(damaged)
+    with pytest.raises(StateError, match="first line .* incomplete"):
+        Simulator(state_config(path))
+    assert path.read_bytes() == damaged

@@ -174,6 +174,11 @@ class StateFile:
             return None  # a new file: start from the configuration
         lines = raw.split(b"\n")
         first = _json_line(lines[0])
+        if first is None and lines[0].startswith(b'{"k":"snapshot"'):
+            # Not a crash cut: the snapshot line is only ever written whole (a renamed
+            # file). Starting empty would then overwrite what is left: refuse.
+            raise StateError(f"{self.path}: its first line (the snapshot) is incomplete: "
+                             "the file was damaged; refusing to overwrite it")
         if not (isinstance(first, dict) and first.get("k") == "snapshot"):
             # Not a journal: a snapshot saved from GET /_sim/state starts the file.
             try:
