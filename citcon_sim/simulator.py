@@ -23,6 +23,7 @@ from citcon_sim.config import Config, load_merchants_file
 from citcon_sim.delivery.ipn import IpnExport, IpnSender
 from citcon_sim.delivery.qr import QrCache
 from citcon_sim.domain.clock import Scheduler, VirtualClock
+from citcon_sim.domain.errors import Unavailable
 from citcon_sim.domain.events import (
     ClockMoved,
     EventBus,
@@ -93,6 +94,12 @@ class Simulator:
             )
 
             self.persistence = StateFile.open(self, config.state_file)
+
+    @property
+    def failure(self) -> Unavailable | None:
+        """Set once the ``--state`` file could not be written: the simulator then answers
+        every request with it (503) until a restart (``persistence/journal.py``)."""
+        return None if self.persistence is None else self.persistence.failure
 
     # -- URLs handed to merchants and consumers -----------------------------------------
 

@@ -6,6 +6,7 @@ Plain helpers (``create``, ``auth``, ``IpnReceiver``, ...) live in ``tests/helpe
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -111,3 +112,18 @@ async def browser() -> AsyncIterator[Any]:
             yield launched
         finally:
             await launched.close()
+
+
+@pytest.fixture(autouse=True)
+def _no_repeat_limit_left() -> Iterator[None]:
+    """A test that runs ``citcon-sim serve`` in this process (or sets the limit up as it
+    does) installs the repeated-log-line limit on shared loggers: take it off afterwards,
+    or it would silence the lines later tests look for."""
+    yield
+    from citcon_sim.web.limits import LIMITED_LOGGERS, RepeatLimit
+
+    for name in (*LIMITED_LOGGERS, ""):
+        logger = logging.getLogger(name)
+        for target in (logger, *logger.handlers):
+            for f in [f for f in target.filters if isinstance(f, RepeatLimit)]:
+                target.removeFilter(f)

@@ -9,6 +9,7 @@ import pytest
 
 from citcon_sim import Config, Simulator
 from citcon_sim.domain.commands import Money, PaymentCommand
+from citcon_sim.domain.errors import Unavailable
 from citcon_sim.domain.events import (
     ClockMoved,
     EarliestJobChanged,
@@ -91,9 +92,11 @@ def test_a_failed_state_write_fails_the_operation(tmp_path: Any) -> None:
     state = sim.persistence
     fd, state.fd = state.fd, -1  # the next write fails, as on a full disk
     try:
-        with pytest.raises(OSError):
+        # The domain's 503 (the simulator stops serving), caused by the OSError.
+        with pytest.raises(Unavailable) as info:
             sim.ledger.create_payment(merchant, PaymentCommand(
                 "pay_qr", VENDORS["alipay"], "r2", Money(100, "USD"), None))
+        assert isinstance(info.value.__cause__, OSError) and sim.failure is info.value
     finally:
         state.fd = fd
         state.close()

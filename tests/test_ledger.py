@@ -864,9 +864,10 @@ def test_a_merchant_cannot_touch_another_merchants_transactions(
 
 
 def test_lenient_mode_creates_a_merchant_per_token(ledger: Ledger) -> None:
-    a = ledger.merchant("tok-1")
-    assert ledger.merchant("tok-1") is a
-    assert ledger.merchant("tok-2") is not a
+    # Authenticating never creates (issue 13 item 10); enrolling does, once per token.
+    a = ledger.enrol(ledger.merchant("tok-1"))
+    assert ledger.merchant("tok-1") is a and ledger.enrol("tok-1") is a
+    assert ledger.enrol("tok-2") is not a
     assert a.settings.settlement_currency == "USD" and a.settings.refund_exempt is False
     assert a.settings.partner_id == MerchantSettings.lenient("tok-1").partner_id
     assert len(a.settings.partner_id) == 9

@@ -20,7 +20,7 @@ from click.testing import CliRunner
 from citcon_sim import Config
 from citcon_sim.cli import main
 from citcon_sim.testing import SimulatorServer
-from citcon_sim.web.limits import RepeatLimit
+from citcon_sim.web.limits import LIMITED_LOGGERS, RepeatLimit, limit_repeats
 
 WAIT = 5.0  # wall seconds any one answer may take here; each normally takes milliseconds
 
@@ -220,6 +220,7 @@ def test_the_access_log_and_a_zero_limit_are_not_limited():
 
 def test_a_flood_of_bad_requests_logs_a_bounded_number_of_lines(caplog):
     caplog.set_level(logging.INFO)
+    limit_repeats(5)  # as citcon-sim serve sets it up from --log-repeats
     with server(log_repeats=5) as srv:
         for _ in range(30):
             with sockets(srv, 1) as (sock,):
@@ -254,16 +255,23 @@ def test_serve_takes_the_limits_from_flags_and_variables(monkeypatch):
     assert bad.exit_code == 2 and "--max-connections" in bad.output
 
 
-def test_a_new_app_starts_the_counts_afresh():
+def test_a_library_app_leaves_the_process_logging_alone():
     from citcon_sim import Simulator, create_app
-    from citcon_sim.web.limits import limit_repeats
 
+    create_app(Simulator(Config(log_repeats=2)))  # a test suite's or a library user's app
+    for name in (*LIMITED_LOGGERS, ""):
+        logger = logging.getLogger(name)
+        assert not any(isinstance(f, RepeatLimit)
+                       for target in (logger, *logger.handlers) for f in target.filters)
+
+
+def test_setting_the_limit_again_starts_the_counts_afresh():
     limit_repeats(2)
     shared = next(f for f in logging.getLogger("citcon_sim").filters
                   if isinstance(f, RepeatLimit))
     assert [shared.filter(record("x %s", i)) for i in range(3)] == [True, True, False]
-    create_app(Simulator(Config(log_repeats=2)))
-    assert shared.filter(record("x %s", 3))  # the next test's lines are not silenced
+    limit_repeats(2)
+    assert shared.filter(record("x %s", 3))
 
 
 def test_the_cap_stays_below_the_file_limit(monkeypatch, caplog):
@@ -281,7 +289,6 @@ def test_repeats_are_counted_by_template_before_the_address_is_filled_in():
     from aiohttp import web
 
     from citcon_sim.web import security
-    from citcon_sim.web.limits import limit_repeats
     from citcon_sim.web.security import ScrubParseErrors
 
     security.setup(web.Application())

@@ -69,6 +69,13 @@ class PayloadTooLarge(CitconError):
     code, message, http_status = 4100, "Bad request", 413
 
 
+class Unavailable(CitconError):
+    """The simulator stopped serving: its ``--state`` file could not be written, so the
+    state in memory is no longer the state on disk (restart it once the disk is fixed)."""
+
+    code, message, http_status = 4000, "Unknown error", 503
+
+
 class TransitionError(CitconError):
     """A consumer or control action the transaction's state does not allow."""
 

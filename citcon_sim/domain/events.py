@@ -106,15 +106,19 @@ class EventBus:
         self._critical: set[Callable[[Any], None]] = set()
 
     def subscribe(
-        self, event_type: type[E], handler: Handler[E], *, critical: bool = False
+        self, event_type: type[E], handler: Handler[E], *, critical: bool = False,
+        first: bool = False,
     ) -> Callable[[], None]:
         """Call ``handler`` with every later ``event_type`` event; returns the unsubscribe.
 
         ``critical``: the handler's exception propagates to the publisher (and the
-        handlers after it are not called) instead of being recorded."""
+        handlers after it are not called) instead of being recorded. ``first``: called
+        before the handlers already subscribed (the ``--state`` journal must record a
+        change before any handler reacts to it with changes of its own)."""
         if critical:
             self._critical.add(handler)
-        self._handlers[event_type] = (*self._handlers.get(event_type, ()), handler)
+        current = self._handlers.get(event_type, ())
+        self._handlers[event_type] = (handler, *current) if first else (*current, handler)
         return lambda: self.unsubscribe(event_type, handler)
 
     def unsubscribe(self, event_type: type[E], handler: Handler[E]) -> None:

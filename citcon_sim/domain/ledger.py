@@ -287,8 +287,18 @@ class Ledger:
 
     # -- merchants -----------------------------------------------------------------
 
+    # A merchant exists once a call of its succeeds in changing the state: a lookup never
+    # creates one (50,000 rejected inquiries once left 50,000 merchants behind). Faces
+    # call merchant() to authenticate; create_payment() (the only operation that can give
+    # a merchant its first transaction) enrols the merchant it is handed.
+
     def merchant(self, token: str | None) -> Merchant:
-        """The merchant a token authenticates; creates it on first use in lenient mode."""
+        """The merchant a token authenticates, WITHOUT creating it.
+
+        Known: the stored merchant. Unknown in lenient mode: a fresh, unstored merchant
+        with no transactions, so every lookup on it finds nothing; it is stored only if
+        an operation succeeds with it (:meth:`enrol`). Strict mode: only tokens of the
+        merchants file authenticate."""
         if not token:
             raise Unauthorized("missing Authorization token")
         found = self.merchants.get(token)
@@ -299,8 +309,19 @@ class Ledger:
             if self.strict:
                 raise Unauthorized("unknown token")
             settings = MerchantSettings.lenient(token)
-        merchant = self.merchants[token] = Merchant(settings)
-        return merchant
+        return Merchant(settings)
+
+    def known_merchant(self, token: str) -> Merchant | None:
+        """The stored merchant of ``token``, or None; authenticates nothing."""
+        return self.merchants.get(token)
+
+    def enrol(self, merchant: Merchant | str) -> Merchant:
+        """The merchant, CREATING (storing) it if it is not stored yet: from a token, or
+        the unstored merchant :meth:`merchant` gave (if another request stored one for
+        the same token meanwhile, that one wins)."""
+        if isinstance(merchant, str):
+            merchant = self.merchant(merchant)
+        return self.merchants.setdefault(merchant.token, merchant)
 
     def forget(self, token: str) -> None:
         """Forget one merchant and its transactions and refunds (a per-merchant reset;
@@ -355,7 +376,7 @@ class Ledger:
             if txn.id in by_id or txn.id in refunds_by_id:
                 raise ValueError(f"id {txn.id} appears twice")
             try:
-                merchant = ledger.merchant(txn.token)
+                merchant = ledger.enrol(txn.token)
             except Unauthorized:
                 raise ValueError(f"transaction {txn.id}: unknown merchant") from None
             merchant.add(txn)
@@ -454,6 +475,9 @@ class Ledger:
         Without ``allow_duplicates=yes`` a repeated reference answers with the existing
         transaction ("the call will reference to the previously created transactions").
         """
+        # The stored merchant if there is one (another request may have stored it since
+        # this one authenticated); a new merchant is stored only once its payment exists.
+        merchant = self.merchants.get(merchant.token, merchant)
         if not cmd.allow_duplicates:
             existing = merchant.with_reference(cmd.reference)
             if existing:
@@ -488,6 +512,7 @@ class Ledger:
             script=cmd.script if cmd.script and (cmd.script.payment or cmd.script.ipn) else None,
             face=cmd.face,
         )
+        self.enrol(merchant)
         merchant.add(txn)
         self.by_id[txn.id] = txn
         self._emit("created", txn)

@@ -12,6 +12,21 @@ from typing import Any
 
 import msgspec
 
+# The bounds of scripted behaviour that outlives the request (it is saved with the
+# payment), ONE set for both readers: the scenario schema (``citcon_sim.scenarios``
+# applies these over the schema file's numbers, and a test keeps the file in step) and
+# the state reader (``citcon_sim.persistence.snapshot``). Whatever a scenario may
+# script, a state file holding it loads again.
+MAX_SCRIPT_SECONDS = 30 * 86400  # payment.after, ipn.delay: up to 30 days of virtual time
+MAX_DUPLICATES = 20
+MAX_TAMPER = 10**15  # = commands.MAX_AMOUNT: a tampered amount stays a sane amount
+SCRIPT_BOUNDS: dict[tuple[str, str], tuple[int, int]] = {
+    ("payment", "after"): (0, MAX_SCRIPT_SECONDS),
+    ("ipn", "delay"): (0, MAX_SCRIPT_SECONDS),
+    ("ipn", "duplicates"): (1, MAX_DUPLICATES),  # the state reader also takes 0 (none)
+    ("ipn", "tamper_amount"): (-MAX_TAMPER, MAX_TAMPER),
+}
+
 
 class RequestFacts(msgspec.Struct, frozen=True):
     """What a rule can match on, taken from one merchant API request."""

@@ -74,6 +74,8 @@ def merchant_api(face: Face) -> Middleware:
         endpoint = face.endpoint(request.path.removeprefix(face.routes.prefix + "/"))
         call = MerchantCall(endpoint, face.merchant_token(request))
         try:
+            if sim.failure is not None:  # the --state file failed: serve nothing more
+                raise sim.failure
             call.params = await read_params(request)
             book = sim.scenarios
             if book.could_match(call.endpoint, call.token):

@@ -13,8 +13,26 @@ the ledger call that changed the state — that is, before the HTTP answer is se
 data is then in the kernel's page cache, which survives the death of the process
 (``kill -9``, OOM killer, a crash), so every acknowledged operation survives it. There is
 no ``fsync`` per record: a power loss or kernel crash may lose the last records (the file
-is for tests and demos, and an fsync per request would cost more than the request). On
-start the file is read (a torn last line is ignored), replayed, then compacted: a fresh
+is for tests and demos, and an fsync per request would cost more than the request).
+
+Crash cuts. The journal subscribes FIRST to every event it records, so a change is on
+disk before any other handler reacts to it with changes of its own: a transaction's
+record always precedes the IPN record that refers to it (the IPN sender records a
+notification inside the ledger's ``paid`` event). Any prefix of the file a crash can
+leave starts: a torn last record is dropped with a warning, and a record whose referent
+is missing (an IPN record of a transaction forgotten by a per-merchant reset, or cut
+off) is dropped with a warning; it belongs to no acknowledged operation.
+
+Failed writes (disk full, I/O error). The write is part of the operation, so the
+operation fails (503, the face's error shape) — but the change is already in memory and
+cannot be undone in general (a payment, its balance, its scripted follow-ups). So, as
+PostgreSQL does on a failed WAL write, the simulator stops serving: the file is cut back
+to its last complete record (nothing later is torn or lost), nothing more is written, and
+every request is answered 503 (``Unavailable``) until a restart, which replays the file:
+the failed change is absent, as its caller was told. ``StateFile.failure`` holds the
+error; the web layer's one check is ``citcon_sim.faces.middleware.halted``.
+
+On start the file is read (a torn last line is ignored), replayed, then compacted: a fresh
 snapshot line is written to ``FILE.tmp``, fsynced, and atomically ``os.replace``d over the
 file. Compaction also runs when the records since the last one exceed twice the number of
 objects in the state (at least :attr:`StateFile.min_records`) — amortised O(1) per record —
@@ -49,9 +67,9 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from citcon_sim.domain.errors import StateError
+from citcon_sim.domain.errors import StateError, Unavailable
 from citcon_sim.domain.events import ClockMoved, IpnChanged, Reset, TransactionChanged
 from citcon_sim.persistence.snapshot import (
     clock_dict,
@@ -95,6 +113,9 @@ class StateFile:
         self.threshold = self.min_records
         self.compactions = 0
         self._compact_pending = False
+        self.size = 0  # bytes of complete records in the file: where a failed write is cut
+        # Set once a write failed: the simulator then stops serving (module docstring).
+        self.failure: Unavailable | None = None
 
     @classmethod
     def open(cls, sim: Simulator, path: str | Path) -> StateFile:
@@ -153,6 +174,11 @@ class StateFile:
             return None  # a new file: start from the configuration
         lines = raw.split(b"\n")
         first = _json_line(lines[0])
+        if first is None and lines[0].startswith(b'{"k":"snapshot"'):
+            # Not a crash cut: the snapshot line is only ever written whole (a renamed
+            # file). Starting empty would then overwrite what is left: refuse.
+            raise StateError(f"{self.path}: its first line (the snapshot) is incomplete: "
+                             "the file was damaged; refusing to overwrite it")
         if not (isinstance(first, dict) and first.get("k") == "snapshot"):
             # Not a journal: a snapshot saved from GET /_sim/state starts the file.
             try:
@@ -231,6 +257,13 @@ class StateFile:
             applied += 1
         if skipped:
             log.warning("%s: skipped %d unreadable journal line(s)", self.path, skipped)
+        orphans = [nid for nid, n in notes.items()
+                   if not isinstance(n, dict) or n.get("transaction_id") not in txns]
+        if orphans:  # cut off with its transaction, or of a merchant reset since
+            log.warning("%s: dropped %d IPN record(s) of transactions not in the file",
+                        self.path, len(orphans))
+            for nid in orphans:
+                del notes[nid]
         data["transactions"] = list(txns.values())
         data["ipn"] = list(notes.values())
         data["merchants"] = merchants
@@ -239,10 +272,16 @@ class StateFile:
     # -- writing ---------------------------------------------------------------------------
 
     def _append(self, record: dict[str, Any]) -> None:
+        if self.failure is not None:
+            raise self.failure  # memory and file differ now: never write past the gap
         data = (_encode(record) + "\n").encode()
-        written = os.write(self.fd, data)
-        while written < len(data):  # a short write (disk nearly full): finish the line
-            written += os.write(self.fd, data[written:])
+        try:
+            view = memoryview(data)
+            while view:  # a short write (disk nearly full): finish the line
+                view = view[os.write(self.fd, view):]
+        except OSError as exc:
+            self._fail(exc)
+        self.size += len(data)
         self.records += 1
         if self.records >= self.threshold and not self._compact_pending:
             self._schedule_compaction()
@@ -262,10 +301,36 @@ class StateFile:
     def clock_moved(self, event: ClockMoved) -> None:
         self._append({"k": "clock", **clock_dict(self.sim)})
 
+    def _fail(self, exc: OSError) -> NoReturn:
+        """A write failed: cut the file back to its last complete record, stop writing,
+        and raise the error every request gets from now on."""
+        if self.fd >= 0:
+            try:
+                os.ftruncate(self.fd, self.size)
+            except OSError:
+                log.exception("%s: could not cut the failed record off", self.path)
+        reason = exc.strerror or str(exc)
+        self.failure = Unavailable(f"the state file {self.path.name} could not be written "
+                                   f"({reason}); the simulator stopped serving: fix the "
+                                   "disk and restart it")
+        log.error("%s: write failed (%s): serving stopped until a restart; the file holds "
+                  "every acknowledged operation", self.path, reason)
+        raise self.failure from exc
+
+    def rebase(self) -> None:
+        """Compact now because the state was replaced (a full reset, an import): the
+        file must describe the new state, or serving stops."""
+        if self.failure is not None:
+            raise self.failure
+        try:
+            self.compact()
+        except OSError as exc:
+            self._fail(exc)
+
     def reset(self, event: Reset) -> None:
         token = event.token
         if token is None:
-            self.compact()  # nothing is left: the file starts over
+            self.rebase()  # nothing is left: the file starts over
         else:
             self._append({"k": "reset", "token": token})
 
@@ -273,14 +338,14 @@ class StateFile:
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
-            self.compact()
+            self._compact_soon()
             return
         self._compact_pending = True
         loop.call_soon(self._compact_soon)
 
     def _compact_soon(self) -> None:
         self._compact_pending = False
-        if self.fd < 0:
+        if self.fd < 0 or self.failure is not None:
             return
         try:
             self.compact()
@@ -310,6 +375,7 @@ class StateFile:
                 with contextlib.suppress(OSError):
                     os.close(old)
         self.records = 0
+        self.size = len(line)
         self.compactions += 1
         size = len(state["transactions"]) + len(state["ipn"])
         self.threshold = max(self.min_records, 2 * size)
@@ -317,11 +383,12 @@ class StateFile:
 
 def subscribe(sim: Simulator, state: StateFile) -> None:
     """Journal every change from the simulator's event bus. The writes are critical: an
-    operation whose record cannot be written fails instead of being acknowledged."""
-    sim.events.subscribe(TransactionChanged, state.on_ledger_event, critical=True)
-    sim.events.subscribe(IpnChanged, state.on_ipn_change, critical=True)
-    sim.events.subscribe(ClockMoved, state.clock_moved, critical=True)
-    sim.events.subscribe(Reset, state.reset, critical=True)
+    operation whose record cannot be written fails instead of being acknowledged. They
+    come first: a change is on disk before anyone reacts to it (module docstring)."""
+    sim.events.subscribe(TransactionChanged, state.on_ledger_event, critical=True, first=True)
+    sim.events.subscribe(IpnChanged, state.on_ipn_change, critical=True, first=True)
+    sim.events.subscribe(ClockMoved, state.clock_moved, critical=True, first=True)
+    sim.events.subscribe(Reset, state.reset, critical=True, first=True)
 
 
 def _json_line(line: bytes) -> Any:

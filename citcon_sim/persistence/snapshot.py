@@ -79,7 +79,14 @@ from citcon_sim.domain.ledger import (
 from citcon_sim.domain.merchants import MerchantSettings, MerchantsFileError, parse_merchants
 from citcon_sim.domain.money import normalise_currency
 from citcon_sim.domain.redaction import token_hint
-from citcon_sim.domain.scripts import IpnScript, PaymentScript, Rule
+from citcon_sim.domain.scripts import (
+    MAX_DUPLICATES,
+    MAX_SCRIPT_SECONDS,
+    MAX_TAMPER,
+    IpnScript,
+    PaymentScript,
+    Rule,
+)
 from citcon_sim.domain.vendors import FACES, VENDORS
 
 if TYPE_CHECKING:
@@ -558,7 +565,7 @@ def _script(raw: dict[str, Any], path: str, tz: tzinfo) -> Rule:
         outcome = pf.text("outcome")
         if outcome not in _OUTCOMES:
             raise StateError(f"{pf.path}.outcome: one of {', '.join(sorted(_OUTCOMES))}")
-        payment = PaymentScript(outcome, pf.number("after", 0.0),
+        payment = PaymentScript(outcome, pf.number("after", 0.0, high=MAX_SCRIPT_SECONDS),
                                 pf.text("reason", "declined"))
     i = f.mapping("ipn")
     if i is not None:
@@ -570,11 +577,11 @@ def _script(raw: dict[str, Any], path: str, tz: tzinfo) -> Rule:
 
 def _ipn_script(f: _Fields) -> IpnScript:
     return IpnScript(
-        delay=f.number("delay", 0.0), never=f.flag("never", False),
-        duplicates=f.integer("duplicates", 0, high=100),
+        delay=f.number("delay", 0.0, high=MAX_SCRIPT_SECONDS), never=f.flag("never", False),
+        duplicates=f.integer("duplicates", 0, high=MAX_DUPLICATES),
         out_of_order=f.flag("out_of_order", False),
         bad_signature=f.flag("bad_signature", False),
-        tamper_amount=f.integer("tamper_amount", 0, low=-MAX_AMOUNT),
+        tamper_amount=f.integer("tamper_amount", 0, low=-MAX_TAMPER, high=MAX_TAMPER),
         status=f.text("status", None),
     )
 
@@ -640,7 +647,7 @@ def restore(sim: Simulator, data: Any, *, resume: bool = False,
     sim.clock.load(plan.clock)
     sim.install(plan.ledger, IpnExport(plan.notifications))
     if sim.persistence is not None:
-        sim.persistence.compact()  # the imported state becomes the file's new base
+        sim.persistence.rebase()  # the imported state becomes the file's new base
     sim.events.publish(StateRestored())
     ledger = plan.ledger
     return {

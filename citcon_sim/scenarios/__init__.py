@@ -27,6 +27,7 @@ from citcon_sim.domain.commands import is_wire_safe
 from citcon_sim.domain.events import EventBus, ScenarioLoaded, ScenariosCleared
 from citcon_sim.domain.redaction import token_hint
 from citcon_sim.domain.scripts import (
+    SCRIPT_BOUNDS,
     ApiScript,
     IpnScript,
     PaymentScript,
@@ -79,7 +80,10 @@ class Scenario(msgspec.Struct):
 @cache
 def schema() -> dict[str, Any]:
     text = resources.files("citcon_sim").joinpath("scenario.schema.json").read_text("utf-8")
-    return dict(json.loads(text))
+    data = dict(json.loads(text))
+    for (section, key), (low, high) in SCRIPT_BOUNDS.items():  # the one set of bounds
+        data["$defs"][section]["properties"][key].update(minimum=low, maximum=high)
+    return data
 
 
 @cache

@@ -28,6 +28,9 @@ log = logging.getLogger("citcon_sim")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+_FACE_PATHS = tuple(face.routes.prefix + "/" for face in FACES)
+
+
 @web.middleware
 async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every failure becomes an error envelope, never a traceback: aiohttp's own 404, 405
@@ -35,6 +38,9 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     that went away, quietly. (A face's sub-application middleware answers a merchant
     call's errors itself, so that its journal records them.) A body still arriving gets
     ``--body-timeout`` seconds."""
+    failure = request.app[SIM].failure
+    if failure is not None and not request.path.startswith(_FACE_PATHS):
+        return error_response(request, failure)  # --state failed; faces answer their own
     deadline = limits.body_deadline(request, request.app[SIM].config.body_timeout)
     if deadline is None:
         try:
@@ -164,7 +170,6 @@ def create_app(sim: Simulator) -> web.Application:
     app.add_subapp(control.ROUTES.prefix, sim_app)
     app.on_response_prepare.append(nosniff)
     security.setup(app)  # redaction filters on aiohttp's loggers
-    limits.limit_repeats(sim.config.log_repeats)  # and a cap on repeated lines
     app.cleanup_ctx.append(_ticker)
     app.cleanup_ctx.append(_ipn_sender)
     return app

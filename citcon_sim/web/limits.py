@@ -216,9 +216,9 @@ class RepeatLimit(logging.Filter):
 
 def limit_repeats(limit: int, handlers: bool = False) -> None:
     """Put a :class:`RepeatLimit` on :data:`LIMITED_LOGGERS` (once; ``limit`` updates the
-    one there and its counts start again: in one process, the last app set up decides),
-    and with ``handlers`` on the root logger's handlers too (``citcon-sim serve``: every
-    logger, asyncio's included)."""
+    one there and its counts start again), and with ``handlers`` on the root logger's
+    handlers too (every logger, asyncio's included). Only ``citcon-sim serve`` calls it:
+    a library must not change its host process's logging."""
     targets: list[logging.Filterer] = [logging.getLogger(n) for n in LIMITED_LOGGERS]
     if handlers:
         targets += logging.getLogger().handlers

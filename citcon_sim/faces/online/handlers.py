@@ -28,6 +28,7 @@ async def _merchant_call(request: web.Request) -> tuple[Simulator, Merchant, Mer
     if call is None:  # an app without the merchant API's middleware in front
         endpoint = request.path.rpartition("/")[2]
         call = MerchantCall(endpoint, bearer_token(request), await read_params(request))
+    # Authenticates WITHOUT creating: Ledger.create_payment stores a new merchant.
     return sim, sim.ledger.merchant(call.token), call
 
 
