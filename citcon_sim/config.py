@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from citcon_sim.domain.errors import CitconError
 from citcon_sim.domain.merchants import MerchantSettings, MerchantsFileError, parse_merchants
 from citcon_sim.domain.money import FxTable
+from citcon_sim.domain.netrules import RuleError, parse_allowlist
 
 # The port of `citcon-sim serve` when none is set; test servers take a free one instead.
 DEFAULT_PORT = 8080
@@ -256,6 +257,16 @@ def _host_names(value: Any) -> str | None:
     return None
 
 
+def _ipn_allow(value: Any) -> str | None:
+    if not isinstance(value, list) or not all(isinstance(r, str) for r in value):
+        return "a list of allowlist rules (text)"
+    try:
+        parse_allowlist(value)
+    except RuleError as exc:
+        return str(exc)
+    return None
+
+
 def _token(value: Any) -> str | None:
     return None if value is None or (isinstance(value, str) and value) else (
         "a non-empty token, or None to leave /_sim/ open")
@@ -311,6 +322,11 @@ class Config:
     journal_size: int = setting(
         1000, option="--journal-size", metavar="N", parse=parse_int, check=_int_at_least(0),
         help="Merchant API calls kept for /_sim/requests; 0 turns the journal off.")
+    journal_bytes: int = setting(
+        64 * 1024 * 1024, option="--journal-bytes", metavar="N", parse=parse_int,
+        check=_int_at_least(64 * 1024),
+        help="Bytes the journal may hold (requests and answers, estimated); the oldest "
+        "calls go first. A call's parameters and answer are cut at 16 KiB each.")
     # Kept out of repr() and logs.
     admin_token: str | None = setting(
         None, repr=False, option="--admin-token", metavar="TOKEN", parse=_optional_text,
@@ -325,6 +341,13 @@ class Config:
     ipn_timeout: float = setting(
         10.0, option="--ipn-timeout", metavar="SECONDS", parse=parse_seconds,
         check=_seconds_at_least(0.05), help="Wall seconds one IPN attempt may take.")
+    # Empty: IPNs may go anywhere, as before; syntax in citcon_sim/domain/netrules.py.
+    ipn_allow: list[str] = setting(
+        factory=list, option="--ipn-allow", many=True, metavar="RULE", check=_ipn_allow,
+        help="Allow IPNs only to these destinations; repeatable (in the variable, "
+        "several separated by spaces): host, *.domain, *, IP or CIDR network, each "
+        "optionally with :PORT ([::1]:8080), or :PORT alone. A create whose ipn_url is "
+        "elsewhere gets HTTP 400. Default: anywhere.")
     ipn_backoff: tuple[float, ...] = setting(
         (15, 60, 300, 900, 3600, 3 * 3600, 6 * 3600), option="--ipn-retries",
         metavar="LIST", parse=parse_seconds_list, check=_backoff,
@@ -383,6 +406,9 @@ class Config:
             self.merchants_file = Path(self.merchants_file)
         if isinstance(self.state_file, str):
             self.state_file = Path(self.state_file)
+        if isinstance(self.ipn_allow, tuple | str):  # click's tuple; a str is one rule
+            self.ipn_allow = [self.ipn_allow] if isinstance(self.ipn_allow, str) \
+                else list(self.ipn_allow)
         if isinstance(self.ipn_backoff, list):
             self.ipn_backoff = tuple(self.ipn_backoff)
         self.validate()

@@ -67,7 +67,8 @@ class Simulator:
             events=events,
         )
         self.qr = QrCache()
-        self.journal = Journal(config.journal_size, self.clock.format)
+        self.journal = Journal(config.journal_size, self.clock.format,
+                               max_bytes=config.journal_bytes)
         self.scenarios = ScenarioBook(magic=config.magic_amounts, events=events)
         for spec in config.scenarios:
             self.scenarios.load(resolve_scenario(spec))

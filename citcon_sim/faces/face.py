@@ -18,12 +18,28 @@ from aiohttp import web
 
 from citcon_sim.domain.errors import CitconError
 from citcon_sim.domain.scripts import RequestFacts
-from citcon_sim.faces.http import bearer_token
+from citcon_sim.faces.http import SIM, bearer_token
 from citcon_sim.faces.params import Params
 from citcon_sim.faces.routes import RouteTable
 
 if TYPE_CHECKING:
     from citcon_sim.delivery.ipn import IpnEncoder
+
+
+# Endpoints every caller may load (a phone loads a QR image): nothing to authenticate.
+PUBLIC_ENDPOINTS = frozenset({"qr"})
+
+
+def accepted_token(request: web.Request, endpoint: str, token: str | None) -> bool:
+    """Whether the ledger takes ``token`` (any non-empty one; in strict mode a listed
+    one) or ``endpoint`` needs none. Only such calls reach scenario matching: an
+    unauthenticated caller cannot make the simulator run a scenario's patterns."""
+    if endpoint in PUBLIC_ENDPOINTS:
+        return True
+    if not token:
+        return False
+    ledger = request.app[SIM].ledger
+    return not ledger.strict or token in ledger.settings
 
 
 class Face(msgspec.Struct, frozen=True):
@@ -41,3 +57,6 @@ class Face(msgspec.Struct, frozen=True):
     # The merchant token a request authenticates with, for scenarios and the journal
     # (UPI: the private key behind an access token).
     merchant_token: Callable[[web.Request], str | None] = bearer_token
+    # Whether a call (request, endpoint name, merchant_token's token) is authenticated
+    # as the handler will judge it; the middleware decides scenarios only for those.
+    authenticated: Callable[[web.Request, str, str | None], bool] = accepted_token

@@ -25,6 +25,58 @@ from citcon_sim.domain.redaction import SECRET_PARAMS, token_digest, token_hint
 # the end loses nothing shown).
 RESPONSE_CHARS = 2000
 RESPONSE_BYTES = 4 * RESPONSE_CHARS
+TRUNCATED = "…[truncated]"  # ends an answer the journal shows only the start of
+
+# A request's parameters as kept: each value's first VALUE_CHARS characters, and no more
+# than PARAMS_CHARS characters of keys and values in all (a form may carry 200 values of
+# 2 KB and 64 KB of goods: 1,000 such calls once held 471 MiB). What is cut says so.
+VALUE_CHARS = 4096
+PARAMS_CHARS = 16 * 1024
+MORE_PARAMS = "…"  # the key that stands for the parameters not kept
+# A kept call's bytes beyond its parameters and answer (the tuple, its strings, floats).
+ENTRY_OVERHEAD = 400
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+
+
+def _size(value: Any) -> int:
+    """Characters of a parameter value: text, or nested objects (``consumer[ext][x]``)."""
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, dict):
+        return sum(len(k) + _size(v) for k, v in value.items())
+    if isinstance(value, list):
+        return sum(_size(v) for v in value)
+    return 16
+
+
+def bounded_params(params: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    """``params`` as the journal keeps them and their estimated size in characters: the
+    same dict when it is small (nearly always), else a cut copy with visible markers."""
+    size = 0
+    for key, value in params.items():
+        length = _size(value)
+        size += len(key) + length
+        if length > VALUE_CHARS or size > PARAMS_CHARS:
+            break
+    else:
+        return params, size
+    kept: dict[str, Any] = {}
+    size = 0
+    items = list(params.items())
+    for i, (key, value) in enumerate(items):
+        if size + len(key) > PARAMS_CHARS:
+            kept[MORE_PARAMS] = f"[{len(items) - i} more parameters not kept]"
+            size += 40
+            break
+        length = _size(value)
+        room = max(0, min(VALUE_CHARS, PARAMS_CHARS - size - len(key)))
+        if length > room:  # an object is kept as its JSON text, cut
+            text = value if isinstance(value, str) else msgspec.json.encode(value).decode()
+            value = f"{text[:room]}…[{len(text) - room} more characters not kept]"
+            length = len(value)
+        kept[key] = value
+        size += len(key) + length
+    return kept, size
 
 
 @functools.lru_cache(maxsize=1024)
@@ -77,8 +129,9 @@ class JournalEntry(msgspec.Struct):
         access token is an answer's ``data.access_token``)."""
         if self.response is None:
             return None
-        text = self.response.decode(self.charset, "replace")
-        return _SECRET_VALUE.sub(r'\1"[redacted]"', text)[:RESPONSE_CHARS]
+        text = _SECRET_VALUE.sub(r'\1"[redacted]"',
+                                 self.response.decode(self.charset, "replace"))
+        return text if len(text) <= RESPONSE_CHARS else text[:RESPONSE_CHARS] + TRUNCATED
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -100,17 +153,21 @@ class JournalEntry(msgspec.Struct):
 
 class Journal:
     def __init__(
-        self, capacity: int = 1000, format_time: Callable[[float], str] | None = None
+        self, capacity: int = 1000, format_time: Callable[[float], str] | None = None,
+        max_bytes: int = DEFAULT_MAX_BYTES,
     ) -> None:
         self.capacity = capacity
+        self.max_bytes = max_bytes
+        self.bytes = 0  # the kept entries' estimated size (see ENTRY_OVERHEAD)
         # A request stores a plain tuple: (seq, virtual time as a float, the fields
         # of JournalEntry from method to scenario_rule, charset), with the duration in
         # seconds. The JournalEntry, its time text and its rounded duration are made when
         # the journal is read (query()): entries are written on every call and rarely
         # read.
-        self._entries: deque[JournalEntry | tuple[Any, ...]] = deque(
-            maxlen=capacity if capacity > 0 else 1
-        )
+        # Evicted oldest first, by count (capacity) or by size (max_bytes): with the
+        # estimated size of each entry alongside, both are O(1) per call.
+        self._entries: deque[JournalEntry | tuple[Any, ...]] = deque()
+        self._sizes: deque[int] = deque()
         self._seq = itertools.count(1)
         self.enabled = capacity > 0
         self._format_time = format_time or _iso_seconds
@@ -118,7 +175,10 @@ class Journal:
     def record(self, **fields: Any) -> None:
         """One entry with JournalEntry's fields (``time`` as text, ``duration_ms``)."""
         if self.enabled:
-            self._entries.append(JournalEntry(seq=next(self._seq), **fields))
+            params, size = bounded_params(fields.pop("params", {}))
+            response = fields.get("response")
+            self._keep(JournalEntry(seq=next(self._seq), params=params, **fields),
+                       size + (len(response) if response else 0))
 
     def append(
         self, ts: float, method: str, path: str, endpoint: str, token: str | None,
@@ -129,10 +189,25 @@ class Journal:
         """The middleware's per-request path: the virtual time as a float, the token as
         sent (only its hint and digest are kept) and the duration in seconds."""
         if self.enabled:
-            self._entries.append((
-                next(self._seq), ts, method, path, endpoint, *_token_keys(token), params,
+            kept, size = bounded_params(params)
+            self._keep((
+                next(self._seq), ts, method, path, endpoint, *_token_keys(token), kept,
                 status, response, duration_s, transaction_id, scenario_rule, charset, face,
-            ))
+            ), size + len(path) + (len(response) if response is not None else 0))
+
+    def _keep(self, entry: JournalEntry | tuple[Any, ...], size: int) -> None:
+        size += ENTRY_OVERHEAD
+        if len(self._entries) >= self.capacity:
+            self._evict()
+        self._entries.append(entry)
+        self._sizes.append(size)
+        self.bytes += size
+        while self.bytes > self.max_bytes and len(self._entries) > 1:
+            self._evict()
+
+    def _evict(self) -> None:
+        self._entries.popleft()
+        self.bytes -= self._sizes.popleft()
 
     def _entry(self, raw: JournalEntry | tuple[Any, ...]) -> JournalEntry:
         if isinstance(raw, JournalEntry):
@@ -174,3 +249,5 @@ class Journal:
 
     def clear(self) -> None:
         self._entries.clear()
+        self._sizes.clear()
+        self.bytes = 0

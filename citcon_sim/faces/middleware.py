@@ -78,7 +78,10 @@ def merchant_api(face: Face) -> Middleware:
                 raise sim.failure
             call.params = await read_params(request)
             book = sim.scenarios
-            if book.could_match(call.endpoint, call.token):
+            # Authenticated calls only: an anonymous caller (or, in strict mode, an
+            # unknown token) must not make the simulator run a scenario's patterns.
+            if book.could_match(call.endpoint, call.token) \
+                    and face.authenticated(request, call.endpoint, call.token):
                 facts = face.facts(call.endpoint, call.token, call.params)
                 # The serving face, whatever its facts say: rules match on it (``face:``).
                 call.rule = book.decide(msgspec.structs.replace(facts, face=face.name))

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from citcon_sim.domain.commands import is_wire_safe
+from citcon_sim.domain.commands import MAX_REFERENCE_LENGTH, is_wire_safe
 from citcon_sim.domain.events import EventBus, ScenarioLoaded, ScenariosCleared
 from citcon_sim.domain.redaction import token_hint
 from citcon_sim.domain.scripts import (
@@ -301,6 +301,86 @@ def resolve_scenario(spec: str | os.PathLike[str], *, text: bool = False, files:
                         f"{', '.join(shipped)})")
 
 
+# -- bounding regex work ------------------------------------------------------------------
+# Python's re backtracks: a nested quantifier like (a+)+ or an ambiguous alternation like
+# (a|a)* takes exponential time on a short non-matching text (2 s on 26 characters), and
+# a run of quantifiers like a*a*a*a* polynomial time. Such patterns are refused when the
+# scenario loads; with at most MAX_QUANTIFIERS variable quantifiers and a reference of at
+# most MAX_REFERENCE_LENGTH characters (the longest any face accepts), a match stays
+# within milliseconds.
+MAX_QUANTIFIERS = 3
+
+
+def regex_problem(pattern: str) -> str | None:
+    """Why ``pattern`` could backtrack catastrophically, or None. Conservative: a few
+    harmless patterns are refused too (the message says how to write them)."""
+    import importlib
+
+    parser: Any = importlib.import_module("re._parser")  # the compiler's own parse tree
+    consts: Any = importlib.import_module("re._constants")
+    repeats = {consts.MAX_REPEAT, consts.MIN_REPEAT}
+    repeats |= {getattr(consts, "POSSESSIVE_REPEAT", consts.MAX_REPEAT)}
+    count = 0
+
+    def first_chars(branch: Any) -> set[int] | None:
+        """The characters a branch can start with, when plain literals say so."""
+        if not len(branch):
+            return None
+        op, av = branch[0]
+        if op is consts.LITERAL:
+            return {av}
+        if op is consts.IN and all(o is consts.LITERAL for o, _ in av):
+            return {v for _, v in av}
+        if op is consts.SUBPATTERN:
+            return first_chars(av[-1])
+        return None
+
+    def walk(sub: Any, repeated: bool) -> str | None:
+        nonlocal count
+        for op, av in sub:
+            found: str | None = None
+            if op in repeats:
+                low, high, body = av
+                if low != high:
+                    count += 1
+                    if repeated:
+                        return ("a quantifier inside a repeated group, like (a+)+ "
+                                "(write the group without the inner quantifier)")
+                found = walk(body, repeated or high > 1)
+            elif op is consts.BRANCH:
+                if repeated:
+                    seen: set[int] = set()
+                    for branch in av[1]:
+                        chars = first_chars(branch)
+                        if chars is None or chars & seen or branch.getwidth()[0] == 0:
+                            return ("alternatives inside a repeated group that can start "
+                                    "alike or be empty, like (a|ab)* (make each "
+                                    "alternative start with its own character)")
+                        seen |= chars
+                for branch in av[1]:
+                    found = found or walk(branch, repeated)
+            elif op is consts.SUBPATTERN:
+                found = walk(av[-1], repeated)
+            elif op in (consts.ASSERT, consts.ASSERT_NOT):
+                found = walk(av[1], repeated)
+            elif op is consts.GROUPREF_EXISTS:
+                found = walk(av[1], repeated) or (walk(av[2], repeated) if av[2] else None)
+            elif op is getattr(consts, "ATOMIC_GROUP", None):
+                found = walk(av, repeated)
+            if found is not None:
+                return found
+        return None
+
+    try:
+        problem = walk(parser.parse(pattern), False)
+    except (re.error, RecursionError, OverflowError) as exc:
+        return str(exc)
+    if problem is None and count > MAX_QUANTIFIERS:
+        problem = (f"{count} variable quantifiers (*, +, ?, {{m,n}}); at most "
+                   f"{MAX_QUANTIFIERS}, so that matching stays fast")
+    return problem
+
+
 def _build_rule(raw: dict[str, Any], source: str, line: int | None, default: str) -> Rule:
     match = raw.get("match") or {}
     rule = Rule(name=str(raw.get("name") or default), source=source, line=line,
@@ -331,8 +411,11 @@ def _build_rule(raw: dict[str, Any], source: str, line: int | None, default: str
     elif isinstance(reference, dict):
         try:
             rule.reference = re.compile(reference["regex"])
-        except re.error as exc:
+        except (re.error, RecursionError, OverflowError) as exc:
             raise ScenarioError(source, line, f"bad reference regex: {exc}") from None
+        problem = regex_problem(reference["regex"])
+        if problem is not None:
+            raise ScenarioError(source, line, f"reference regex refused: {problem}")
     if "nth" in match:
         nth = match["nth"]
         rule.nth = frozenset([nth] if isinstance(nth, int) else nth)
@@ -403,6 +486,10 @@ class ScenarioBook:
 
     def decide(self, facts: RequestFacts) -> Rule | None:
         """The first rule matching this request, or None (behave normally)."""
+        if facts.reference is not None and len(facts.reference) > MAX_REFERENCE_LENGTH:
+            # No face accepts it (the call fails with an invalid reference): no reference
+            # rule matches it, and no pattern runs over a long text.
+            facts = msgspec.structs.replace(facts, reference=None)
         chosen: Rule | None = None
         for scenario in self._groups(facts.token):
             for rule in scenario.rules_for(facts.endpoint):

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from citcon_sim.domain.errors import BadRequest, CitconError
 from citcon_sim.domain.ledger import Merchant, Refund, Status
+from citcon_sim.domain.netrules import allowlist
 from citcon_sim.faces.chop import choices, models, requests, wire
 from citcon_sim.faces.http import SIM, bearer_token, model_response, read_params
 from citcon_sim.faces.middleware import CALL, MerchantCall
@@ -35,6 +36,7 @@ async def _merchant_call(request: web.Request) -> tuple[Simulator, Merchant, Mer
 async def chop(request: web.Request) -> web.Response:
     sim, merchant, call = await _merchant_call(request)
     cmd = requests.parse_chop(call.params, call.rule)
+    allowlist(sim.config.ipn_allow).check_url(cmd.ipn_url)  # --ipn-allow: a 4100
     txn, _ = sim.ledger.create_payment(merchant, cmd)
     url = sim.wallet_url(txn.id, sim.base_url(request.host))
     return model_response(wire.created(txn, url))

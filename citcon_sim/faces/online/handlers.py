@@ -8,6 +8,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from citcon_sim.domain.ledger import Merchant, Refund, Status
+from citcon_sim.domain.netrules import allowlist
 from citcon_sim.faces.http import SIM, bearer_token, model_response, read_params
 from citcon_sim.faces.middleware import CALL, MerchantCall
 from citcon_sim.faces.online import models, requests, wire
@@ -37,6 +38,7 @@ async def _create(request: web.Request, method: str) -> web.Response:
     params = call.params
     cmd = requests.parse_payment(params, method, call.rule,
                                  merchant.settings.default_vendor)
+    allowlist(sim.config.ipn_allow).check_url(cmd.ipn_url)  # --ipn-allow: a 4100
     # Parsed before the ledger changes: a malformed value is a 4100, never a 500.
     as_json = (text_param(params, "response_format") or "").lower() == "json"
     txn, created = sim.ledger.create_payment(merchant, cmd)

@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from citcon_sim.domain.scripts import RequestFacts
-from citcon_sim.faces.face import Face
+from citcon_sim.faces.face import Face, accepted_token
 from citcon_sim.faces.http import SIM, bearer_token
 from citcon_sim.faces.params import Params
 from citcon_sim.faces.upi import tokens
@@ -84,6 +84,23 @@ def merchant_token(request: web.Request) -> str | None:
     return found.key if found is not None else token
 
 
+def authenticated(request: web.Request, endpoint: str, token: str | None) -> bool:
+    """A charge's landing page and QR are public; ``access-tokens`` takes the private
+    key; every other call a live access token (on the virtual clock) of a key the
+    ledger takes. ``token`` is merchant_token's: the key behind a valid access token."""
+    if endpoint in ("qr", "landing"):
+        return True
+    raw = bearer_token(request)
+    if not raw or not token:
+        return False
+    if endpoint != "access-tokens":
+        sim = request.app[SIM]
+        found = tokens.store(sim).get(raw)
+        if found is None or sim.clock.time() >= found.expiry:
+            return False
+    return accepted_token(request, endpoint, token)
+
+
 FACE = Face(
     name="upi",
     routes=ROUTES,
@@ -93,4 +110,5 @@ FACE = Face(
     facts=facts,
     transaction_id=transaction_id,
     merchant_token=merchant_token,
+    authenticated=authenticated,
 )

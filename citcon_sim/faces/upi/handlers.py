@@ -23,6 +23,7 @@ from citcon_sim.domain.ledger import (
     Status,
     Transaction,
 )
+from citcon_sim.domain.netrules import allowlist
 from citcon_sim.faces.http import SIM, bearer_token, model_response
 from citcon_sim.faces.middleware import CALL
 from citcon_sim.faces.upi import choices as c
@@ -117,6 +118,8 @@ def _urls(sim: Simulator, request: web.Request, txn: Transaction) -> tuple[str, 
 async def charges(request: web.Request) -> web.Response:
     sim, merchant = _merchant(request, "charges")
     parsed = rq.parse_charge(await _body(request), _rule(request))
+    # --ipn-allow: the envelope's 400 (a domain BadRequest takes the UPI shape).
+    allowlist(sim.config.ipn_allow).check_url(parsed.command.ipn_url, "urls.ipn")
     # The sandbox refuses a reused reference (§1.3); checked and created with no await
     # in between, so two concurrent requests cannot both pass.
     if merchant.with_reference(parsed.command.reference):
