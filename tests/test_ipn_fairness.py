@@ -117,6 +117,41 @@ async def test_merchants_sharing_an_endpoint_take_turns(
                for n in sim.ipn.notifications.values())
 
 
+async def test_a_redelivery_goes_first_in_its_merchants_lane(
+    aiohttp_client: Callable[..., Any], two_receivers: tuple[IpnReceiver, IpnReceiver]
+) -> None:
+    """Asked for by hand ("send again now"): it does not wait behind the merchant's
+    backlog."""
+    receiver, _ = two_receivers
+    client, sim = await _client(aiohttp_client, ipn_workers=1)
+    first = await paid(client, sim, "merchant-a", receiver.url, "first")
+    await sim.ipn.drain()
+    later = [await create(client, token="merchant-a", ipn_url=receiver.url, reference=f"l{i}")
+             for i in range(5)]
+    for txn_id in later:
+        sim.ledger.consumer_pay(txn_id)
+    again = sim.ipn.redeliver(sim.ipn.for_transaction(first)[0].notify_id)
+    await sim.ipn.drain()
+    assert (await again).trigger == "redeliver"
+    assert [p["id"] for p in receiver.posts] == [first, first, *later]
+
+
+async def test_a_reset_takes_the_merchants_queued_sends_out(
+    aiohttp_client: Callable[..., Any], two_receivers: tuple[IpnReceiver, IpnReceiver]
+) -> None:
+    receiver, _ = two_receivers
+    client, sim = await _client(aiohttp_client, ipn_workers=1)
+    gone = [await create(client, token="merchant-a", ipn_url=receiver.url, reference=f"a{i}")
+            for i in range(5)]
+    kept = await create(client, token="merchant-b", ipn_url=receiver.url, reference="b")
+    for txn_id in [*gone, kept]:
+        sim.ledger.consumer_pay(txn_id)
+    sim.ipn.reset("merchant-a")
+    assert sim.ipn.summary()["queued"] == 1  # not left for the workers to skip
+    await sim.ipn.drain()
+    assert [p["id"] for p in receiver.posts] == [kept]
+
+
 # -- the backlog is local: never an attempt, never a failure --------------------------------
 
 
