@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from citcon_sim import Config, Simulator, create_app
 from citcon_sim.config import ConfigError
@@ -23,7 +25,7 @@ from citcon_sim.delivery.ipn import DELIVERED, FAILED, FairQueue, _Send, endpoin
 from citcon_sim.domain.events import IpnChanged
 from citcon_sim.faces.online import requests
 
-from .helpers import IpnReceiver, advance, create, frozen_config
+from .helpers import IpnReceiver, advance, create, examples, frozen_config
 
 Server = Callable[..., Any]  # the aiohttp_server fixture
 
@@ -241,6 +243,55 @@ async def test_the_queue_caps_an_endpoint_and_serves_endpoints_in_turn() -> None
         queue.task_done(send)
     await asyncio.wait_for(joined, 1)  # nothing queued, nothing in flight
     assert queue.endpoints() == 0
+
+
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 2), st.integers(0, 3)),
+                min_size=1, max_size=60),
+       st.integers(1, 5), st.integers(1, 3))
+@settings(max_examples=examples(60))
+def test_the_queue_keeps_its_promises(puts: list[tuple[int, int, int]], workers: int,
+                                      cap: int) -> None:
+    """Any puts, any worker count, any cap: every send taken once, an endpoint never over
+    its cap, a merchant's sends in order, and join() waits for the last one."""
+
+    async def run() -> None:
+        queue = FairQueue(maxsize=5, per_endpoint=cap)
+        busy: dict[str, int] = {}
+        most = 0  # the most sends of one endpoint in flight at once
+        taken: list[_Send] = []
+
+        async def worker() -> None:
+            nonlocal most
+            while True:
+                item = await queue.get()
+                busy[item.endpoint] = busy.get(item.endpoint, 0) + 1
+                most = max(most, busy[item.endpoint])
+                taken.append(item)
+                for _ in range(int(item.trigger)):  # a send of some length
+                    await asyncio.sleep(0)
+                busy[item.endpoint] -= 1
+                queue.task_done(item)
+
+        tasks = [asyncio.ensure_future(worker()) for _ in range(workers)]
+        sends = [_Send(f"n{i}", str(length), None, f"e{ep}", f"m{merchant}")
+                 for i, (ep, merchant, length) in enumerate(puts)]
+        for i, send in enumerate(sends):
+            queue.put_nowait(send)
+            if i % 7 == 3:
+                await asyncio.sleep(0)  # some puts while workers run
+        await asyncio.wait_for(queue.join(), 5)
+        assert most <= cap
+        assert queue.qsize() == 0 and queue.in_flight == 0 and queue.endpoints() == 0
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        assert sorted(t.notify_id for t in taken) == sorted(s.notify_id for s in sends)
+        lanes = {(s.endpoint, s.merchant) for s in sends}
+        for lane in lanes:
+            assert [t.notify_id for t in taken if (t.endpoint, t.merchant) == lane] == \
+                [s.notify_id for s in sends if (s.endpoint, s.merchant) == lane]
+
+    asyncio.run(run())
 
 
 # -- settings -----------------------------------------------------------------------------
