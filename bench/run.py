@@ -3,9 +3,10 @@
 In one run, on loopback only: the simulator (the real CLI, default configuration: request
 journal, scenarios and logging on, access log off) and a bare aiohttp baseline server,
 each pinned to one core, are driven by 16 keep-alive connections from the other core;
-then start-up time, pay → IPN latency, and the in-process memory and create-rate
-measurements. Absolute numbers depend on the machine; the targets are ratios within the
-run. See docs/performance.md.
+then start-up time, pay → IPN latency, IPN fairness (a healthy merchant's IPN behind a
+hanging endpoint's backlog), and the in-process memory and create-rate measurements.
+Absolute numbers depend on the machine; the targets are ratios within the run. See
+docs/performance.md.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import Any
 
 import aiohttp
 
-from bench import ipn_latency, loadgen, workloads
+from bench import fairness, ipn_latency, loadgen, workloads
 from bench.loadgen import LoadResult
 from bench.procs import (
     HOST,
@@ -121,6 +122,7 @@ class Report:
     rows: list[Row] = field(default_factory=list)
     startup: dict[str, Any] = field(default_factory=dict)
     ipn: dict[str, Any] = field(default_factory=dict)
+    fairness: dict[str, Any] = field(default_factory=dict)
     memory: dict[str, Any] = field(default_factory=dict)
     checks: list[Check] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -363,6 +365,16 @@ def evaluate(report: Report) -> None:
     else:
         checks.append(Check("pay → IPN median ≤ 5 ms",
                             ipn.get("skipped", "not measured (--ipn-count 0)"), None))
+    fair = report.fairness
+    target = (f"IPN fairness: healthy merchant's IPN ≤ {fairness.TARGET_SECONDS:g} s after "
+              "due, behind a hanging endpoint")
+    if "max_ms" in fair:
+        result = fairness.FairnessResult(**fair)
+        checks.append(Check(target, fairness.describe(result),
+                            result.arrived == result.healthy
+                            and result.max_ms <= fairness.TARGET_SECONDS * 1000))
+    else:
+        checks.append(Check(target, fair.get("skipped", "not measured"), None))
 
 
 def table(report: Report, markdown: bool = False) -> str:
@@ -408,6 +420,9 @@ def table(report: Report, markdown: bool = False) -> str:
                      f"{ipn['count']} delivered, {ipn['lost']} lost")
     else:
         extra.append(f"pay → IPN: {report.ipn.get('skipped', 'not measured')}")
+    if "max_ms" in report.fairness:
+        extra.append("IPN fairness: " + fairness.describe(
+            fairness.FairnessResult(**report.fairness)))
     footnote = [c.note for c in report.checks if c.note]
     settings = report.settings
     title = (f"citcon-sim benchmark, {report.started} — client {settings['client']}, "
@@ -460,7 +475,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--windows", type=int, default=5, help="create-rate windows per side")
     p.add_argument("--startup-reps", type=int, default=5)
     p.add_argument("--ipn-count", type=int, default=200, help="payments for pay → IPN; 0 skips")
-    p.add_argument("--skip", action="append", default=[], choices=("startup", "ipn", "memory"),
+    p.add_argument("--fairness-hanging", type=int, default=40,
+                   help="IPNs queued for a hanging endpoint before the healthy ones")
+    p.add_argument("--skip", action="append", default=[],
+                   choices=("startup", "ipn", "fairness", "memory"),
                    help="leave a measurement out (repeatable); its targets show SKIP")
     p.add_argument("--no-pin", action="store_true", help="do not pin server and client")
     p.add_argument("--json", type=Path, help="also write the results as JSON here")
@@ -473,6 +491,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.client = "asyncio" if args.client == "auto" else args.client
         args.stored, args.sample, args.windows = 2_000, 300, 1
         args.startup_reps, args.ipn_count = 1, min(args.ipn_count, 3)
+        args.fairness_hanging = min(args.fairness_hanging, 8)
     if args.stored is None:
         args.stored = FULL_STORED if args.full else DEFAULT_STORED
     if args.client == "auto":
@@ -500,6 +519,12 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     print(f"load rows ({client}, {pinning}):", file=sys.stderr)
     run_load(args, report, server_cpu, client_cpu)
+    if "fairness" not in args.skip:
+        print(f"IPN fairness ({args.fairness_hanging} to a hanging endpoint) ...",
+              file=sys.stderr)
+        report.fairness = asdict(fairness.run(args.fairness_hanging, server_cpu=server_cpu))
+    else:
+        report.fairness = {"skipped": "not measured (--skip fairness)"}
     if "startup" not in args.skip:
         print("start-up ...", file=sys.stderr)
         report.startup = measure_startup(args.startup_reps, server_cpu)
@@ -518,7 +543,8 @@ def main(argv: list[str] | None = None) -> int:
                       "worst_p99_ms": r.worst_p99_ms, "errors": r.errors, "ratios": r.ratios,
                       "wall_ratios": r.wall_ratios, "runs": [asdict(x) for x in r.runs]}
                      for r in report.rows],
-            "startup": report.startup, "ipn": report.ipn, "memory": report.memory,
+            "startup": report.startup, "ipn": report.ipn,
+            "fairness": report.fairness, "memory": report.memory,
             "checks": [{**asdict(c), "verdict": c.verdict} for c in report.checks],
             "notes": report.notes,
         }, indent=2))

@@ -363,10 +363,21 @@ class Config:
         check=_int_at_least(1024), help="Largest request body; larger ones get HTTP 413.")
     fx: dict[str, Any] = setting(
         factory=dict, check=_fx, help="Currency -> units per USD, over the built-in rates.")
+    # IPN delivery (citcon_sim/delivery/ipn.py): fair per endpoint, nothing dropped.
     ipn_queue_size: int = setting(
-        1000, check=_int_at_least(1),
-        help="Pending IPN sends; overflow is logged and rescheduled.")
-    ipn_workers: int = setting(4, check=_int_at_least(1), help="Concurrent IPN POSTs.")
+        1000, option="--ipn-backlog", metavar="N", parse=parse_int,
+        check=_int_at_least(1, 10**7),
+        help="IPN sends queued before the backlog is reported as over its limit (logged, "
+        "counted in stats as queue_full); they are still sent in turn, never dropped, "
+        "and never count as attempts.")
+    ipn_workers: int = setting(
+        16, option="--ipn-workers", metavar="N", parse=parse_int,
+        check=_int_at_least(1, 1000), help="IPN POSTs in flight at once, in all.")
+    ipn_per_endpoint: int = setting(
+        2, option="--ipn-per-endpoint", metavar="N", parse=parse_int,
+        check=_int_at_least(1, 1000),
+        help="IPN POSTs in flight at once to one endpoint (scheme, host and port), so a "
+        "merchant endpoint that hangs holds at most this many workers.")
     # -- shared deployments (README "Running it for a team") -------------------------------
     allowed_hosts: list[str] = setting(
         factory=list, option="--allowed-hosts", many=True, parse=parse_names,

@@ -80,6 +80,7 @@ class Simulator:
             encoders={face.name: face.ipn for face in FACES},  # each face's IPN format
             timeout=config.ipn_timeout, backoff=config.ipn_backoff,
             queue_size=config.ipn_queue_size, workers=config.ipn_workers,
+            per_endpoint=config.ipn_per_endpoint,
         )
         events.subscribe(TransactionChanged, self.ipn.on_event)
         self.bound_url: str | None = None  # set once the server listens

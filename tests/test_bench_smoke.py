@@ -35,6 +35,7 @@ TARGETS = (
     "RSS per stored transaction",
     "start → healthy",
     "pay → IPN",
+    "IPN fairness",
 )
 
 
@@ -78,6 +79,9 @@ def test_other_measurements_are_sane(smoke: tuple[str, dict]) -> None:
     assert mem["stored"] >= 2_000 and mem["rss_per_txn"] > 0
     assert mem["empty_rate"] > 0 and mem["full_rate"] > 0 and mem["rate_ratio"] > 0
     assert ("skipped" in ipn) or (ipn["count"] > 0 and ipn["median_ms"] > 0)
+    fair = data["fairness"]
+    assert fair["hanging"] > 0 and 0 < fair["arrived"] == fair["healthy"]
+    assert 0 < fair["median_ms"] <= fair["max_ms"]
     verdicts = {c["verdict"] for c in data["checks"]}
     assert verdicts <= {"PASS", "FAIL", "PASS*", "FAIL*", "SKIP"}
-    assert len(data["checks"]) == 3 + 5 + 4
+    assert len(data["checks"]) == 3 + 5 + 5

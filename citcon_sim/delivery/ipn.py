@@ -14,13 +14,24 @@ registers one encoder per face. A notification's form is built once, so retries 
 redeliveries repeat it byte for byte, ``notify_id`` and ``sign`` included.
 
 Delivery. Ledger events are published synchronously inside domain calls, so the handler
-only records the notification and ``put_nowait``s a send onto a bounded queue; a few worker
-tasks sharing ONE ``aiohttp.ClientSession`` do the POSTs. Any 2xx acknowledges. Anything
-else (non-2xx including redirects, refused connection, per-attempt wall timeout) is
-retried after the next delay of :data:`DEFAULT_BACKOFF`, on the VIRTUAL clock via the
-scheduler, so advancing the clock makes due retries fire; after the last delay the
-notification is ``failed``. A full queue is logged as a failed attempt (``queue full``),
-counted in ``stats`` and rescheduled like any failure — never dropped silently.
+only records the notification and queues a send on a :class:`FairQueue`; ``workers`` tasks
+sharing ONE ``aiohttp.ClientSession`` do the POSTs. The queue keeps one FIFO lane per
+merchant within one per endpoint (scheme, host and port of the ``ipn_url``) and serves
+endpoints round robin, then each endpoint's merchants round robin; an endpoint has at most
+``per_endpoint`` POSTs in flight. So a merchant endpoint that hangs holds its own slots
+(each for up to ``timeout`` wall seconds) and never the other merchants' turn, as long as
+fewer than ``workers / per_endpoint`` endpoints hang at once.
+
+Any 2xx acknowledges. Anything else (non-2xx including redirects, refused connection,
+per-attempt wall timeout) is retried after the next delay of :data:`DEFAULT_BACKOFF`, on
+the VIRTUAL clock via the scheduler, so advancing the clock makes due retries fire; after
+the last delay the notification is ``failed``: only ever after a real POST.
+
+The backlog limit (``queue_size``) is a local matter, not a delivery outcome: a send
+queued beyond it is still held in its lane and sent in turn, the overflow is logged once
+per crossing and counted in ``stats["queue_full"]``, and it is never an attempt, a retry
+or a failure. (Every notification is kept until it is finished anyway, so refusing its
+send would save no memory and only lose or delay an IPN — on a frozen clock, for ever.)
 
 Scenario ``ipn:`` scripts (docs/scenarios.md) are applied here: delay, never, duplicates,
 out_of_order, bad_signature, tamper_amount, status (the encoder applies the form faults).
@@ -39,9 +50,11 @@ import asyncio
 import functools
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -170,7 +183,7 @@ class Attempt:
     error: str | None = None
     body: str = ""
     latency_ms: float | None = None
-    sent: bool = True  # False when the queue was full and nothing was posted
+    sent: bool = True  # False only in logs saved by older versions (a full queue)
 
     @property
     def ok(self) -> bool:
@@ -207,11 +220,199 @@ class IpnExport:
 
 @dataclass(slots=True)
 class _Send:
-    """A queued delivery: which notification, what triggered it, who waits for it."""
+    """A queued delivery: which notification, what triggered it, who waits for it, and
+    the lane it waits in (its endpoint, then its merchant)."""
 
     notify_id: str
     trigger: str
     waiter: asyncio.Future[Attempt] | None = None
+    endpoint: str = ""
+    merchant: str = ""
+
+
+def endpoint_of(url: str) -> str:
+    """The endpoint a URL is delivered to: ``scheme://host:port``, lower case, the port
+    explicit (``http://Shop.example`` and ``http://shop.example:80/ipn`` are one)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme.lower(), 0)
+    except ValueError:
+        return url  # unparseable: a lane of its own (its POST will fail and say why)
+    return f"{parts.scheme.lower()}://{(parts.hostname or '').lower()}:{port}"
+
+
+@dataclass(slots=True)
+class _Endpoint:
+    lanes: dict[str, deque[_Send]] = field(default_factory=dict)  # merchant -> sends
+    turns: deque[str] = field(default_factory=deque)  # merchants with sends, in turn
+    in_flight: int = 0
+    ready: bool = False  # in FairQueue._ready
+
+    def pop(self) -> _Send:
+        merchant = self.turns.popleft()
+        lane = self.lanes[merchant]
+        item = lane.popleft()
+        if lane:
+            self.turns.append(merchant)  # its next send waits for the others' turn
+        else:
+            del self.lanes[merchant]
+        return item
+
+
+class FairQueue:
+    """Queued IPN sends, served fairly: round robin over endpoints, then over each
+    endpoint's merchants, FIFO within a merchant; at most ``per_endpoint`` sends of one
+    endpoint in flight (taken by :meth:`get`, given back by :meth:`task_done`).
+
+    Nothing is ever refused: ``maxsize`` is the backlog limit above which
+    :meth:`put_nowait` answers False (the caller reports it) and still queues the send.
+    The surface follows ``asyncio.Queue`` (``join`` waits until nothing is queued or in
+    flight); no state is bound to an event loop between calls.
+    """
+
+    def __init__(self, maxsize: int, per_endpoint: int) -> None:
+        self.maxsize = maxsize
+        self.per_endpoint = max(1, per_endpoint)
+        self._endpoints: dict[str, _Endpoint] = {}
+        self._ready: deque[_Endpoint] = deque()  # queued sends and a free slot, in turn
+        self._queued = 0
+        self._in_flight = 0
+        self._getters: deque[asyncio.Future[None]] = deque()
+        self._joiners: list[asyncio.Future[None]] = []
+
+    def qsize(self) -> int:
+        return self._queued
+
+    def empty(self) -> bool:
+        return self._queued == 0
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    def endpoints(self) -> int:
+        """Endpoints with sends queued or in flight."""
+        return len(self._endpoints)
+
+    def put_nowait(self, item: _Send, *, front: bool = False) -> bool:
+        """Queue ``item`` (first of its merchant's lane with ``front``); False when the
+        backlog was already at ``maxsize`` (the send is queued all the same)."""
+        within = self._queued < self.maxsize
+        ep = self._endpoints.get(item.endpoint)
+        if ep is None:
+            ep = self._endpoints[item.endpoint] = _Endpoint()
+        lane = ep.lanes.get(item.merchant)
+        if lane is None:
+            lane = ep.lanes[item.merchant] = deque()
+            ep.turns.append(item.merchant)
+        if front:
+            lane.appendleft(item)
+        else:
+            lane.append(item)
+        self._queued += 1
+        if self._mark(ep):
+            self._wake_one()
+        return within
+
+    async def get(self) -> _Send:
+        """The next send in turn, its endpoint's slot taken; waits for one."""
+        while True:
+            item = self._take()
+            if item is not None:
+                if self._ready:
+                    self._wake_one()  # more to take: another idle worker may
+                return item
+            getter = asyncio.get_running_loop().create_future()
+            self._getters.append(getter)
+            try:
+                await getter
+            except asyncio.CancelledError:
+                if getter.done() and not getter.cancelled():
+                    self._wake_one()  # woken, then cancelled: pass the turn on
+                raise
+
+    def task_done(self, item: _Send) -> None:
+        """``item``'s send is over: its endpoint's slot is free again."""
+        ep = self._endpoints.get(item.endpoint)
+        self._in_flight -= 1
+        if ep is not None:
+            ep.in_flight -= 1
+            if self._mark(ep):
+                self._wake_one()
+            elif not ep.lanes and ep.in_flight <= 0:
+                del self._endpoints[item.endpoint]
+        self._check_idle()
+
+    async def join(self) -> None:
+        """Return once nothing is queued and nothing is in flight."""
+        if self._queued or self._in_flight:
+            joiner = asyncio.get_running_loop().create_future()
+            self._joiners.append(joiner)
+            await joiner
+
+    def remove(self, doomed: Callable[[_Send], bool]) -> list[_Send]:
+        """Take every queued send ``doomed`` says out of the queue; returns them."""
+        taken: list[_Send] = []
+        for key, ep in list(self._endpoints.items()):
+            for merchant, lane in list(ep.lanes.items()):
+                keep = deque(item for item in lane if not doomed(item))
+                taken += [item for item in lane if doomed(item)]
+                if keep:
+                    ep.lanes[merchant] = keep
+                else:
+                    del ep.lanes[merchant]
+                    ep.turns.remove(merchant)
+            if not ep.lanes and ep.in_flight <= 0:
+                del self._endpoints[key]
+        self._queued -= len(taken)
+        self._check_idle()  # a stale _ready entry is skipped by _take
+        return taken
+
+    def forget_waiters(self) -> None:
+        """Drop futures of a previous event loop (the sender restarts in a new one)."""
+        self._getters.clear()
+        for joiner in self._joiners:
+            if not joiner.done():
+                joiner.cancel()
+        self._joiners.clear()
+
+    def _mark(self, ep: _Endpoint) -> bool:
+        """Put ``ep`` in turn if it has a send to take and a free slot; True if it is."""
+        if ep.lanes and ep.in_flight < self.per_endpoint:
+            if not ep.ready:
+                ep.ready = True
+                self._ready.append(ep)
+            return True
+        return False
+
+    def _take(self) -> _Send | None:
+        while self._ready:
+            ep = self._ready.popleft()
+            ep.ready = False
+            if not ep.lanes or ep.in_flight >= self.per_endpoint:
+                continue  # emptied by remove(), or its slots were taken meanwhile
+            item = ep.pop()
+            ep.in_flight += 1
+            self._queued -= 1
+            self._in_flight += 1
+            self._mark(ep)  # to the back of the line, if it has more and a free slot
+            return item
+        return None
+
+    def _wake_one(self) -> None:
+        while self._getters:
+            getter = self._getters.popleft()
+            if not getter.done():
+                getter.set_result(None)
+                return
+
+    def _check_idle(self) -> None:
+        if self._queued or self._in_flight:
+            return
+        joiners, self._joiners = self._joiners, []
+        for joiner in joiners:
+            if not joiner.done():
+                joiner.set_result(None)
 
 
 class IpnSender:
@@ -228,7 +429,8 @@ class IpnSender:
         timeout: float = 10.0,
         backoff: tuple[float, ...] = DEFAULT_BACKOFF,
         queue_size: int = 1000,
-        workers: int = 4,
+        workers: int = 16,
+        per_endpoint: int = 2,
         log_size: int = 10000,
     ) -> None:
         self.clock, self.scheduler, self.ledger = clock, scheduler, ledger
@@ -237,10 +439,12 @@ class IpnSender:
         self.timeout = timeout
         self.backoff = tuple(backoff)
         self.workers = max(1, workers)
+        self.per_endpoint = max(1, per_endpoint)
         self.log_size = log_size
         self.notifications: dict[str, Notification] = {}  # insertion order = oldest first
         self._by_txn: dict[str, list[str]] = {}
-        self._queue: asyncio.Queue[_Send] = asyncio.Queue(queue_size)
+        self._queue = FairQueue(queue_size, self.per_endpoint)
+        self._backlog_warned = False  # the backlog limit was crossed and not left since
         self._tasks: list[asyncio.Task[None]] = []
         self._session: aiohttp.ClientSession | None = None
         self.stats = {"notifications": 0, "attempts": 0, "delivered": 0, "failed": 0,
@@ -327,19 +531,18 @@ class IpnSender:
             return  # reset meanwhile
         if trigger in ("first", "retry"):  # the scheduled job that called us has fired
             n.retry_job, n.next_attempt_at = None, None
-        try:
-            self._queue.put_nowait(_Send(n.notify_id, trigger, waiter))
-        except asyncio.QueueFull:
-            self.stats["queue_full"] += 1
-            log.warning("IPN queue full (%d): %s %s rescheduled", self._queue.maxsize,
-                        n.notify_id, trigger)
-            attempt = Attempt(len(n.attempts) + 1, trigger, self.clock.time(), sent=False,
-                              error=f"queue full ({self._queue.maxsize}): not sent")
-            n.attempts.append(attempt)
-            if waiter is not None and not waiter.done():
-                waiter.set_result(attempt)
-            self._after_failure(n, trigger)
-            self._changed(n, "attempted")
+        item = _Send(n.notify_id, trigger, waiter, endpoint_of(n.url or ""), n.token)
+        # A redelivery is asked for by hand, "now": first of its merchant's lane.
+        if self._queue.put_nowait(item, front=trigger == "redeliver"):
+            self._backlog_warned = False
+            return
+        # Over the backlog limit: queued all the same, counted, not an attempt.
+        self.stats["queue_full"] += 1
+        if not self._backlog_warned:
+            self._backlog_warned = True
+            log.warning("IPN backlog over its limit (%d sends queued): %s and the sends "
+                        "after it wait their turn; none is dropped", self._queue.maxsize,
+                        n.notify_id)
 
     def redeliver(self, notify_id: str) -> asyncio.Future[Attempt]:
         """Send again now, same form and ``notify_id``; resolves with the new attempt."""
@@ -355,10 +558,7 @@ class IpnSender:
     async def start(self) -> None:
         if self._tasks:
             raise RuntimeError("the IPN sender is already running")
-        # Rebind the queue to the running loop, keeping whatever was recorded before.
-        old, self._queue = self._queue, asyncio.Queue(self._queue.maxsize)
-        while not old.empty():
-            self._queue.put_nowait(old.get_nowait())
+        self._queue.forget_waiters()  # any were a previous loop's; the sends are kept
         # force_close: one POST per notification; a pooled keep-alive connection the
         # merchant has since dropped would otherwise turn into a spurious failure.
         self._session = aiohttp.ClientSession(
@@ -391,7 +591,7 @@ class IpnSender:
 
     async def _work(self) -> None:
         while True:
-            item = await self._queue.get()
+            item = await self._queue.get()  # its endpoint's slot is ours until task_done
             try:
                 await self._send(item)
             except Exception as exc:  # one bad send must not stop the worker
@@ -401,7 +601,7 @@ class IpnSender:
                 if item.waiter is not None and not item.waiter.done():
                     item.waiter.cancel()
             finally:
-                self._queue.task_done()
+                self._queue.task_done(item)
 
     async def _send(self, item: _Send) -> None:
         n = self.notifications.get(item.notify_id)
@@ -484,7 +684,10 @@ class IpnSender:
         if token is None:
             for key in self.stats:
                 self.stats[key] = 0
-        # Queued sends for forgotten notifications are skipped by the workers.
+        # Their queued sends go too (a send in flight finishes, and is not followed up).
+        for item in self._queue.remove(lambda item: item.notify_id not in self.notifications):
+            if item.waiter is not None and not item.waiter.done():
+                item.waiter.cancel()
 
     # -- export / load (citcon_sim.persistence) -------------------------------------------
 
@@ -504,9 +707,7 @@ class IpnSender:
         for old in self.notifications.values():
             if old.retry_job is not None:
                 old.retry_job.cancelled = True
-        while not self._queue.empty():
-            item = self._queue.get_nowait()
-            self._queue.task_done()
+        for item in self._queue.remove(lambda item: True):
             if item.waiter is not None and not item.waiter.done():
                 item.waiter.cancel()
         self.ledger = ledger
@@ -589,6 +790,8 @@ class IpnSender:
 
     def summary(self) -> dict[str, Any]:
         return {**self.stats, "queued": self._queue.qsize(), "queue_size": self._queue.maxsize,
+                "in_flight": self._queue.in_flight, "endpoints": self._queue.endpoints(),
+                "workers": self.workers, "per_endpoint": self.per_endpoint,
                 "running": self.running, "timeout": self.timeout, "backoff": list(self.backoff)}
 
 
