@@ -34,6 +34,7 @@ from citcon_sim.domain.events import (
 from citcon_sim.domain.ids import IdFactory
 from citcon_sim.domain.ledger import Ledger, Status, Transaction
 from citcon_sim.domain.money import FxTable
+from citcon_sim.domain.netrules import allowlist
 from citcon_sim.domain.scripts import PaymentScript
 from citcon_sim.faces import FACES
 from citcon_sim.faces.journal import Journal
@@ -80,7 +81,7 @@ class Simulator:
             encoders={face.name: face.ipn for face in FACES},  # each face's IPN format
             timeout=config.ipn_timeout, backoff=config.ipn_backoff,
             queue_size=config.ipn_queue_size, workers=config.ipn_workers,
-            per_endpoint=config.ipn_per_endpoint,
+            per_endpoint=config.ipn_per_endpoint, allow=allowlist(config.ipn_allow),
         )
         events.subscribe(TransactionChanged, self.ipn.on_event)
         self.bound_url: str | None = None  # set once the server listens

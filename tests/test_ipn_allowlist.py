@@ -229,3 +229,40 @@ async def test_ipn_reply_bodies_are_shown_by_sim_only(
     assert (await client.get("/_sim/ipn")).status == 401
     shown = await client.get("/_sim/ipn", headers=admin)
     assert SECRET_REPLY in await shown.text()
+
+
+# -- when the notification is sent -------------------------------------------------------
+
+
+async def test_a_wildcard_name_resolving_to_loopback_is_not_posted_to(
+    aiohttp_client: Any, ipn_receiver: IpnReceiver
+) -> None:
+    port = ipn_receiver.url.split(":")[2].split("/")[0]
+    url = f"http://localhost:{port}/ipn"  # a name; it resolves to 127.0.0.1
+    client, sim = await client_for(aiohttp_client, ipn_allow=[f"*:{port}"])
+    resp = await client.post("/payment/pay", headers=AUTH,
+                             data={**PAYMENT, "ipn_url": url, "reference": "w-1"})
+    assert resp.status == 200, await resp.text()  # the name passes the rules at create
+    txn_id = next(iter(sim.ledger.by_id))
+    assert (await client.post(f"/_sim/transactions/{txn_id}/pay")).status == 200
+    await sim.ipn.drain()
+    assert ipn_receiver.posts == []  # the internal address was never posted to
+    (n,) = sim.ipn.describe(transaction_id=txn_id)
+    attempt = n["attempts"][0]
+    assert attempt["sent"] and attempt["status"] is None
+    assert "not sent" in attempt["error"] and "internal address" in attempt["error"]
+    assert n["state"] == "retrying"
+
+
+async def test_a_name_allowed_exactly_is_posted_to_wherever_it_resolves(
+    aiohttp_client: Any, ipn_receiver: IpnReceiver
+) -> None:
+    port = ipn_receiver.url.split(":")[2].split("/")[0]
+    client, sim = await client_for(aiohttp_client, ipn_allow=[f"localhost:{port}"])
+    resp = await client.post("/payment/pay", headers=AUTH, data={
+        **PAYMENT, "ipn_url": f"http://localhost:{port}/ipn", "reference": "e-1"})
+    assert resp.status == 200, await resp.text()
+    txn_id = next(iter(sim.ledger.by_id))
+    assert (await client.post(f"/_sim/transactions/{txn_id}/pay")).status == 200
+    await sim.ipn.drain()
+    assert [p["id"] for p in ipn_receiver.posts] == [txn_id]

@@ -49,6 +49,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import socket
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -62,6 +63,7 @@ from citcon_sim.domain.clock import Scheduler, VirtualClock
 from citcon_sim.domain.events import EventBus, IpnChanged, TransactionChanged, UnexpectedError
 from citcon_sim.domain.ledger import Capture, Ledger, Transaction
 from citcon_sim.domain.merchants import MerchantSettings
+from citcon_sim.domain.netrules import Allowlist, target
 from citcon_sim.domain.scripts import IpnScript
 
 log = logging.getLogger("citcon_sim.ipn")
@@ -431,6 +433,7 @@ class IpnSender:
         queue_size: int = 1000,
         workers: int = 16,
         per_endpoint: int = 2,
+        allow: Allowlist | None = None,
         log_size: int = 10000,
     ) -> None:
         self.clock, self.scheduler, self.ledger = clock, scheduler, ledger
@@ -440,6 +443,7 @@ class IpnSender:
         self.backoff = tuple(backoff)
         self.workers = max(1, workers)
         self.per_endpoint = max(1, per_endpoint)
+        self.allow = allow if allow is not None else Allowlist()  # --ipn-allow
         self.log_size = log_size
         self.notifications: dict[str, Notification] = {}  # insertion order = oldest first
         self._by_txn: dict[str, list[str]] = {}
@@ -612,12 +616,17 @@ class IpnSender:
         assert self._session is not None
         attempt = Attempt(len(n.attempts) + 1, item.trigger, self.clock.time())
         n.attempts.append(attempt)
-        result = await post_form(self._session, n.url, n.form, self.timeout, n.encoding)
+        refused = await self._destination_problem(n.url)
+        if refused is not None:  # a failed attempt, like a name that does not resolve
+            result = PostResult(None, "", f"not sent: {refused}", 0.0)
+        else:
+            result = await post_form(self._session, n.url, n.form, self.timeout, n.encoding)
         attempt.status, attempt.error = result.status, result.error
         attempt.body, attempt.latency_ms = result.body, result.latency_ms
         self.stats["attempts"] += 1
-        log.info("IPN %s #%d %s -> %s %.0f ms %r", n.notify_id, attempt.number, n.url,
-                 attempt.status or attempt.error, attempt.latency_ms, attempt.body[:60])
+        # The reply body stays in the IPN log (behind /_sim/), never in the server log.
+        log.info("IPN %s #%d %s -> %s %.0f ms", n.notify_id, attempt.number, n.url,
+                 attempt.status or attempt.error, attempt.latency_ms)
         if item.waiter is not None and not item.waiter.done():
             item.waiter.set_result(attempt)
         if self.notifications.get(n.notify_id) is not n:
@@ -627,6 +636,27 @@ class IpnSender:
         else:
             self._after_failure(n, item.trigger)
         self._changed(n, "attempted")
+
+    async def _destination_problem(self, url: str) -> str | None:
+        """With ``--ipn-allow`` rules, why ``url`` may not be posted to now that its host
+        resolves where it does (a name allowed only by a wildcard must not reach an
+        internal address); None to post. A name that does not resolve is left to the
+        POST to report. (aiohttp resolves again for the POST: a name that changes its
+        answer between the two is not caught.)"""
+        if self.allow.open:
+            return None
+        try:
+            host = target(url)
+        except ValueError:
+            return "the URL names no host"
+        if host.address is not None:
+            return self.allow.url_problem(url)
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(
+                host.host, host.port, type=socket.SOCK_STREAM)
+        except OSError:
+            return None
+        return self.allow.resolved_problem(url, [str(info[4][0]) for info in infos])
 
     def _delivered(self, n: Notification) -> None:
         if n.state != DELIVERED:

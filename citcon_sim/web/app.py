@@ -31,30 +31,39 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _FACE_PATHS = tuple(face.routes.prefix + "/" for face in FACES)
 
 
+# On every answer (an aiohttp signal would cost each response one more coroutine per
+# application it passes through); a stream sets it itself before it is prepared.
+NOSNIFF = ("X-Content-Type-Options", "nosniff")
+_OWN_ERRORS = (web.HTTPNotFound, web.HTTPMethodNotAllowed, web.HTTPRequestEntityTooLarge)
+
+
 @web.middleware
 async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every failure becomes an error envelope, never a traceback: aiohttp's own 404, 405
     and 413 included, in the shape of the face whose prefix the path is under; a client
     that went away, quietly. (A face's sub-application middleware answers a merchant
     call's errors itself, so that its journal records them.) A body still arriving gets
-    ``--body-timeout`` seconds."""
+    ``--body-timeout`` seconds. Every answer gets ``nosniff``."""
     failure = request.app[SIM].failure
     if failure is not None and not request.path.startswith(_FACE_PATHS):
         return error_response(request, failure)  # --state failed; faces answer their own
     deadline = limits.body_deadline(request, request.app[SIM].config.body_timeout)
-    if deadline is None:
-        try:
-            return await handler(request)
-        except Exception as exc:
-            return _answer(request, exc)
     try:
         response = await handler(request)
+    except web.HTTPException as exc:
+        if not isinstance(exc, _OWN_ERRORS):  # a redirect: aiohttp sends it
+            exc.headers.setdefault(*NOSNIFF)
+            raise
+        response = _answer(request, exc)
     except Exception as exc:
         response = _answer(request, exc)
     finally:
-        deadline.cancel()
-    if deadline.expired:
+        if deadline is not None:
+            deadline.cancel()
+    if deadline is not None and deadline.expired:
         response.force_close()  # what is left of the body is not worth reading
+    if not response.prepared:
+        response.headers.setdefault(*NOSNIFF)
     return response
 
 
@@ -87,11 +96,6 @@ def _face_answering(request: web.Request, exc: Exception) -> Face | None:
         if face.name != "online" and request.path.startswith(face.routes.prefix + "/"):
             return face
     return None
-
-
-async def nosniff(request: web.BaseRequest, response: web.StreamResponse) -> None:
-    """``X-Content-Type-Options: nosniff`` on every answer, redirects and streams too."""
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
 
 
 async def _ticker(app: web.Application) -> AsyncIterator[None]:
@@ -168,7 +172,6 @@ def create_app(sim: Simulator) -> web.Application:
         face.routes.register(merchant)
         app.add_subapp(face.routes.prefix, merchant)
     app.add_subapp(control.ROUTES.prefix, sim_app)
-    app.on_response_prepare.append(nosniff)
     security.setup(app)  # redaction filters on aiohttp's loggers
     app.cleanup_ctx.append(_ticker)
     app.cleanup_ctx.append(_ipn_sender)

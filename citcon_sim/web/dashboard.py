@@ -373,6 +373,7 @@ async def events(request: web.Request) -> web.StreamResponse:
         "Content-Type": "text/event-stream",
         "Cache-Control": "no-store",
         "X-Accel-Buffering": "no",  # nginx: do not buffer the stream
+        "X-Content-Type-Options": "nosniff",  # prepared here, before the middleware sees it
     })
     client = hub.connect()  # before the headers go out: a reader sees every later change
     try:

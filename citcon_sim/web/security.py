@@ -18,7 +18,7 @@ The merchant API and the wallet pages keep answering any Host: a merchant calls 
 whatever name its network gives (``sim.qa.svc.cluster.local``), and what they give away
 needs a merchant token or a transaction id the attacker does not have.
 
-Every response also gets ``X-Content-Type-Options: nosniff`` (``app.nosniff``).
+Every response also gets ``X-Content-Type-Options: nosniff`` (``app.errors``).
 
 :class:`RedactingAccessLogger` is the access logger ``citcon-sim serve --access-log``
 uses: token-like query parameters (``token``, ``admin_token``, …) and credential headers
