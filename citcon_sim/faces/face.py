@@ -53,7 +53,8 @@ class Face(msgspec.Struct, frozen=True):
     # What a scenario rule can match on, from one request.
     facts: Callable[[str, str | None, Params], RequestFacts]
     # The transaction a call concerns, from its parameters and its answer's text (journal).
-    transaction_id: Callable[[str, Params, str | None], str | None]
+    # (The answer is read only when a face needs it: most calls name it in a parameter.)
+    transaction_id: Callable[[str, Params, Callable[[], str | None]], str | None]
     # The merchant token a request authenticates with, for scenarios and the journal
     # (UPI: the private key behind an access token).
     merchant_token: Callable[[web.Request], str | None] = bearer_token

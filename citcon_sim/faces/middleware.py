@@ -140,7 +140,9 @@ def _journal(
             charset = response.charset or "utf-8"
             if ctype.startswith("text/") or ctype.endswith("json"):
                 body = raw if len(raw) <= RESPONSE_BYTES else raw[:RESPONSE_BYTES]
-    answer = body.decode(charset, "replace") if body is not None else call.unsent
+    def answer() -> str | None:
+        return body.decode(charset, "replace") if body is not None else call.unsent
+
     txn_id = face.transaction_id(call.endpoint, call.params, answer)
     sim.journal.append(
         sim.clock.time(),  # formatted when the journal is read

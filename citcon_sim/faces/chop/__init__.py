@@ -6,6 +6,7 @@ decision the public evidence leaves open; docs/chop.md)."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from citcon_sim.domain.scripts import RequestFacts
 from citcon_sim.faces.chop.handlers import error
@@ -39,9 +40,11 @@ def facts(endpoint: str, token: str | None, params: Params) -> RequestFacts:
     )
 
 
-def transaction_id(endpoint: str, params: Params, answer: str | None) -> str | None:
+def transaction_id(
+    endpoint: str, params: Params, answer_of: Callable[[], str | None]
+) -> str | None:
     found = params.get("transaction_id") or params.get("q")
-    if found is None and endpoint == "chop" and answer is not None:
+    if found is None and endpoint == "chop" and (answer := answer_of()) is not None:
         match = _ANSWER_TXN_ID.search(answer)
         found = match.group(1) if match else None
     return found if isinstance(found, str) else None

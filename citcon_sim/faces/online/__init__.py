@@ -5,6 +5,7 @@ machinery sees it. Its parts: ``routes`` (the route table), ``handlers``, ``requ
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from citcon_sim.domain.scripts import RequestFacts
 from citcon_sim.faces.face import Face
@@ -37,12 +38,14 @@ def facts(endpoint: str, token: str | None, params: Params) -> RequestFacts:
     )
 
 
-def transaction_id(endpoint: str, params: Params, answer: str | None) -> str | None:
+def transaction_id(
+    endpoint: str, params: Params, answer_of: Callable[[], str | None]
+) -> str | None:
     found = params.get("transaction_id")
     if found is None:
         if endpoint == "qr":
             found = params.get("q")  # the QR image of that transaction
-        elif endpoint in ("pay", "pay_qr") and answer is not None:
+        elif endpoint in ("pay", "pay_qr") and (answer := answer_of()) is not None:
             # pay/pay_qr answer a URL (plain text or response_format=json) naming it.
             match = _URL_TXN_ID.search(answer)
             found = match.group(1) if match else None

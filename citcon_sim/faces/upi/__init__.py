@@ -7,6 +7,7 @@ domain commands), ``wire``/``models`` (answers in the ``citcon_upi`` envelope),
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -64,10 +65,12 @@ def facts(endpoint: str, token: str | None, params: Params) -> RequestFacts:
 _ANSWER_NAMES_IT = frozenset({"pay", "inquire", "capture", "cancel"})
 
 
-def transaction_id(endpoint: str, params: Params, answer: str | None) -> str | None:
+def transaction_id(
+    endpoint: str, params: Params, answer_of: Callable[[], str | None]
+) -> str | None:
     found = params.get("id")
     # A charge's id is in its answer (also a transaction's, a capture's, a cancel's).
-    if found is None and endpoint in _ANSWER_NAMES_IT and answer is not None:
+    if found is None and endpoint in _ANSWER_NAMES_IT and (answer := answer_of()) is not None:
         try:
             data = json.loads(answer).get("data")
         except (ValueError, AttributeError):
