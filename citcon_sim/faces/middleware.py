@@ -136,9 +136,12 @@ def _journal(
     if isinstance(response, web.Response):
         raw = response.body
         if isinstance(raw, bytes):
-            ctype = response.content_type
-            charset = response.charset or "utf-8"
-            if ctype.startswith("text/") or ctype.endswith("json"):
+            # The header as set (aiohttp's parsed content_type/charset cost more than the
+            # rest of the journal entry).
+            mime, _, rest = response.headers.get("Content-Type", "").partition(";")
+            mime = mime.strip().lower()
+            if mime.startswith("text/") or mime.endswith("json"):
+                charset = rest.partition("charset=")[2].split(";")[0].strip().strip('"') or "utf-8"
                 body = raw if len(raw) <= RESPONSE_BYTES else raw[:RESPONSE_BYTES]
     def answer() -> str | None:
         return body.decode(charset, "replace") if body is not None else call.unsent
