@@ -570,7 +570,7 @@ def test_ledger_load_builds_a_fresh_ledger_with_its_indexes(sim: Simulator) -> N
 
 
 def test_ledger_load_refuses_an_id_twice(sim: Simulator) -> None:
-    from dataclasses import replace
+    from msgspec.structs import replace
 
     from citcon_sim.domain.ledger import Ledger
 

@@ -53,11 +53,11 @@ import socket
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
 import aiohttp
+import msgspec
 
 from citcon_sim.domain.clock import Scheduler, VirtualClock
 from citcon_sim.domain.events import EventBus, IpnChanged, TransactionChanged, UnexpectedError
@@ -87,8 +87,7 @@ SUPPRESSED = "suppressed"  # a scenario said never
 TERMINAL = frozenset({DELIVERED, FAILED, NOT_SENT, SUPPRESSED})
 
 
-@dataclass(frozen=True, slots=True)
-class IpnFacts:
+class IpnFacts(msgspec.Struct, frozen=True):
     """What a notification says, before any API face's encoding of it."""
 
     transaction: Transaction
@@ -119,8 +118,7 @@ class IpnEncoder(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
-class PostResult:
+class PostResult(msgspec.Struct, frozen=True):
     """One HTTP POST: what came back, or why nothing did."""
 
     status: int | None
@@ -174,8 +172,7 @@ async def _read_start(stream: aiohttp.StreamReader, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-@dataclass(slots=True)
-class Attempt:
+class Attempt(msgspec.Struct):
     """One delivery attempt of an IPN: when, how it ended, how long it took."""
 
     number: int
@@ -192,8 +189,7 @@ class Attempt:
         return self.status is not None and 200 <= self.status < 300
 
 
-@dataclass(slots=True)
-class Notification:
+class Notification(msgspec.Struct):
     """One IPN (one ``notify_id``) and its delivery history."""
 
     notify_id: str
@@ -206,22 +202,20 @@ class Notification:
     state: str = PENDING
     encoding: Encoding = "form"
     script: IpnScript | None = None
-    attempts: list[Attempt] = field(default_factory=list)
+    attempts: list[Attempt] = msgspec.field(default_factory=list)
     retries_used: int = 0
     next_attempt_at: float | None = None
     retry_job: Any = None  # the scheduler job of the pending retry, to cancel it
     follow_ups_sent: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class IpnExport:
+class IpnExport(msgspec.Struct, frozen=True):
     """An IPN log: its notifications, oldest first (:meth:`IpnSender.export`)."""
 
-    notifications: list[Notification] = field(default_factory=list)
+    notifications: list[Notification] = msgspec.field(default_factory=list)
 
 
-@dataclass(slots=True)
-class _Send:
+class _Send(msgspec.Struct):
     """A queued delivery: which notification, what triggered it, who waits for it, and
     the lane it waits in (its endpoint, then its merchant)."""
 
@@ -243,10 +237,9 @@ def endpoint_of(url: str) -> str:
     return f"{parts.scheme.lower()}://{(parts.hostname or '').lower()}:{port}"
 
 
-@dataclass(slots=True)
-class _Endpoint:
-    lanes: dict[str, deque[_Send]] = field(default_factory=dict)  # merchant -> sends
-    turns: deque[str] = field(default_factory=deque)  # merchants with sends, in turn
+class _Endpoint(msgspec.Struct):
+    lanes: dict[str, deque[_Send]] = msgspec.field(default_factory=dict)  # merchant -> sends
+    turns: deque[str] = msgspec.field(default_factory=deque)  # merchants with sends, in turn
     in_flight: int = 0
     ready: bool = False  # in FairQueue._ready
 

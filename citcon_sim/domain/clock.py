@@ -14,8 +14,9 @@ import itertools
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
+
+import msgspec
 
 from citcon_sim.domain.events import EarliestJobChanged, EventBus
 
@@ -101,8 +102,7 @@ class VirtualClock:
         return datetime(d.year, d.month, d.day, tzinfo=self.tz).timestamp()
 
 
-@dataclass(frozen=True, slots=True)
-class ClockExport:
+class ClockExport(msgspec.Struct, frozen=True):
     """A clock's virtual time and mode, and the wall time (epoch seconds) they were read
     at (None when unknown, as in a hand-written fixture)."""
 
@@ -120,15 +120,15 @@ class ClockExport:
         return ClockExport(self.time + max(0.0, now - self.wall), self.frozen, now)
 
 
-@dataclass(order=True)
-class _Job:
+class _Job(msgspec.Struct, order=True):
     """A scheduled callback, ordered by due time then by scheduling order."""
 
     due: float
     seq: int
-    action: Callable[[], object] = field(compare=False)
-    label: str = field(compare=False, default="")
-    cancelled: bool = field(compare=False, default=False)
+    # Jobs order by (due, seq); seq is unique, so no comparison reaches the fields below.
+    action: Callable[[], object]
+    label: str = ""
+    cancelled: bool = False
 
 
 class Scheduler:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 from citcon_sim.domain.errors import BadRequest, InvalidAmount, InvalidReference, InvalidTimeout
 from citcon_sim.domain.vendors import Vendor
@@ -27,16 +28,14 @@ _INT = re.compile(r"^[0-9]+$")
 _HTTP_URL = re.compile(r"^https?://[^\s/]+", re.IGNORECASE)  # compiled once, not per call
 
 
-@dataclass(frozen=True, slots=True)
-class Money:
+class Money(msgspec.Struct, frozen=True):
     """An amount in minor units and its ISO 4217 currency."""
 
     amount: int
     currency: str
 
 
-@dataclass(slots=True)
-class PaymentCommand:
+class PaymentCommand(msgspec.Struct):
     """A validated pay / pay_qr request."""
 
     method: str  # "pay" (hosted page) or "pay_qr" (QR image)
@@ -54,21 +53,19 @@ class PaymentCommand:
     callback_url_cancel: str | None = None
     mobile_result_url: str | None = None
     goods: dict[str, Any] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = msgspec.field(default_factory=dict)
     script: Rule | None = None  # the scenario rule that matched this request, if any
     face: str = "online"  # the API that creates it: its id shape and IPN format
 
 
-@dataclass(frozen=True, slots=True)
-class Lookup:
+class Lookup(msgspec.Struct, frozen=True):
     """How a request names a transaction: by id, by reference, or both."""
 
     transaction_id: str | None
     reference: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class RefundCommand:
+class RefundCommand(msgspec.Struct, frozen=True):
     """A validated refund request: stated on the settlement or the transaction side."""
 
     lookup: Lookup
@@ -79,8 +76,7 @@ class RefundCommand:
     reference: str | None = None  # the refund's own merchant reference (UPI), unique
 
 
-@dataclass(frozen=True, slots=True)
-class CaptureCommand:
+class CaptureCommand(msgspec.Struct, frozen=True):
     """A validated capture request (delayed-capture vendors)."""
 
     lookup: Lookup

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 
 class IdFactory:
@@ -81,8 +82,7 @@ def charge_id(token: str) -> str | None:
     return f"{value:022d}" if value < 10**22 else None
 
 
-@dataclass(frozen=True, slots=True)
-class IdsExport:
+class IdsExport(msgspec.Struct, frozen=True):
     """An :class:`IdFactory`'s state: the last counter used, and the generator's state
     (``random.Random.getstate()``; None when unknown)."""
 

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, TypeVar
+
+import msgspec
 
 from citcon_sim.domain.clock import VirtualClock
 from citcon_sim.domain.commands import CaptureCommand, Lookup, Money, PaymentCommand, RefundCommand
@@ -69,8 +70,7 @@ CANCEL_DUPLICATE = "Duplicate cancellation"
 CANCEL_WINDOW = "Not in cancellation window"
 
 
-@dataclass(slots=True)
-class Refund:
+class Refund(msgspec.Struct):
     """A refund of (part of) a paid transaction; both currency sides."""
 
     id: str
@@ -85,8 +85,7 @@ class Refund:
     reference: str | None = None  # the merchant's own reference for it (UPI), unique
 
 
-@dataclass(slots=True)
-class Capture:
+class Capture(msgspec.Struct):
     """A capture of (part of) an authorisation; both currency sides."""
 
     transaction_id: str
@@ -97,8 +96,7 @@ class Capture:
     last: bool
 
 
-@dataclass(slots=True)
-class Transaction:
+class Transaction(msgspec.Struct):
     """A payment and everything that happened to it."""
 
     id: str
@@ -150,8 +148,7 @@ class Transaction:
         self.events.append((at, event, detail))
 
 
-@dataclass(frozen=True, slots=True)
-class RefundResult:
+class RefundResult(msgspec.Struct, frozen=True):
     """The refund endpoint's answer: refunded or not, and the status text."""
 
     refunded: bool
@@ -159,8 +156,7 @@ class RefundResult:
     refund: Refund | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class CancelResult:
+class CancelResult(msgspec.Struct, frozen=True):
     """The cancel endpoint's answer: cancelled or not, and the status text."""
 
     cancelled: bool
@@ -226,18 +222,16 @@ class Merchant:
         return merchant
 
 
-@dataclass(frozen=True, slots=True)
-class MerchantExport:
+class MerchantExport(msgspec.Struct, frozen=True):
     """A merchant's state: settings, and the open balance of calendar day
     ``balance_day`` (an ordinal on the simulator clock; -1: none yet)."""
 
     settings: MerchantSettings
     balance_day: int = -1
-    balances: dict[str, int] = field(default_factory=dict)
+    balances: dict[str, int] = msgspec.field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
-class LedgerExport:
+class LedgerExport(msgspec.Struct, frozen=True):
     """Everything a ledger holds; its indexes are derived, so not part of it.
 
     ``transactions`` (creation order) are the transaction objects themselves, not
@@ -249,8 +243,8 @@ class LedgerExport:
     """
 
     ids: IdsExport
-    merchants: dict[str, MerchantExport] = field(default_factory=dict)
-    transactions: list[Transaction] = field(default_factory=list)
+    merchants: dict[str, MerchantExport] = msgspec.field(default_factory=dict)
+    transactions: list[Transaction] = msgspec.field(default_factory=list)
 
 
 _T = TypeVar("_T")

@@ -25,9 +25,10 @@ link-local, private or unspecified address unless an address rule allows it.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
 from functools import lru_cache
 from urllib.parse import urlsplit
+
+import msgspec
 
 from citcon_sim.domain.errors import BadRequest
 
@@ -40,8 +41,7 @@ class RuleError(ValueError):
     """An allowlist rule that cannot be read; the message shows the syntax."""
 
 
-@dataclass(frozen=True, slots=True)
-class AllowRule:
+class AllowRule(msgspec.Struct, frozen=True):
     text: str  # as the operator wrote it, for messages
     name: str | None = None  # an exact host name, lower case
     suffix: str | None = None  # "*.example.com" -> ".example.com"; "" for "*"
@@ -136,8 +136,7 @@ def _internal(address: Address) -> bool:
             or address.is_unspecified or address.is_reserved or address.is_multicast)
 
 
-@dataclass(frozen=True, slots=True)
-class Target:
+class Target(msgspec.Struct, frozen=True):
     """The host and port an http(s) URL names, as compared with the rules."""
 
     host: str  # lower case, no brackets, no trailing dot
