@@ -1,4 +1,4 @@
-"""citcon-sim: a local, stateful simulator of Citcon's Online API."""
+"""citcon-sim: a local, stateful simulator of Citcon's merchant APIs (Online API, CHOP, UPI v1)."""
 
 from __future__ import annotations
 

@@ -104,7 +104,7 @@ class _MainGroup(click.Group):
 @click.group(cls=_MainGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="citcon-sim")
 def main() -> None:
-    """A local, stateful simulator of Citcon's Online API.
+    """A local, stateful simulator of Citcon's merchant APIs (Online API, CHOP, UPI v1).
 
     Start it with `citcon-sim serve` (no configuration needed). Every option below can
     also be set by its environment variable; merchants (strict mode) and FX rates come
