@@ -75,14 +75,16 @@ from citcon_sim.persistence.snapshot import (
     clock_dict,
     notification_dict,
     restore,
-    snapshot,
     txn_dict,
+    write_snapshot,
 )
 
 try:
     import fcntl
 except ImportError:  # pragma: no cover - not POSIX: no lock against a second process
     fcntl = None  # type: ignore[assignment]
+
+_WRITE_CHUNK = 1 << 16  # compaction writes about this much per os.write
 
 if TYPE_CHECKING:
     from citcon_sim.simulator import Simulator
@@ -354,15 +356,37 @@ class StateFile:
             self.threshold = self.records + self.min_records
 
     def compact(self) -> None:
-        """Rewrite the file as one snapshot line (temp file, fsync, atomic rename)."""
-        state = snapshot(self.sim)
-        line = (_encode({"k": "snapshot", "data": state}) + "\n").encode()
+        """Rewrite the file as one snapshot line (temp file, fsync, atomic rename). The
+        line is written as it is encoded (``write_snapshot``): memory holds one
+        transaction's encoding, not the state's."""
         tmp = self.path.with_name(self.path.name + ".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        written = 0
+        pending: list[bytes] = []
+        buffered = 0
+
+        def flush() -> None:
+            nonlocal written, buffered
+            view = memoryview(b"".join(pending))
+            pending.clear()
+            buffered = 0
+            while view:  # a short write (disk nearly full): finish it
+                done = os.write(fd, view)
+                written += done
+                view = view[done:]
+
+        def write(chunk: bytes) -> None:
+            nonlocal buffered
+            pending.append(chunk)  # small pieces (keys, commas) go out together
+            buffered += len(chunk)
+            if buffered >= _WRITE_CHUNK:
+                flush()
+
         try:
-            view = memoryview(line)
-            while view:
-                view = view[os.write(fd, view):]
+            write(b'{"k":"snapshot","data":')
+            txns, notes = write_snapshot(self.sim, write)
+            write(b"}\n")
+            flush()
             os.fsync(fd)  # the rename must never expose an empty file, even on power loss
         finally:
             os.close(fd)
@@ -375,10 +399,9 @@ class StateFile:
                 with contextlib.suppress(OSError):
                     os.close(old)
         self.records = 0
-        self.size = len(line)
+        self.size = written
         self.compactions += 1
-        size = len(state["transactions"]) + len(state["ipn"])
-        self.threshold = max(self.min_records, 2 * size)
+        self.threshold = max(self.min_records, 2 * (txns + notes))
 
 
 def subscribe(sim: Simulator, state: StateFile) -> None:
