@@ -1,6 +1,7 @@
 """State exports are streamed (``write_snapshot``): ``GET /_sim/state`` and the --state
 file's compaction hold one transaction's encoding at a time, never the whole state; the
-document is the same one :func:`snapshot` describes, and imports back."""
+document is the same one :func:`snapshot` describes, and imports back. Imports refuse a
+clock outside the supported range."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from citcon_sim import Config, Simulator
-from citcon_sim.persistence.state import StateFile, restore, snapshot, write_snapshot
+from citcon_sim.persistence.state import StateError, StateFile, restore, snapshot, write_snapshot
 
 from .conftest import START, TOKEN, create
 from .test_state import build_world, comparable, free_port, merchant, ok
@@ -223,6 +224,62 @@ async def test_streamed_export_is_a_state_file(client: TestClient, sim: Simulato
     finally:
         if loaded.persistence is not None:
             loaded.persistence.close()
+
+
+# -- the clock's supported range -------------------------------------------------------------
+
+OUT_OF_RANGE = [
+    ("9900-01-01 00:00:00", "9900-01-01"),
+    ("9999-12-31T23:59:59+00:00", "9999-12-31"),
+    (253402300799, "9999-12-31"),
+    ("1970-01-01 12:00:00", "1970-01-01"),
+    (0, "1970-01-01"),
+]
+
+
+@pytest.mark.parametrize(("when", "shown"), OUT_OF_RANGE)
+async def test_import_refuses_a_clock_outside_the_range(client: TestClient, sim: Simulator,
+                                                       when: Any, shown: str) -> None:
+    txn_id = await create(client)
+    before = comparable(snapshot(sim))
+    resp = await client.put("/_sim/state", data=json.dumps(
+        {"version": 1, "clock": {"time": when}, "transactions": []}))
+    answer = await resp.json()
+    assert resp.status == 400, answer
+    assert answer["code"] == 4100
+    assert "clock.time" in answer["message"] and shown in answer["message"]
+    assert "outside the supported range (1970-01-02 to 9900-01-01)" in answer["message"]
+    assert comparable(snapshot(sim)) == before  # nothing changed
+    assert (await merchant(client, "inquire", transaction_id=txn_id))["id"] == txn_id
+
+
+async def test_import_accepts_the_last_supported_day(client: TestClient, sim: Simulator) -> None:
+    summary = await ok(await client.put("/_sim/state", data=json.dumps(
+        {"version": 1, "clock": {"time": "9899-12-31 12:00:00"}})))
+    assert summary["clock"].startswith("9899-12-31T12:00:00")
+    txn_id = await create(client)  # times computed from now still format
+    assert (await merchant(client, "inquire", transaction_id=txn_id))["id"] == txn_id
+    assert (await ok(await client.get("/_sim/state")))["clock"]["iso"].startswith("9899")
+
+
+def test_state_file_refuses_a_clock_outside_the_range(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    text = json.dumps({"version": 1, "clock": {"time": "9950-06-01 00:00:00"}})
+    path.write_text(text)
+    with pytest.raises(StateError, match=r"clock\.time: 9950-06-01.*outside the supported"):
+        Simulator(Config(frozen_clock=True, start_time=START, state_file=path))
+    assert path.read_text() == text  # refused, not overwritten
+
+
+def test_journal_refuses_a_clock_record_outside_the_range(tmp_path: Path) -> None:
+    path = tmp_path / "state.jsonl"
+    sim = Simulator(Config(frozen_clock=True, start_time=START, state_file=path))
+    assert sim.persistence is not None
+    sim.persistence.close()
+    with path.open("a") as f:
+        f.write(json.dumps({"k": "clock", "time": 253_000_000_000, "frozen": True}) + "\n")
+    with pytest.raises(StateError, match=r"clock\.time: .*outside the supported range"):
+        Simulator(Config(frozen_clock=True, state_file=path))
 
 
 async def test_concurrent_exports_and_requests(client: TestClient, sim: Simulator) -> None:

@@ -7,7 +7,9 @@ timeline, goods, extra, the scenario script), the vendor by code, times as epoch
 Export (:func:`snapshot`) reads the objects' public exports (``Ledger.export``,
 ``IpnSender.export``, ``VirtualClock.export``) and maps them to JSON values. Derived data
 is not stored: the reference index, ``refunds_by_id``, the scheduler's jobs and the IPN
-statistics are rebuilt by the objects that own them on load.
+statistics are rebuilt by the objects that own them on load. :func:`write_snapshot`
+writes the same document piece by piece (``GET /_sim/state``, the --state compaction):
+memory holds one transaction's encoding, not the whole state.
 
 Import (:func:`restore`) validates the JSON (types, vendor codes, currencies, unique ids,
 refunded <= captured <= amount, merchants known in strict mode; every error names its
@@ -34,7 +36,9 @@ the loaded scenario files: a restored transaction behaves as scripted even if th
 scenario is no longer loaded, and a fixture is self-contained.
 
 Clock: an import sets the saved time exactly, in either mode, so a fixture is
-reproducible; the mode itself (frozen or running) is the server's. A journal replay
+reproducible; the mode itself (frozen or running) is the server's. A time outside the
+range ``--start-time`` and clock moves keep (``config.EARLIEST_TIME`` to
+``LATEST_TIME``, year 9900) is refused as ``clock.time``. A journal replay
 (``resume``) lets a running clock keep its lead or lag over wall time, so the downtime
 passes (``ClockExport.resumed``). Ids continue after the highest one in use; the id
 generator's exact state is restored from a snapshot (same ids as before the export), and
@@ -47,11 +51,12 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Iterable
-from datetime import datetime, tzinfo
+from datetime import UTC, datetime, tzinfo
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from citcon_sim.config import EARLIEST_TIME, LATEST_TIME
 from citcon_sim.delivery.ipn import (
     DELIVERED,
     FAILED,
@@ -402,6 +407,11 @@ def _plan(sim: Simulator, data: Any, resume: bool, exact_ids: bool) -> _Plan:
                         cf.number("wall", None, high=_MAX_TIME))
     if resume:
         clock = clock.resumed(sim.clock.frozen)  # a running clock: the downtime passes
+    if not EARLIEST_TIME.timestamp() <= clock.time < LATEST_TIME.timestamp():
+        # The bound --start-time and clock moves keep: past it, times computed from now
+        # (expiry, retries, windows) could not be formatted and every answer would fail.
+        raise StateError(f"clock.time: {_iso(clock.time)} is outside the supported range "
+                         f"({EARLIEST_TIME:%Y-%m-%d} to {LATEST_TIME:%Y-%m-%d})")
 
     ids = _Fields(top.mapping("ids") or {}, "ids", tz)
     counter = ids.integer("counter", None, high=9_999_999_999)
@@ -464,6 +474,13 @@ def _plan(sim: Simulator, data: Any, resume: bool, exact_ids: bool) -> _Plan:
     except ValueError as exc:  # checked above with a path; kept as a safety net
         raise StateError(str(exc)) from None
     return _Plan(clock, ledger, notifications)
+
+
+def _iso(ts: float) -> str:
+    try:
+        return datetime.fromtimestamp(ts, UTC).isoformat()
+    except (ValueError, OverflowError, OSError):  # past year 9999 (a resumed clock)
+        return f"{ts:.0f} (epoch seconds)"
 
 
 def _id_number(some_id: str) -> int:
