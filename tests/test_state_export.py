@@ -291,3 +291,23 @@ async def test_concurrent_exports_and_requests(client: TestClient, sim: Simulato
     bodies = await asyncio.gather(*(export() for _ in range(4)))
     assert all(json.loads(b)["transactions"] for b in bodies)
     assert len({no_wall(b) for b in bodies}) == 1
+
+
+async def test_export_without_room_for_the_spool_is_a_503(
+    client: TestClient, sim: Simulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tempfile
+
+    class Full(io.BytesIO):
+        def write(self, data: Any) -> int:
+            raise OSError(28, "No space left on device")
+
+    txn_id = await create(client)
+    monkeypatch.setattr(tempfile, "SpooledTemporaryFile", lambda **kw: Full())
+    resp = await client.get("/_sim/state")
+    answer = await resp.json()
+    assert resp.status == 503, answer
+    assert "state: cannot export (No space left on device)" in answer["message"]
+    monkeypatch.undo()
+    assert (await merchant(client, "inquire", transaction_id=txn_id))["id"] == txn_id
+    assert json.loads(await (await client.get("/_sim/state")).read())["transactions"]
