@@ -84,7 +84,9 @@ try:
 except ImportError:  # pragma: no cover - not POSIX: no lock against a second process
     fcntl = None  # type: ignore[assignment]
 
-_WRITE_CHUNK = 1 << 16  # compaction writes about this much per os.write
+# Compaction joins pieces smaller than _DIRECT into writes of about _WRITE_CHUNK bytes.
+_WRITE_CHUNK = 1 << 16
+_DIRECT = 1 << 12
 
 if TYPE_CHECKING:
     from citcon_sim.simulator import Simulator
@@ -362,22 +364,31 @@ class StateFile:
         tmp = self.path.with_name(self.path.name + ".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         written = 0
-        pending: list[bytes] = []
+        pending: list[bytes] = []  # small pieces (keys, commas) go out together
         buffered = 0
 
-        def flush() -> None:
-            nonlocal written, buffered
-            view = memoryview(b"".join(pending))
-            pending.clear()
-            buffered = 0
+        def out(data: bytes) -> None:
+            nonlocal written
+            view = memoryview(data)
             while view:  # a short write (disk nearly full): finish it
                 done = os.write(fd, view)
                 written += done
                 view = view[done:]
 
+        def flush() -> None:
+            nonlocal buffered
+            if pending:
+                out(b"".join(pending))
+                pending.clear()
+                buffered = 0
+
         def write(chunk: bytes) -> None:
             nonlocal buffered
-            pending.append(chunk)  # small pieces (keys, commas) go out together
+            if len(chunk) >= _DIRECT:
+                flush()
+                out(chunk)  # a large piece as it is: never held or copied
+                return
+            pending.append(chunk)
             buffered += len(chunk)
             if buffered >= _WRITE_CHUNK:
                 flush()

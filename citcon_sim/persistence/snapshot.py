@@ -221,10 +221,11 @@ def write_snapshot(sim: Simulator, write: Callable[[bytes], object], *,
     encode = _ENCODER.encode
 
     def enc(value: Any, depth: int) -> bytes:
-        raw = encode(value)
         if not pretty:
-            return raw
-        return msgspec.json.format(raw, indent=2).replace(b"\n", b"\n" + b"  " * depth)
+            return encode(value)
+        # No name holds the compact encoding: it is freed before the indented copy is made.
+        formatted = msgspec.json.format(encode(value), indent=2)
+        return formatted.replace(b"\n", b"\n" + b"  " * depth)
 
     nl = (lambda depth: b"\n" + b"  " * depth) if pretty else (lambda depth: b"")
     colon = b": " if pretty else b":"
@@ -237,7 +238,8 @@ def write_snapshot(sim: Simulator, write: Callable[[bytes], object], *,
         count = 0
         for member, value in values:
             label = b"" if member is None else encode(member) + colon
-            write((b"," if count else b"") + nl(2) + label + enc(value, 2))
+            write((b"," if count else b"") + nl(2) + label)
+            write(enc(value, 2))  # on its own: no copy of the largest piece
             count += 1
         write((nl(1) if count else b"") + brackets[1:])
         return count
