@@ -75,14 +75,18 @@ from citcon_sim.persistence.snapshot import (
     clock_dict,
     notification_dict,
     restore,
-    snapshot,
     txn_dict,
+    write_snapshot,
 )
 
 try:
     import fcntl
 except ImportError:  # pragma: no cover - not POSIX: no lock against a second process
     fcntl = None  # type: ignore[assignment]
+
+# Compaction joins pieces smaller than _DIRECT into writes of about _WRITE_CHUNK bytes.
+_WRITE_CHUNK = 1 << 16
+_DIRECT = 1 << 12
 
 if TYPE_CHECKING:
     from citcon_sim.simulator import Simulator
@@ -354,15 +358,46 @@ class StateFile:
             self.threshold = self.records + self.min_records
 
     def compact(self) -> None:
-        """Rewrite the file as one snapshot line (temp file, fsync, atomic rename)."""
-        state = snapshot(self.sim)
-        line = (_encode({"k": "snapshot", "data": state}) + "\n").encode()
+        """Rewrite the file as one snapshot line (temp file, fsync, atomic rename). The
+        line is written as it is encoded (``write_snapshot``): memory holds one
+        transaction's encoding, not the state's."""
         tmp = self.path.with_name(self.path.name + ".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        written = 0
+        pending: list[bytes] = []  # small pieces (keys, commas) go out together
+        buffered = 0
+
+        def out(data: bytes) -> None:
+            nonlocal written
+            view = memoryview(data)
+            while view:  # a short write (disk nearly full): finish it
+                done = os.write(fd, view)
+                written += done
+                view = view[done:]
+
+        def flush() -> None:
+            nonlocal buffered
+            if pending:
+                out(b"".join(pending))
+                pending.clear()
+                buffered = 0
+
+        def write(chunk: bytes) -> None:
+            nonlocal buffered
+            if len(chunk) >= _DIRECT:
+                flush()
+                out(chunk)  # a large piece as it is: never held or copied
+                return
+            pending.append(chunk)
+            buffered += len(chunk)
+            if buffered >= _WRITE_CHUNK:
+                flush()
+
         try:
-            view = memoryview(line)
-            while view:
-                view = view[os.write(fd, view):]
+            write(b'{"k":"snapshot","data":')
+            txns, notes = write_snapshot(self.sim, write)
+            write(b"}\n")
+            flush()
             os.fsync(fd)  # the rename must never expose an empty file, even on power loss
         finally:
             os.close(fd)
@@ -375,10 +410,9 @@ class StateFile:
                 with contextlib.suppress(OSError):
                     os.close(old)
         self.records = 0
-        self.size = len(line)
+        self.size = written
         self.compactions += 1
-        size = len(state["transactions"]) + len(state["ipn"])
-        self.threshold = max(self.min_records, 2 * size)
+        self.threshold = max(self.min_records, 2 * (txns + notes))
 
 
 def subscribe(sim: Simulator, state: StateFile) -> None:

@@ -7,7 +7,9 @@ timeline, goods, extra, the scenario script), the vendor by code, times as epoch
 Export (:func:`snapshot`) reads the objects' public exports (``Ledger.export``,
 ``IpnSender.export``, ``VirtualClock.export``) and maps them to JSON values. Derived data
 is not stored: the reference index, ``refunds_by_id``, the scheduler's jobs and the IPN
-statistics are rebuilt by the objects that own them on load.
+statistics are rebuilt by the objects that own them on load. :func:`write_snapshot`
+writes the same document piece by piece (``GET /_sim/state``, the --state compaction):
+memory holds one transaction's encoding, not the whole state.
 
 Import (:func:`restore`) validates the JSON (types, vendor codes, currencies, unique ids,
 refunded <= captured <= amount, merchants known in strict mode; every error names its
@@ -34,7 +36,9 @@ the loaded scenario files: a restored transaction behaves as scripted even if th
 scenario is no longer loaded, and a fixture is self-contained.
 
 Clock: an import sets the saved time exactly, in either mode, so a fixture is
-reproducible; the mode itself (frozen or running) is the server's. A journal replay
+reproducible; the mode itself (frozen or running) is the server's. A time outside the
+range ``--start-time`` and clock moves keep (``config.EARLIEST_TIME`` to
+``LATEST_TIME``, year 9900) is refused as ``clock.time``. A journal replay
 (``resume``) lets a running clock keep its lead or lag over wall time, so the downtime
 passes (``ClockExport.resumed``). Ids continue after the highest one in use; the id
 generator's exact state is restored from a snapshot (same ids as before the export), and
@@ -46,11 +50,13 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import datetime, tzinfo
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, tzinfo
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from citcon_sim.config import EARLIEST_TIME, LATEST_TIME
 from citcon_sim.delivery.ipn import (
     DELIVERED,
     FAILED,
@@ -166,9 +172,7 @@ def clock_dict(sim: Simulator) -> dict[str, Any]:
             "iso": sim.clock.iso(clock.time), "timezone": sim.config.timezone}
 
 
-def snapshot(sim: Simulator) -> dict[str, Any]:
-    """The whole simulator state as one JSON-ready dict (raw: nothing is refreshed)."""
-    ledger = sim.ledger.export()
+def _header(sim: Simulator, ledger: LedgerExport) -> dict[str, Any]:
     ids = ledger.ids
     return {
         "format": FORMAT,
@@ -177,14 +181,79 @@ def snapshot(sim: Simulator) -> dict[str, Any]:
         "ids": {"counter": ids.counter,
                 "random": None if ids.random is None else
                 [ids.random[0], list(ids.random[1]), ids.random[2]]},
-        "merchants": {
-            token: {"settings": _settings_dict(m.settings), "balance_day": m.balance_day,
-                    "balances": m.balances}
-            for token, m in ledger.merchants.items()
-        },
+    }
+
+
+def _merchant_dict(m: MerchantExport) -> dict[str, Any]:
+    return {"settings": _settings_dict(m.settings), "balance_day": m.balance_day,
+            "balances": m.balances}
+
+
+def snapshot(sim: Simulator) -> dict[str, Any]:
+    """The whole simulator state as one JSON-ready dict (raw: nothing is refreshed).
+
+    Holds the whole state at once: exports use :func:`write_snapshot`, which streams."""
+    ledger = sim.ledger.export()
+    return {
+        **_header(sim, ledger),
+        "merchants": {token: _merchant_dict(m) for token, m in ledger.merchants.items()},
         "transactions": [txn_dict(t) for t in ledger.transactions],
         "ipn": [notification_dict(n) for n in sim.ipn.export().notifications],
     }
+
+
+# Unknown leaf types (none today) become strings, as with json's default=str.
+_ENCODER = msgspec.json.Encoder(enc_hook=str)
+
+
+def write_snapshot(sim: Simulator, write: Callable[[bytes], object], *,
+                   pretty: bool = False) -> tuple[int, int]:
+    """Write :func:`snapshot`'s JSON document piece by piece: the header, then each
+    merchant, transaction and notification encoded on its own, so memory holds one
+    transaction's encoding at a time, never the whole state (2,000 transactions with
+    60 KB of goods were 120 MB of JSON, built three times over in memory).
+
+    Synchronous on purpose: nothing else runs in between, so the document is the state
+    of one instant (a caller that must await streams from what this wrote, see
+    ``web.state_routes``). ``pretty`` indents by two spaces. Returns the number of
+    transactions and of notifications written.
+    """
+    encode = _ENCODER.encode
+
+    def enc(value: Any, depth: int) -> bytes:
+        if not pretty:
+            return encode(value)
+        # No name holds the compact encoding: it is freed before the indented copy is made.
+        formatted = msgspec.json.format(encode(value), indent=2)
+        return formatted.replace(b"\n", b"\n" + b"  " * depth)
+
+    nl = (lambda depth: b"\n" + b"  " * depth) if pretty else (lambda depth: b"")
+    colon = b": " if pretty else b":"
+
+    def key(name: str) -> bytes:
+        return nl(1) + encode(name) + colon
+
+    def members(name: str, values: Iterable[tuple[str | None, Any]], brackets: bytes) -> int:
+        write(b"," + key(name) + brackets[:1])
+        count = 0
+        for member, value in values:
+            label = b"" if member is None else encode(member) + colon
+            write((b"," if count else b"") + nl(2) + label)
+            write(enc(value, 2))  # on its own: no copy of the largest piece
+            count += 1
+        write((nl(1) if count else b"") + brackets[1:])
+        return count
+
+    ledger = sim.ledger.export()
+    header = _header(sim, ledger)
+    write(b"{" + b",".join(key(k) + enc(v, 1) for k, v in header.items()))
+    members("merchants", ((token, _merchant_dict(m)) for token, m in ledger.merchants.items()),
+            b"{}")
+    txns = members("transactions", ((None, txn_dict(t)) for t in ledger.transactions), b"[]")
+    notes = members("ipn", ((None, notification_dict(n))
+                            for n in sim.ipn.export().notifications), b"[]")
+    write(nl(0) + b"}")
+    return txns, notes
 
 
 def _settings_dict(s: MerchantSettings) -> dict[str, Any]:
@@ -340,6 +409,11 @@ def _plan(sim: Simulator, data: Any, resume: bool, exact_ids: bool) -> _Plan:
                         cf.number("wall", None, high=_MAX_TIME))
     if resume:
         clock = clock.resumed(sim.clock.frozen)  # a running clock: the downtime passes
+    if not EARLIEST_TIME.timestamp() <= clock.time < LATEST_TIME.timestamp():
+        # The bound --start-time and clock moves keep: past it, times computed from now
+        # (expiry, retries, windows) could not be formatted and every answer would fail.
+        raise StateError(f"clock.time: {_iso(clock.time)} is outside the supported range "
+                         f"({EARLIEST_TIME:%Y-%m-%d} to {LATEST_TIME:%Y-%m-%d})")
 
     ids = _Fields(top.mapping("ids") or {}, "ids", tz)
     counter = ids.integer("counter", None, high=9_999_999_999)
@@ -402,6 +476,13 @@ def _plan(sim: Simulator, data: Any, resume: bool, exact_ids: bool) -> _Plan:
     except ValueError as exc:  # checked above with a path; kept as a safety net
         raise StateError(str(exc)) from None
     return _Plan(clock, ledger, notifications)
+
+
+def _iso(ts: float) -> str:
+    try:
+        return datetime.fromtimestamp(ts, UTC).isoformat()
+    except (ValueError, OverflowError, OSError):  # past year 9999 (a resumed clock)
+        return f"{ts:.0f} (epoch seconds)"
 
 
 def _id_number(some_id: str) -> int:

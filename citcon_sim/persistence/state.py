@@ -21,7 +21,8 @@ from citcon_sim.persistence.snapshot import (
     restore,
     snapshot,
     txn_dict,
+    write_snapshot,
 )
 
 __all__ = ["FORMAT", "VERSION", "StateError", "StateFile", "notification_dict", "restore",
-           "snapshot", "subscribe", "txn_dict"]
+           "snapshot", "subscribe", "txn_dict", "write_snapshot"]

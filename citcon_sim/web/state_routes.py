@@ -12,26 +12,54 @@ used is a 400 and changes nothing.
 from __future__ import annotations
 
 import json
+import tempfile
+from collections.abc import AsyncIterator
+from typing import IO
 
 from aiohttp import web
+from aiohttp.payload import AsyncIterablePayload
 
-from citcon_sim.domain.errors import BadRequest, PayloadTooLarge, StateError
+from citcon_sim.domain.errors import BadRequest, PayloadTooLarge, StateError, Unavailable
 from citcon_sim.faces.http import SIM, json_response
 from citcon_sim.faces.routes import JSON, Reply, Route, RouteTable
 from citcon_sim.web import schemas as S
 
 # A snapshot is far larger than any merchant request: it gets its own, larger limit.
 MAX_SNAPSHOT_BYTES = 512 * 1024 * 1024
+_SPOOL_IN_MEMORY = 1 << 20  # an export larger than this spools to disk
+_CHUNK = 1 << 16
 
 
 async def export_state(request: web.Request) -> web.Response:
-    from citcon_sim.persistence.state import snapshot  # imported on use: not needed to start
+    """The snapshot, streamed: encoded piece by piece into a spool (memory up to
+    ``_SPOOL_IN_MEMORY``, then an unlinked temporary file), then sent from there in
+    chunks. Encoding into the spool, not the socket, keeps the document one instant's
+    state: a write to the socket awaits, and other requests would change the state
+    half-way through it. Memory stays about one transaction's encoding."""
+    from citcon_sim.persistence.state import write_snapshot  # on use: not needed to start
 
-    data = snapshot(request.app[SIM])
-    if request.query.get("pretty", "").lower() in ("1", "yes", "true"):
-        return web.json_response(
-            data, dumps=lambda d: json.dumps(d, indent=2, ensure_ascii=False, default=str))
-    return json_response(data)
+    pretty = request.query.get("pretty", "").lower() in ("1", "yes", "true")
+    spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY)  # noqa: SIM115
+    try:
+        write_snapshot(request.app[SIM], spool.write, pretty=pretty)
+    except OSError as exc:  # no room for the spool
+        spool.close()
+        raise Unavailable(f"state: cannot export ({exc.strerror or exc})") from None
+    except BaseException:
+        spool.close()
+        raise
+    spool.seek(0)
+    # A plain Response (not prepared here): the middlewares still add their headers.
+    return web.Response(body=AsyncIterablePayload(_chunks(spool)),
+                        content_type="application/json", charset="utf-8")
+
+
+async def _chunks(spool: IO[bytes]) -> AsyncIterator[bytes]:
+    try:
+        while chunk := spool.read(_CHUNK):
+            yield chunk
+    finally:
+        spool.close()
 
 
 async def import_state(request: web.Request) -> web.Response:
