@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from citcon_sim.domain.commands import is_wire_safe
 from citcon_sim.domain.errors import BadRequest
+from citcon_sim.domain.scripts import RequestFacts
 
 MAX_KEYS = 200
 MAX_KEY_LENGTH = 100
@@ -130,3 +131,26 @@ def page(params: Mapping[str, Any], default_limit: int = 100) -> tuple[int, int]
     if not 1 <= limit <= 1000 or not 0 <= offset <= MAX_OFFSET:
         raise BadRequest(f"limit is 1..1000 and offset 0..{MAX_OFFSET}")
     return limit, offset
+
+
+def form_facts(vendor_key: str) -> Callable[[str, str | None, Params], RequestFacts]:
+    """What a scenario rule can match on, from a form API's parameters (the Online API
+    names the method ``vendor``, CHOP ``payment_method``; the middleware adds the face)."""
+
+    def facts(endpoint: str, token: str | None, params: Params) -> RequestFacts:
+        amount_raw = params.get("amount") or params.get("trans_amount")
+        currency = (params.get("currency") if "amount" in params
+                    else params.get("trans_currency"))
+        vendor = params.get(vendor_key)
+        reference = params.get("reference") or params.get("transaction_reference")
+        return RequestFacts(
+            token=token,
+            endpoint=endpoint,
+            vendor=vendor.strip().lower() if isinstance(vendor, str) else None,
+            amount=(int(amount_raw) if isinstance(amount_raw, str) and amount_raw.isdigit()
+                    else None),
+            currency=currency if isinstance(currency, str) else None,
+            reference=reference if isinstance(reference, str) else None,
+        )
+
+    return facts

@@ -8,12 +8,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from citcon_sim.domain.scripts import RequestFacts
 from citcon_sim.faces.chop.handlers import error
 from citcon_sim.faces.chop.ipn import ChopIpnEncoder
 from citcon_sim.faces.chop.routes import ROUTES
 from citcon_sim.faces.face import Face
-from citcon_sim.faces.params import Params
+from citcon_sim.faces.params import Params, form_facts
 
 NAME = "chop"
 # The transaction id in /chop/chop's answer.
@@ -24,20 +23,7 @@ def endpoint(path: str) -> str:
     return "list" if path == "transactions" else path
 
 
-def facts(endpoint: str, token: str | None, params: Params) -> RequestFacts:
-    amount_raw = params.get("amount") or params.get("trans_amount")
-    currency = params.get("currency") if "amount" in params else params.get("trans_currency")
-    method = params.get("payment_method")
-    reference = params.get("reference") or params.get("transaction_reference")
-    return RequestFacts(
-        token=token,
-        endpoint=endpoint,
-        vendor=method.strip().lower() if isinstance(method, str) else None,
-        amount=int(amount_raw) if isinstance(amount_raw, str) and amount_raw.isdigit() else None,
-        currency=currency if isinstance(currency, str) else None,
-        reference=reference if isinstance(reference, str) else None,
-        face=NAME,
-    )
+facts = form_facts("payment_method")
 
 
 def transaction_id(

@@ -16,6 +16,7 @@ from citcon_sim.domain.merchants import MerchantSettings
 from citcon_sim.domain.scripts import IpnScript
 from citcon_sim.domain.signing import sign_ipn
 from citcon_sim.faces.chop.choices import IPN_FIELDS
+from citcon_sim.faces.online.ipn import with_faults
 
 
 def build(values: Mapping[str, object], token: str) -> dict[str, str]:
@@ -44,11 +45,7 @@ class ChopIpnEncoder:
             "notify_id": facts.notify_id,
             "partner_id": facts.partner_id,
         }, token)
-        if script is not None and script.bad_signature:
-            form["sign"] = sign_ipn(form, token + "-not-the-merchant-token")
-        if script is not None and script.tamper_amount:
-            form["amount"] = str(int(form["amount"]) + script.tamper_amount)
-        return form
+        return with_faults(form, token, script)
 
     def restate(self, form: Mapping[str, str], token: str, *, status: str, time: str,
                 notify_id: str) -> dict[str, str]:

@@ -7,12 +7,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from citcon_sim.domain.scripts import RequestFacts
 from citcon_sim.faces.face import Face
 from citcon_sim.faces.http import envelope
 from citcon_sim.faces.online.ipn import OnlineIpnEncoder
 from citcon_sim.faces.online.routes import ROUTES
-from citcon_sim.faces.params import Params
+from citcon_sim.faces.params import Params, form_facts
 
 # The transaction id in a pay/pay_qr answer's URL (plain text or response_format=json).
 _URL_TXN_ID = re.compile(r"[?&]q=(U[0-9]+-[0-9a-f]+)")
@@ -23,19 +22,7 @@ def endpoint(path: str) -> str:
     return "list" if path == "transactions" else path
 
 
-def facts(endpoint: str, token: str | None, params: Params) -> RequestFacts:
-    amount_raw = params.get("amount") or params.get("trans_amount")
-    currency = params.get("currency") if "amount" in params else params.get("trans_currency")
-    vendor = params.get("vendor")
-    reference = params.get("reference") or params.get("transaction_reference")
-    return RequestFacts(
-        token=token,
-        endpoint=endpoint,
-        vendor=vendor.strip().lower() if isinstance(vendor, str) else None,
-        amount=int(amount_raw) if isinstance(amount_raw, str) and amount_raw.isdigit() else None,
-        currency=currency if isinstance(currency, str) else None,
-        reference=reference if isinstance(reference, str) else None,
-    )
+facts = form_facts("vendor")
 
 
 def transaction_id(

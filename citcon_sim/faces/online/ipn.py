@@ -34,6 +34,16 @@ def build_form(values: Mapping[str, object], token: str) -> dict[str, str]:
     return form
 
 
+def with_faults(form: dict[str, str], token: str, script: IpnScript | None) -> dict[str, str]:
+    """A scenario's faults on an MD5-signed form (Online API and CHOP): a merchant's
+    handler must reject both a wrong signature and an amount changed after signing."""
+    if script is not None and script.bad_signature:
+        form["sign"] = sign_ipn(form, token + "-not-the-merchant-token")
+    if script is not None and script.tamper_amount:
+        form["amount"] = str(int(form["amount"]) + script.tamper_amount)
+    return form
+
+
 class OnlineIpnEncoder:
     """The encoder the simulator registers for the ``online`` face."""
 
@@ -57,12 +67,7 @@ class OnlineIpnEncoder:
             "trans_amount": facts.trans_amount,
             "trans_currency": txn.trans_currency,
         }, token)
-        # Scenario faults: a merchant's handler must reject both.
-        if script is not None and script.bad_signature:
-            form["sign"] = sign_ipn(form, token + "-not-the-merchant-token")
-        if script is not None and script.tamper_amount:
-            form["amount"] = str(int(form["amount"]) + script.tamper_amount)
-        return form
+        return with_faults(form, token, script)
 
     def restate(self, form: Mapping[str, str], token: str, *, status: str, time: str,
                 notify_id: str) -> dict[str, str]:
