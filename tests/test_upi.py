@@ -785,3 +785,16 @@ async def test_refund_and_cancel_by_the_charge_reference_alone(client, sim, toke
     assert sim.ledger.by_id[made["id"]].refunded_amount == 100
     status, answer = await upi(client, "POST", "/v1/cancels", token, {"reference": "x"})
     assert status == 400 and answer["data"]["code"] == "4100"
+
+
+async def test_an_expired_charges_qr_is_gone_in_upis_envelope(client, sim, token):
+    data = await charge(client, token, clients=["desktop"])
+    qr = next(e["content"] for e in data["payment"]["client"] if e["format"] == "qr")
+    path = qr.split("127.0.0.1:8080")[-1]
+    assert (await client.get(path)).status == 200
+    sim.advance(31 * 60)  # past the unpaid charge's 30 minutes
+    resp = await client.get(path)
+    assert resp.status == 410
+    body = await resp.json()
+    assert body["status"] == "fail" and body["app"] == "citcon_upi"
+    assert body["data"]["code"] == "4100" and "expired" in body["data"]["message"]

@@ -58,6 +58,9 @@ NOT_FOUND = (404, "4040", "not found")
 METHOD_NOT_ALLOWED = (405, "4050", "method not allowed")
 TOO_LARGE = (413, "4130", "request entity too large")
 CONFLICT = (409, "4090", "conflict")
+# The Online API answers an expired QR with "QR code expired."; a UPI QR image of a charge
+# past its time is gone (410), in UPI's envelope (the simulator's choice: no evidence).
+QR_EXPIRED = (410, "4100", "QR code expired")
 REFUND_FAILED = (406, "4202", "refund failed")
 CANCEL_FAILED = (406, "4203", "cancel failed")
 CAPTURE_FAILED = (406, "4204", "capture failed")

@@ -228,5 +228,7 @@ async def qr(request: web.Request) -> web.Response:
     """A real PNG encoding the charge's landing URL, for a phone to scan."""
     sim = request.app[SIM]
     txn = _by_token(request)
+    if txn.status is Status.EXPIRED:
+        raise UpiError(c.QR_EXPIRED, "the charge expired before it was paid")
     landing_url, _ = _urls(sim, request, txn)
     return web.Response(body=sim.qr.png(landing_url), headers=_PNG)

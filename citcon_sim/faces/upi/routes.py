@@ -16,7 +16,8 @@ def _errors(*statuses: int) -> dict[int, Reply]:
              403: "The token lacks the permission (4030): a client token refunding.",
              404: "No such transaction (4040).",
              406: "Refused by the charge's state (4202 refund, 4203 cancel, 4204 capture, "
-                  "4208 partial refund)."}
+                  "4208 partial refund).",
+             410: "The charge expired before it was paid: its QR code is gone."}
     return {s: Reply(words[s], _ERR) for s in statuses}
 
 
@@ -60,5 +61,5 @@ ROUTES = RouteTable([
            **_errors(404)}, security=()),
     Route("GET", "/qr/{token}", h.qr, "upiQr", "The charge's QR code (PNG of its landing URL)",
           {200: Reply("A PNG.", {"image/png": {"contentMediaType": "image/png"}}),
-           **_errors(404)}, security=()),
+           **_errors(404, 410)}, security=()),
 ], prefix="/v1", tags=("upi",), security=BEARER, errors=(), head=False)
