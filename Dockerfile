@@ -23,7 +23,7 @@ RUN pip wheel --no-cache-dir --wheel-dir /wheels . tzdata
 # -- runtime: those wheels installed, no source tree, no wheel files, no pip cache ----------
 FROM ${BASE}
 LABEL org.opencontainers.image.title="citcon-sim" \
-      org.opencontainers.image.description="A local, stateful simulator of Citcon's Online API" \
+      org.opencontainers.image.description="A local, stateful simulator of Citcon's merchant APIs (Online API, CHOP, UPI v1)" \
       org.opencontainers.image.licenses="MIT"
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
