@@ -9,10 +9,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from citcon_sim.domain.commands import Lookup, PaymentCommand, RefundCommand, parse_reference
-from citcon_sim.domain.errors import BadRequest, InvalidAmount, VendorNotSupported
+from citcon_sim.domain.errors import BadRequest, VendorNotSupported
 from citcon_sim.domain.vendors import get_vendor
 from citcon_sim.faces import params as p
-from citcon_sim.faces.online.requests import parse_lookup, parse_money, parse_url
+from citcon_sim.faces.online.requests import parse_lookup, parse_price, parse_url
 
 if TYPE_CHECKING:
     from citcon_sim.domain.scripts import Rule
@@ -27,10 +27,7 @@ def parse_chop(params: dict[str, Any], script: Rule | None = None) -> PaymentCom
     if method is None:
         raise VendorNotSupported("payment_method is required")
     vendor = get_vendor(method, FACE)
-    settlement = parse_money(params, "amount", "currency")
-    transaction = parse_money(params, "trans_amount", "trans_currency")
-    if settlement is None and transaction is None:
-        raise InvalidAmount("amount+currency or trans_amount+trans_currency is required")
+    settlement, transaction = parse_price(params)
     reference = parse_reference(p.text(params, "reference"))
     extra: dict[str, Any] = {k: params[k] for k in EXTRA_FIELDS if k in params}
     if "ext" in extra:
@@ -58,10 +55,7 @@ def parse_chop(params: dict[str, Any], script: Rule | None = None) -> PaymentCom
 
 def parse_refund(params: dict[str, Any], script: Rule | None = None) -> RefundCommand:
     lookup = parse_lookup(params, "transaction_reference", exclusive=True)
-    settlement = parse_money(params, "amount", "currency")
-    transaction = parse_money(params, "trans_amount", "trans_currency")
-    if settlement is None and transaction is None:
-        raise InvalidAmount("amount+currency or trans_amount+trans_currency is required")
+    settlement, transaction = parse_price(params)
     return RefundCommand(lookup, settlement, transaction, p.text(params, "reason"), script)
 
 

@@ -42,6 +42,16 @@ def parse_money(params: dict[str, Any], amount_key: str, currency_key: str) -> M
     return Money(amount, normalise_currency(currency_raw))
 
 
+def parse_price(params: dict[str, Any]) -> tuple[Money | None, Money | None]:
+    """A payment's or a refund's amount, on the settlement side (``amount`` +
+    ``currency``), the transaction side (``trans_amount`` + ``trans_currency``) or both."""
+    settlement = parse_money(params, "amount", "currency")
+    transaction = parse_money(params, "trans_amount", "trans_currency")
+    if settlement is None and transaction is None:
+        raise InvalidAmount("amount+currency or trans_amount+trans_currency is required")
+    return settlement, transaction
+
+
 def parse_url(params: dict[str, Any], key: str) -> str | None:
     return check_url(p.text(params, key), key)
 
@@ -57,10 +67,7 @@ def parse_payment(
     if raw_vendor is not None and raw_vendor.strip().lower() == GENERIC_VENDOR:
         raw_vendor = default_vendor
     vendor = get_vendor(raw_vendor)
-    settlement = parse_money(params, "amount", "currency")
-    transaction = parse_money(params, "trans_amount", "trans_currency")
-    if settlement is None and transaction is None:
-        raise InvalidAmount("amount+currency or trans_amount+trans_currency is required")
+    settlement, transaction = parse_price(params)
     reference = parse_reference(p.text(params, "reference"))
     extra: dict[str, Any] = {k: params[k] for k in EXTRA_FIELDS if k in params}
     if "bank" in extra:
@@ -101,10 +108,7 @@ def parse_lookup(params: dict[str, Any], reference_key: str, *, exclusive: bool)
 
 def parse_refund(params: dict[str, Any], script: Rule | None = None) -> RefundCommand:
     lookup = parse_lookup(params, "transaction_reference", exclusive=True)
-    settlement = parse_money(params, "amount", "currency")
-    transaction = parse_money(params, "trans_amount", "trans_currency")
-    if settlement is None and transaction is None:
-        raise InvalidAmount("amount+currency or trans_amount+trans_currency is required")
+    settlement, transaction = parse_price(params)
     # The documented examples send ``reason``; the attribute table calls it a note.
     note = p.text(params, "note") or p.text(params, "reason")
     return RefundCommand(lookup, settlement, transaction, note, script)
