@@ -259,3 +259,28 @@ def threaded_ipn_receiver() -> Iterator[IpnReceiver]:
         thread.join()
         loop.run_until_complete(runner.cleanup())
         loop.close()
+
+
+class Gate:
+    """Counts requests the server is handling; opens once ``expected`` are in at once."""
+
+    def __init__(self) -> None:
+        self.expected = 0
+        self.in_flight = 0
+        self.most = 0
+        self.open = asyncio.Event()
+
+    def arm(self, expected: int) -> None:
+        self.expected, self.most = expected, 0
+        self.open.clear()
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        self.in_flight += 1
+        self.most = max(self.most, self.in_flight)
+        if self.expected and self.in_flight >= self.expected:
+            self.open.set()
+        try:
+            return await handler(request)
+        finally:
+            self.in_flight -= 1

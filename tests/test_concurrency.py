@@ -23,13 +23,12 @@ from urllib.parse import urlencode
 
 import aiohttp
 import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from citcon_sim import Simulator, create_app
 from citcon_sim.domain.ledger import REFUND_OVER_PAID
 
-from .helpers import AUTH, TOKEN, consumer_pays, inquire
+from .helpers import AUTH, TOKEN, Gate, consumer_pays, inquire
 
 PAID = 100_000  # USD cents; not a magic amount (those end in 9901..9909)
 FORM = "application/x-www-form-urlencoded"
@@ -44,31 +43,6 @@ def enough_file_descriptors() -> Iterator[None]:
         resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
     yield
     resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
-
-
-class Gate:
-    """Counts requests the server is handling; opens once ``expected`` are in at once."""
-
-    def __init__(self) -> None:
-        self.expected = 0
-        self.in_flight = 0
-        self.most = 0
-        self.open = asyncio.Event()
-
-    def arm(self, expected: int) -> None:
-        self.expected, self.most = expected, 0
-        self.open.clear()
-
-    @web.middleware
-    async def middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        self.in_flight += 1
-        self.most = max(self.most, self.in_flight)
-        if self.expected and self.in_flight >= self.expected:
-            self.open.set()
-        try:
-            return await handler(request)
-        finally:
-            self.in_flight -= 1
 
 
 @pytest.fixture

@@ -13,30 +13,13 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from citcon_sim import Simulator, create_app
 from citcon_sim.domain.ledger import Status
 
+from .helpers import Gate
 from .upi_support import bearer, charge, token_for
-
-
-class Gate:
-    def __init__(self) -> None:
-        self.expected = 0
-        self.in_flight = 0
-        self.open = asyncio.Event()
-
-    @web.middleware
-    async def middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        self.in_flight += 1
-        if self.expected and self.in_flight >= self.expected:
-            self.open.set()
-        try:
-            return await handler(request)
-        finally:
-            self.in_flight -= 1
 
 
 @pytest.fixture

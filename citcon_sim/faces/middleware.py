@@ -13,6 +13,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import msgspec
 from aiohttp import web
@@ -20,11 +21,15 @@ from aiohttp.typedefs import Middleware
 
 from citcon_sim.domain import errors
 from citcon_sim.domain.errors import CitconError
+from citcon_sim.domain.ledger import Merchant
 from citcon_sim.domain.scripts import ApiScript, Rule
 from citcon_sim.faces.face import Face
-from citcon_sim.faces.http import SIM, error_response, read_params
+from citcon_sim.faces.http import SIM, bearer_token, error_response, read_params
 from citcon_sim.faces.journal import RESPONSE_BYTES
 from citcon_sim.faces.params import Params
+
+if TYPE_CHECKING:
+    from citcon_sim.simulator import Simulator
 
 log = logging.getLogger("citcon_sim")
 
@@ -162,3 +167,15 @@ def _journal(
         charset,
         face.name,
     )
+
+
+async def merchant_call(request: web.Request) -> tuple[Simulator, Merchant, MerchantCall]:
+    """A form face's handler's view of its call: the simulator, the merchant the token
+    authenticates (without creating it: ``Ledger.create_payment`` stores a new one) and
+    what the middleware read (read here when no middleware is in front)."""
+    sim = request.app[SIM]
+    call = request.get(CALL)
+    if call is None:
+        endpoint = request.path.rpartition("/")[2]
+        call = MerchantCall(endpoint, bearer_token(request), await read_params(request))
+    return sim, sim.ledger.merchant(call.token), call

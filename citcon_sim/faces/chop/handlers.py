@@ -7,15 +7,15 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from citcon_sim.domain.errors import BadRequest, CitconError
-from citcon_sim.domain.ledger import Merchant, Refund, Status
+from citcon_sim.domain.ledger import Refund, Status
 from citcon_sim.domain.netrules import allowlist
 from citcon_sim.faces.chop import choices, models, requests, wire
-from citcon_sim.faces.http import SIM, bearer_token, model_response, read_params
-from citcon_sim.faces.middleware import CALL, MerchantCall
+from citcon_sim.faces.http import model_response
+from citcon_sim.faces.middleware import merchant_call
 from citcon_sim.faces.params import page
 
 if TYPE_CHECKING:
-    from citcon_sim.simulator import Simulator
+    pass
 
 
 def error(exc: CitconError) -> web.Response:
@@ -23,18 +23,10 @@ def error(exc: CitconError) -> web.Response:
     return model_response(models.ChopError.of(exc), status=exc.http_status)
 
 
-async def _merchant_call(request: web.Request) -> tuple[Simulator, Merchant, MerchantCall]:
-    sim = request.app[SIM]
-    call = request.get(CALL)
-    if call is None:  # an app without the merchant API's middleware in front
-        endpoint = request.path.rpartition("/")[2]
-        call = MerchantCall(endpoint, bearer_token(request), await read_params(request))
-    # Authenticates WITHOUT creating: Ledger.create_payment stores a new merchant.
-    return sim, sim.ledger.merchant(call.token), call
 
 
 async def chop(request: web.Request) -> web.Response:
-    sim, merchant, call = await _merchant_call(request)
+    sim, merchant, call = await merchant_call(request)
     cmd = requests.parse_chop(call.params, call.rule)
     allowlist(sim.config.ipn_allow).check_url(cmd.ipn_url)  # --ipn-allow: a 4100
     txn, _ = sim.ledger.create_payment(merchant, cmd)
@@ -43,7 +35,7 @@ async def chop(request: web.Request) -> web.Response:
 
 
 async def refund(request: web.Request) -> web.Response:
-    sim, merchant, call = await _merchant_call(request)
+    sim, merchant, call = await merchant_call(request)
     cmd = requests.parse_refund(call.params, call.rule)
     if cmd.note is None:
         txn = sim.ledger.find(merchant, cmd.lookup,
@@ -56,7 +48,7 @@ async def refund(request: web.Request) -> web.Response:
 
 
 async def inquire(request: web.Request) -> web.Response:
-    sim, merchant, call = await _merchant_call(request)
+    sim, merchant, call = await merchant_call(request)
     found = sim.ledger.inquire(merchant, requests.parse_inquire(call.params))
     if isinstance(found, Refund):  # CHOP inquires payments only
         raise BadRequest("transaction not found")
@@ -64,14 +56,14 @@ async def inquire(request: web.Request) -> web.Response:
 
 
 async def cancel(request: web.Request) -> web.Response:
-    sim, merchant, call = await _merchant_call(request)
+    sim, merchant, call = await merchant_call(request)
     result = sim.ledger.cancel(merchant, requests.parse_cancel(call.params))
     return model_response(wire.cancel_result(result))
 
 
 async def transactions(request: web.Request) -> web.Response:
     """The merchant's transactions, newest first (Citcon's QA suite reads its length)."""
-    sim, merchant, call = await _merchant_call(request)
+    sim, merchant, call = await merchant_call(request)
     limit, offset = page(call.params)
     txns = sim.ledger.transactions(merchant, limit=limit, offset=offset)
     return model_response(wire.transactions(txns, sim.clock))

@@ -7,34 +7,26 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 from multidict import CIMultiDict
 
-from citcon_sim.domain.ledger import Merchant, Refund, Status
+from citcon_sim.domain.ledger import Refund, Status
 from citcon_sim.domain.netrules import allowlist
-from citcon_sim.faces.http import SIM, bearer_token, model_response, read_params
-from citcon_sim.faces.middleware import CALL, MerchantCall
+from citcon_sim.faces.http import SIM, model_response
+from citcon_sim.faces.middleware import merchant_call
 from citcon_sim.faces.online import models, requests, wire
 from citcon_sim.faces.params import page
 from citcon_sim.faces.params import text as text_param
 
 if TYPE_CHECKING:
-    from citcon_sim.simulator import Simulator
+    pass
 
 QR_EXPIRED = models.QrFailure(result="fail", reason="QR code expired.")
 QR_UNKNOWN = models.QrFailure(result="fail", reason="QR code not found.")
 _QR_HEADERS = CIMultiDict({"Cache-Control": "no-store", "Content-Type": "image/png"})
 
 
-async def _merchant_call(request: web.Request) -> tuple[Simulator, Merchant, MerchantCall]:
-    sim = request.app[SIM]
-    call = request.get(CALL)
-    if call is None:  # an app without the merchant API's middleware in front
-        endpoint = request.path.rpartition("/")[2]
-        call = MerchantCall(endpoint, bearer_token(request), await read_params(request))
-    # Authenticates WITHOUT creating: Ledger.create_payment stores a new merchant.
-    return sim, sim.ledger.merchant(call.token), call
 
 
 async def _create(request: web.Request, method: str) -> web.Response:
-    sim, merchant, call = await _merchant_call(request)
+    sim, merchant, call = await merchant_call(request)
     params = call.params
     cmd = requests.parse_payment(params, method, call.rule,
                                  merchant.settings.default_vendor)
@@ -58,7 +50,7 @@ async def pay_qr(request: web.Request) -> web.Response:
 
 
 async def inquire(request: web.Request) -> web.Response:
-    sim, merchant, call = await _merchant_call(request)
+    sim, merchant, call = await merchant_call(request)
     found = sim.ledger.inquire(merchant, requests.parse_inquire(call.params))
     if isinstance(found, Refund):
         return model_response(wire.refund(found, sim.clock))
@@ -66,19 +58,19 @@ async def inquire(request: web.Request) -> web.Response:
 
 
 async def refund(request: web.Request) -> web.Response:
-    sim, merchant, call = await _merchant_call(request)
+    sim, merchant, call = await merchant_call(request)
     result = sim.ledger.refund(merchant, requests.parse_refund(call.params, call.rule))
     return model_response(wire.refund_result(result))
 
 
 async def cancel(request: web.Request) -> web.Response:
-    sim, merchant, call = await _merchant_call(request)
+    sim, merchant, call = await merchant_call(request)
     result = sim.ledger.cancel(merchant, requests.parse_cancel(call.params))
     return model_response(wire.cancel_result(result))
 
 
 async def capture(request: web.Request) -> web.Response:
-    sim, merchant, call = await _merchant_call(request)
+    sim, merchant, call = await merchant_call(request)
     cap = sim.ledger.capture(merchant, requests.parse_capture(call.params))
     txn = sim.ledger.get(cap.transaction_id)
     return model_response(wire.capture_result(cap, txn, sim.clock))
@@ -86,7 +78,7 @@ async def capture(request: web.Request) -> web.Response:
 
 async def transactions(request: web.Request) -> web.Response:
     """The merchant's transactions, newest first (Citcon's QA collections call this)."""
-    sim, merchant, call = await _merchant_call(request)
+    sim, merchant, call = await merchant_call(request)
     limit, offset = page(call.params)
     txns = sim.ledger.transactions(merchant, limit=limit, offset=offset)
     return model_response(wire.transaction_list(txns, sim.clock))
