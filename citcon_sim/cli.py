@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import errno
 import logging
+import os
 import signal
+import socket
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -49,15 +52,33 @@ def banner(sim: Simulator) -> str:
     )
 
 
+class ListenError(Exception):
+    """The listening socket could not be opened: one line for the person at the terminal."""
+
+    def __init__(self, host: str, port: int, exc: OSError) -> None:
+        # asyncio words the error as "error while attempting to bind on address (...): ...";
+        # the errno alone says it plainly.
+        reason = os.strerror(exc.errno).lower() if exc.errno else str(exc)
+        if isinstance(exc, socket.gaierror):
+            reason = f"unknown host ({exc.strerror})"
+        elif exc.errno == errno.EADDRINUSE:
+            reason += " (is another simulator running? try --port)"
+        super().__init__(f"cannot listen on {host}:{port}: {reason}")
+
+
 async def serve_forever(sim: Simulator, *, ready: asyncio.Event | None = None) -> None:
     app = create_app(sim)
     # Idle timeout and connection cap (limits.Runner); no tokens in the access log.
     runner = Runner(app, sim.config, access_log=logging.getLogger("aiohttp.access")
                     if sim.config.access_log else None,
                     access_log_class=RedactingAccessLogger)
-    await runner.setup()
+    await runner.setup()  # starts the app's background tasks and its IPN client session
     site = web.TCPSite(runner, sim.config.host, sim.config.serve_port)
-    await site.start()
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()  # else they are left behind ("Unclosed client session")
+        raise ListenError(sim.config.host, sim.config.serve_port, exc) from None
     if runner.addresses:  # port 0: learn the port the OS chose
         port = runner.addresses[0][1]
         shown = sim.config.host if sim.config.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
@@ -180,9 +201,8 @@ def serve(**options: Any) -> None:
         raise click.ClickException(f"--state: {exc}") from None
     try:
         asyncio.run(serve_forever(sim))
-    except OSError as exc:
-        click.echo(f"citcon-sim: cannot listen on {config.host}:{config.serve_port}: "
-                   f"{exc.strerror}", err=True)
+    except ListenError as exc:
+        click.echo(f"citcon-sim: {exc}", err=True)
         sys.exit(1)
 
 

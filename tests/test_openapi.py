@@ -403,6 +403,9 @@ async def test_real_answers_match_the_declared_schemas(
     await check(await client.post(f"/u_landing/{page_id}/pay", data=b"view=\xff", headers={
         "Content-Type": "application/x-www-form-urlencoded"}), action)  # 400
     await check(await client.get("/_sim", allow_redirects=False), "/_sim")
+    await check(await client.get("/", headers={"Accept": "text/html"}, allow_redirects=False),
+                "/")  # 302, a browser
+    await check(await client.get("/"), "/")  # 404, anyone else
     await check(await client.get("/_sim/"), "/_sim/")
     await check(await client.get("/_sim/dashboard/state"), "/_sim/dashboard/state")
     await check(await client.get("/openapi.json"), "/openapi.json")

@@ -18,7 +18,7 @@ from citcon_sim.faces import FACES
 from citcon_sim.faces.face import Face
 from citcon_sim.faces.http import SIM, error_response
 from citcon_sim.faces.middleware import merchant_api
-from citcon_sim.web import control, dashboard, limits, openapi, pages, security, state_routes
+from citcon_sim.web import control, dashboard, limits, openapi, pages, root, security, state_routes
 
 if TYPE_CHECKING:
     from citcon_sim.simulator import Simulator
@@ -165,6 +165,7 @@ def create_app(sim: Simulator) -> web.Application:
     state_routes.ROUTES.register(sim_app)
     dashboard.add_routes(app, sim_app)
     pages.ROUTES.register(app)
+    root.ROUTES.register(app)  # / : browsers to the dashboard
     openapi.ROUTES.register(app)
     for face in FACES:  # each merchant API on its own sub-application
         merchant = web.Application(middlewares=[merchant_api(face)])

@@ -21,7 +21,7 @@ from citcon_sim.faces import FACES
 from citcon_sim.faces.http import SIM, json_response
 from citcon_sim.faces.models import ErrorEnvelope
 from citcon_sim.faces.routes import JSON, Reply, Route, RouteTable, Schemas
-from citcon_sim.web import control, dashboard, pages, state_routes
+from citcon_sim.web import control, dashboard, pages, root, state_routes
 from citcon_sim.web import schemas as S
 
 OPENAPI_VERSION = "3.1.0"
@@ -41,7 +41,7 @@ ROUTES = RouteTable([
 def tables() -> list[RouteTable]:
     """Every route table of the application ``create_app`` builds."""
     return [*(face.routes for face in FACES), control.ROUTES, state_routes.ROUTES,
-            dashboard.ROUTES, pages.ROUTES, ROUTES]
+            dashboard.ROUTES, pages.ROUTES, root.ROUTES, ROUTES]
 
 
 @cache
