@@ -85,6 +85,9 @@ def image() -> Iterator[tuple[Engine, str, str]]:
     finally:
         subprocess.run([*engine.command, "rmi", "-f", tag], capture_output=True, timeout=120,
                        check=False)
+        if engine.name == "podman":  # its build stage too; the storage is the script's own
+            subprocess.run([*engine.command, "image", "prune", "-f"], capture_output=True,
+                           timeout=120, check=False)
 
 
 def fetch(url: str, data: dict[str, str] | None = None,

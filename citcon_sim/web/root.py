@@ -36,8 +36,8 @@ def wants_html(accept: str) -> bool:
     """True when ``accept`` names an HTML type explicitly and rates it at least as high as
     JSON. A wildcard alone (``*/*``, curl's default) is not a browser asking for a page."""
     html = 0.0
-    json = 0.0  # what application/json gets, by its own entry or a wildcard's
-    json_specific = -1  # how specific the entry that set ``json`` was (type/sub > type/* > */*)
+    json_q = 0.0  # what application/json gets, by its own entry or a wildcard's
+    json_specific = -1  # how specific the entry that set it was (type/sub > type/* > */*)
     for item in accept.split(","):
         media, *params = item.split(";")
         media = media.strip().lower()
@@ -48,8 +48,8 @@ def wants_html(accept: str) -> bool:
             html = max(html, q)
         specific = {"application/json": 2, "application/*": 1, "*/*": 0}.get(media)
         if specific is not None and specific > json_specific:
-            json, json_specific = q, specific
-    return html > 0 and html >= json
+            json_q, json_specific = q, specific
+    return html > 0 and html >= json_q
 
 
 async def root(request: web.Request) -> web.Response:
