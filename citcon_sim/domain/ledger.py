@@ -756,6 +756,9 @@ class Ledger:
         txn = self.get(txn_id)
         if txn.status is not Status.PENDING:
             raise TransitionError(f"transaction is {txn.status.value}, it cannot be paid")
+        return self._pay(txn)
+
+    def _pay(self, txn: Transaction) -> Transaction:
         now = self.clock.time()
         merchant = self.merchants[txn.token]
         if txn.auto_capture:
@@ -786,6 +789,43 @@ class Ledger:
         self._move(txn, Status.CANCELLED, by="consumer")
         self._emit("cancelled", txn)
         return txn
+
+    def late_confirm(self, txn_id: str) -> Transaction:
+        """The wallet confirms a payment the gateway had given up on: it expired, or it was
+        cancelled before anyone paid (a scenario's ``late_confirm``). Wallets do this when
+        the consumer pays as the order closes; the money is taken, so the payment is
+        reported paid (authorised, for delayed capture) and the merchant must refund it."""
+        txn = self.get(txn_id)
+        was = txn.status
+        if was not in (Status.EXPIRED, Status.CANCELLED) or txn.paid_at is not None \
+                or txn.refunds:
+            raise TransitionError(f"transaction is {was.value}, it cannot be confirmed late")
+        now = self.clock.time()
+        txn.status, txn.updated_at = Status.PENDING, now  # the wallet reopens it, at once:
+        txn.log(now, "late_confirm", {"was": was.value})
+        return self._pay(txn)  # ... and its consumer pays (past its expiry: no refresh)
+
+    def pay_twice(self, txn_id: str) -> Transaction:
+        """The consumer pays the same QR a second time (a scenario's ``paid_twice``): the
+        gateway takes a second payment for the same order, as a transaction of its own
+        (same reference, amount and URLs), paid at once and notified like any other."""
+        first = self.get(txn_id)
+        if first.status not in (Status.SUCCESS, Status.AUTHORIZED):
+            raise TransitionError(f"transaction is {first.status.value}, not paid")
+        now = self.clock.time()
+        twin = msgspec.structs.replace(
+            first, id=self.ids.transaction(first.face), created_at=now, updated_at=now,
+            expires_at=max(first.expires_at, now + 1), status=Status.PENDING, paid_at=None,
+            captured_amount=0, captured_trans_amount=0, capture_open=False,
+            refunded_amount=0, refunded_trans_amount=0, refunds=None, captures=None,
+            events=None, script=None)
+        merchant = self.merchants[first.token]
+        merchant.add(twin)
+        self.by_id[twin.id] = twin
+        twin.log(now, "paid_twice", {"of": first.id})
+        first.log(now, "paid_twice", {"twin": twin.id})
+        self._emit("created", twin)
+        return self._pay(twin)
 
     def expire(self, txn_id: str) -> Transaction:
         """Expire now, as if the timeout had passed (control surface and scenarios)."""
