@@ -335,3 +335,33 @@ def test_the_docs_list_the_catalogue_as_the_code_has_it() -> None:
     rows = [line for line in text.splitlines() if line.startswith("| `")]
     assert rows == [f"| `{b.id}` | {b.title} | {', '.join(b.faces)} | {b.why} |"
                     for b in CATALOGUE]
+
+
+def test_the_scenario_surprises_count_as_behaviours(receiver: Any) -> None:
+    def actions(server: SimulatorServer) -> None:
+        def rule(text: str) -> None:
+            server.clear_scenarios()
+            server.load_scenario(f"rules:\n  - {text}\n")
+        rule("payment: {outcome: expire, late_confirm: 5}")
+        late = create(server)
+        server.advance(5)
+        assert server.transaction(late)["status"] == "success"
+        rule("payment: {outcome: pay, paid_twice: true}")
+        create(server)
+        rule("payment: {outcome: pay}\n    ipn: {amount_differs: 5, before_answer: true}")
+        create(server, ipn_url=receiver.url)
+        for api in ("{rate_limit: 9}", "{cdn_error: 502}", "{truncate: true}",
+                    "{timeout: true}"):
+            rule(f"api: {api}")
+            try:
+                call(server, "/payment/inquire", transaction_id=late)
+            except ConnectionError:  # the timeout drops the connection
+                pass
+    found = covered(actions)
+    assert found >= {"late_confirm", "paid_twice", "ipn_amount_differs",
+                     "ipn_before_answer", "rate_limited", "cdn_error", "truncated_body",
+                     "timeout_after_work"}
+    # The everyday behaviours they also are, and nothing they are not:
+    assert found - {b.id for b in CATALOGUE if b.title.startswith("surprise")} == {
+        "qr_expired", "paid_ipn_acknowledged", "inquired", "request_refused",
+        "gateway_error"}

@@ -100,7 +100,26 @@ CATALOGUE: tuple[Behaviour, ...] = (
               "The gateway's error answer must reach the shop's logs intact."),
     Behaviour("gateway_error", "gateway error (5xx) or dropped connection",
               "Citcon's hosts fail now and then; the shop must not lose the order."),
+    # The scenario surprises after the end (docs/scenarios.md).
+    Behaviour("late_confirm", "surprise: paid after it expired or was cancelled",
+              "The wallet confirmed as the order closed: the money was taken; refund it."),
+    Behaviour("paid_twice", "surprise: one QR paid twice",
+              "Two paid transactions for one order: the second must be refunded, not lost."),
+    Behaviour("ipn_amount_differs", "surprise: a valid IPN with another amount",
+              "The signature holds; only comparing the amount with the order catches it."),
+    Behaviour("ipn_before_answer", "surprise: the IPN before the API answer",
+              "The notice names an order the shop has not stored yet; it must not be lost."),
+    Behaviour("rate_limited", "surprise: 429 with Retry-After",
+              "The rate limiter in front of the API says when to retry; hammering fails."),
+    Behaviour("cdn_error", "surprise: the CDN's HTML 5xx page",
+              "Not the API's JSON: a parser that expects JSON must fail cleanly."),
+    Behaviour("truncated_body", "surprise: a truncated answer after the work",
+              "The payment exists though the answer is broken: inquire, don't pay again."),
+    Behaviour("timeout_after_work", "surprise: the call timed out, yet happened",
+              "A retry must not charge twice: look the payment up by its reference first."),
 )
+_JOURNAL_TAGS = frozenset({"ipn_before_answer", "rate_limited", "cdn_error",
+                           "truncated_body", "timeout_after_work"})
 BY_ID = {b.id: b for b in CATALOGUE}
 
 _REFUSALS = {
@@ -120,6 +139,13 @@ def _merchant_refunds(txn: Transaction) -> list[Any]:
 def transaction_behaviours(event: TransactionChanged) -> list[str]:
     """What one transaction change shows."""
     txn, kind = event.transaction, event.kind
+    last_logged = txn.events[-1][1] if txn.events else None
+    if kind == "created" and last_logged == "paid_twice":
+        return ["paid_twice"]  # the second payment of the same QR
+    if kind in ("paid", "authorized"):
+        logged = txn.events or []
+        return ["late_confirm"] if len(logged) >= 2 and logged[-2][1] == "late_confirm" \
+            else []
     if kind == "expired":
         return ["qr_expired"]
     if kind == "failed":
@@ -164,11 +190,18 @@ def ipn_behaviours(notification: Notification) -> list[str]:
             found.append("duplicate_ipn")
     if notification.state == FAILED:
         found.append("ipn_given_up")
+    if script is not None and script.amount_differs:
+        found.append("ipn_amount_differs")
     return found
 
 
 def journal_behaviours(entry: JournalEntry) -> list[str]:
     """What one merchant call, as the journal kept it, shows."""
+    found = [tag for tag in (entry.surprise or "").split(",") if tag in _JOURNAL_TAGS]
+    return found + _by_status(entry)
+
+
+def _by_status(entry: JournalEntry) -> list[str]:
     status = entry.status
     if status == 401:
         return ["unauthorized"]
