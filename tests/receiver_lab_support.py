@@ -5,8 +5,10 @@ idempotently) and a naive one (answers ``ok`` to everything)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+import socket
+import threading
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +30,8 @@ class CorrectReceiver:
     gateway: str | None = None  # the Citcon base URL it inquires
     delay: float = 0.0  # seconds before every answer
     strict_case: bool = False  # compare sign as lowercase hex only
+    reject_unlisted: bool = False  # refuse posted keys not in `fields` (a mistake)
+    failure_answer: int = 200  # the WooCommerce plugin's mistake: 500
     paid: set[str] = field(default_factory=set)  # transaction ids
     inquiries: int = 0
 
@@ -40,12 +44,16 @@ class CorrectReceiver:
             body = {k: str(v) for k, v in (await request.post()).items()}
         if self.strict_case and str(body.get("sign", "")).lower() != body.get("sign"):
             return web.Response(status=400, text="invalid signature")
+        listed = set(str(body.get("fields", "")).split(",")) | {"fields", "sign"}
+        if self.reject_unlisted and set(body) - listed:
+            return web.Response(status=400, text="unexpected field")
         verify = verify_upi_ipn if self.face == "upi" else verify_ipn
         if not verify(body, self.token):
             return web.Response(status=400, text="invalid signature")
         status = body.get("notify_status", body.get("status"))
         if status not in ("success", "succeeded"):
-            return web.Response(text="ok")  # acknowledged; the order stays unpaid
+            # Acknowledged; the order stays unpaid.
+            return web.Response(status=self.failure_answer, text="ok")
         if self.gateway is not None:
             found = await self.inquire(str(body["id"]))
             if found is None:
@@ -112,4 +120,28 @@ async def serving(app: web.Application) -> AsyncIterator[str]:
         await runner.cleanup()
 
 
-Factory = Callable[[], web.Application]
+@contextmanager
+def threaded(app: web.Application) -> Iterator[str]:
+    """``app`` served from its own thread and loop (for the CLI and the blocking helper,
+    which run loops of their own); yields its /ipn URL."""
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(app, access_log=None)
+    loop.run_until_complete(runner.setup())
+    loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", 0).start())
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}/ipn"
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        yield url
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.run_until_complete(runner.cleanup())
+        loop.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port

@@ -313,8 +313,8 @@ def _inquiry_result(check: Check, gateway: LabGateway, inquired: int, journal_on
         return _result(check, Outcome.PASS, f"inquired {inquired} time(s) at "
                        f"{gateway.base_url} before answering", order=order)
     if gateway.declared:
-        return _result(check, Outcome.ADVICE, f"answered without inquiring at "
-                       f"{gateway.base_url} (the notice was trusted as it came)", order=order)
+        return _result(check, Outcome.ADVICE, f"answered the valid notification without "
+                       f"inquiring at {gateway.base_url}", order=order)
     return _result(check, Outcome.NOT_JUDGED, f"no inquire reached the lab's gateway at "
                    f"{gateway.base_url}; the receiver may use another gateway (give it this "
                    "one, with --gateway-port, to judge)", order=order)
