@@ -7,6 +7,7 @@ and a naive one that answers ``ok`` to everything, plus the mistakes real receiv
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,6 +24,7 @@ from citcon_sim.receiver_lab import (
     ReceiverReport,
     judge,
     lab_gateway,
+    markdown,
     run_lab,
 )
 from citcon_sim.receiver_lab.runner import OTHER_TOKEN, TAMPERED_AMOUNT
@@ -265,3 +267,10 @@ async def test_bad_arguments_are_refused(gateway: LabGateway, args: tuple[str, s
                                          problem: str) -> None:
     with pytest.raises(ValueError, match=problem):
         await run_lab(*args, gateway=gateway)
+
+
+def test_the_guide_documents_every_check_as_the_catalogue_says() -> None:
+    guide = (Path(__file__).parent.parent / "docs" / "receiver-lab.md").read_text()
+    for check in CHECKS:
+        assert markdown(check) in guide, f"docs/receiver-lab.md: update {check.id}"
+    assert guide.count("\n### `") == len(CHECKS)

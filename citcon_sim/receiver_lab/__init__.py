@@ -8,11 +8,12 @@ and so are the receiver's calls back to the gateway. ``citcon-sim check-receiver
 
 from __future__ import annotations
 
-from citcon_sim.receiver_lab.checks import BY_ID, CHECKS, FACES, Check, Expect, Setup
+from citcon_sim.receiver_lab.checks import BY_ID, CHECKS, FACES, Check, Expect, Setup, markdown
 from citcon_sim.receiver_lab.report import CheckResult, Outcome, ReceiverReport
 from citcon_sim.receiver_lab.runner import LabGateway, Order, Prepare, judge, lab_gateway, run_lab
 
 __all__ = [
     "BY_ID", "CHECKS", "FACES", "Check", "CheckResult", "Expect", "LabGateway", "Order",
-    "Outcome", "Prepare", "ReceiverReport", "Setup", "judge", "lab_gateway", "run_lab",
+    "Outcome", "Prepare", "ReceiverReport", "Setup", "judge", "lab_gateway", "markdown",
+    "run_lab",
 ]

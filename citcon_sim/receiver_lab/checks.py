@@ -190,3 +190,16 @@ CHECKS: tuple[Check, ...] = (
 )
 
 BY_ID: dict[str, Check] = {c.id: c for c in CHECKS}
+
+
+def markdown(check: Check) -> str:
+    """The check's entry in docs/receiver-lab.md (a test keeps the page in step)."""
+    level = "required" if check.required else "advice: reported, never fails the run"
+    faces = ", ".join(f for f in FACES if check.applies(f))
+    skipped = "".join(f"; not on {f}: {why}" for f, why in check.not_on.items())
+    return (f"### `{check.id}`: {check.title}\n\n"
+            f"- **Sends:** {check.sends}.\n"
+            f"- **Why it matters:** {check.why}\n"
+            f"- **Judged ({level}):** {check.judged}\n"
+            f"- **Cannot judge:** {check.cannot_judge}\n"
+            f"- **Faces:** {faces}{skipped}.\n")
