@@ -28,7 +28,7 @@ from citcon_sim.delivery.ipn import USER_AGENT, Encoding, IpnFacts, PostResult, 
 from citcon_sim.domain.commands import Money, PaymentCommand
 from citcon_sim.domain.signing import sign_ipn, sign_upi_ipn
 from citcon_sim.domain.vendors import get_vendor
-from citcon_sim.receiver_lab.checks import CHECKS, FACES, Check, Expect, Setup
+from citcon_sim.receiver_lab.checks import BY_ID, CHECKS, FACES, Check, Expect, Setup
 from citcon_sim.receiver_lab.report import CheckResult, Outcome, ReceiverReport
 from citcon_sim.simulator import Simulator
 from citcon_sim.web.app import create_app
@@ -137,6 +137,8 @@ def _notice(sim: Simulator, token: str, face: str, check: Check) -> _Notice:
                                       reference=reference + "-unknown")
     settings = ledger.merchants[txn.token].settings
     encoder = sim.ipn.encoders[face]
+    # The facts IpnSender.notify states for a payment, with the status the check claims:
+    # the sender notifies only paid transactions, and the lab needs unpaid ones too.
     facts = IpnFacts(
         transaction=txn, notify_id=ledger.ids.notify(),
         status="fail" if check.setup is Setup.FAILED else "success",
@@ -248,7 +250,7 @@ async def run_lab(url: str, token: str, face: str = "online", *, gateway: LabGat
     answers: list[tuple[str, PostResult]] = []
     valid: _Notice | None = None
     valid_sent: PostResult | None = None
-    inquired = 0
+    inquired = mark = 0
     journal_on = sim.config.journal_size > 0
 
     async with aiohttp.ClientSession(
@@ -278,7 +280,8 @@ async def run_lab(url: str, token: str, face: str = "online", *, gateway: LabGat
                     done = prepare(notice.order)
                     if inspect.isawaitable(done):
                         await done
-            mark = await gateway.run(functools.partial(_journal_mark, sim))
+            if check.id == "valid":  # its inquiries are those journaled after this
+                mark = await gateway.run(functools.partial(_journal_mark, sim))
             sent = await send(notice)
             if check.id == "valid":
                 valid, valid_sent = notice, sent
@@ -287,7 +290,7 @@ async def run_lab(url: str, token: str, face: str = "online", *, gateway: LabGat
             outcome, detail = judge(check, sent, valid_sent)
             results[check.id] = _result(check, outcome, detail, sent, notice.order)
         if valid is not None:
-            replay = CHECKS[[c.id for c in CHECKS].index("replay")]
+            replay = BY_ID["replay"]
             sent = await send(valid)
             outcome, detail = judge(replay, sent, valid_sent)
             results["replay"] = _result(replay, outcome, detail, sent, valid.order)
