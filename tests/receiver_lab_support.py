@@ -28,15 +28,17 @@ class CorrectReceiver:
     token: str
     face: str = "online"
     gateway: str | None = None  # the Citcon base URL it inquires
-    delay: float = 0.0  # seconds before every answer
+    delay: float = 0.0  # seconds before answering the first notification
     strict_case: bool = False  # compare sign as lowercase hex only
     reject_unlisted: bool = False  # refuse posted keys not in `fields` (a mistake)
     failure_answer: int = 200  # the WooCommerce plugin's mistake: 500
     paid: set[str] = field(default_factory=set)  # transaction ids
     inquiries: int = 0
+    received: int = 0
 
     async def handle(self, request: web.Request) -> web.Response:
-        if self.delay:
+        self.received += 1
+        if self.delay and self.received == 1:
             await asyncio.sleep(self.delay)
         if request.content_type == "application/json":
             body: dict[str, Any] = await request.json()

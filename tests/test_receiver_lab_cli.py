@@ -10,10 +10,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from citcon_sim import Config
 from citcon_sim.cli import main
 from citcon_sim.receiver_lab import CHECKS, FACES
 from citcon_sim.testing import SimulatorServer, check_receiver, check_receiver_async
 
+from .helpers import threaded_ipn_receiver
 from .receiver_lab_support import CorrectReceiver, free_port, naive_app, serving, threaded
 
 TOKEN = "cli-merchant-token"
@@ -115,3 +117,16 @@ async def test_async_helper_runs_on_the_tests_loop() -> None:
         with pytest.raises(RuntimeError, match="check_receiver_async"):
             check_receiver(url, TOKEN, "upi")
     assert report.ok and report.result("inquiry").outcome.value == "not judged"
+
+
+def test_a_chop_merchant_on_json_gets_json_and_a_form_as_the_other_encoding(
+        tmp_path: Path) -> None:
+    merchants = tmp_path / "merchants.yaml"
+    merchants.write_text(f"merchants:\n  - token: {TOKEN}\n    chop_ipn_encoding: json\n")
+    config = Config(frozen_clock=True, port=0, merchants_file=merchants)
+    with SimulatorServer(config) as server, threaded_ipn_receiver() as receiver:
+        report = check_receiver(receiver.url, TOKEN, "chop", gateway=server)
+    kinds = [r.content_type for r in receiver.requests]
+    assert kinds.count("application/x-www-form-urlencoded") == 1  # other-encoding only
+    assert kinds.count("application/json") == len(kinds) - 1
+    assert report.result("other-encoding").outcome.value == "pass"

@@ -158,13 +158,13 @@ CHECKS: tuple[Check, ...] = (
         "whether the order was marked paid (a receiver that inquires finds it failed).",
         Expect.ACK, Setup.FAILED),
     Check(
-        "json-encoding", "The other encoding (JSON)",
-        "a valid notification posted as a JSON object instead of a form",
-        "CHOP posts JSON to merchants configured for it (chop_ipn_encoding: json), and the "
-        "WooCommerce plugin 1.6 reads JSON first; a receiver that reads both survives the "
-        "switch.",
-        "passes on a 2xx answer; advice only, as a merchant configured for forms never "
-        "gets JSON.",
+        "other-encoding", "The other encoding",
+        "a valid notification in the encoding the merchant is not configured for: JSON "
+        "instead of a form, or a form instead of JSON",
+        "CHOP posts a form, or JSON to merchants configured for it (chop_ipn_encoding: "
+        "json), and the WooCommerce plugin 1.6 reads JSON first; a receiver that reads "
+        "both survives the switch.",
+        "passes on a 2xx answer; advice only, as Citcon posts each merchant one encoding.",
         "nothing more.",
         Expect.ACK, Setup.PAID, required=False,
         not_on={"online": "the Online API posts forms only",

@@ -158,10 +158,10 @@ def _notice(sim: Simulator, token: str, face: str, check: Check) -> _Notice:
     elif check.id == "missing-field":
         del form[MISSING_FIELD]
         form["sign"] = SIGNERS[face](form, settings.token)  # as if it were empty
-    elif check.id == "json-encoding":
-        encoding = "json"
-    state = check.setup.value if check.setup is not Setup.PAID else "paid"
-    order = Order(check.id, txn.id, txn.reference, txn.amount, txn.currency, state)
+    elif check.id == "other-encoding":
+        encoding = "form" if encoding == "json" else "json"
+    order = Order(check.id, txn.id, txn.reference, txn.amount, txn.currency,
+                  check.setup.value)
     return _Notice(order, form, encoding)
 
 
