@@ -29,6 +29,7 @@ from citcon_sim.receiver_lab import (
 )
 from citcon_sim.receiver_lab.runner import OTHER_TOKEN, TAMPERED_AMOUNT
 
+from .example_support import load_example_merchant
 from .helpers import IpnReceiver
 from .receiver_lab_support import CorrectReceiver, naive_app, serving
 
@@ -275,3 +276,33 @@ def test_the_guide_documents_every_check_as_the_catalogue_says() -> None:
     for check in CHECKS:
         assert markdown(check) in guide, f"docs/receiver-lab.md: update {check.id}"
     assert guide.count("\n### `") == len(CHECKS)
+
+
+async def test_the_example_merchant_passes_with_its_orders_prepared(
+        gateway: LabGateway) -> None:
+    """examples/merchant: it looks each notification's order up, so ``prepare`` creates
+    the orders (all but the unknown transaction's); then what no answer shows, whether
+    an order was marked paid, is asserted on its own records."""
+    shop = load_example_merchant()
+    app = shop.create_app(shop.Settings(citcon_token=TOKEN))
+    orders = app[shop.ORDERS]
+    made: dict[str, str] = {}
+
+    def prepare(order: Order) -> None:
+        if order.state != "none":
+            orders[order.reference] = shop.Order(
+                order.reference, order.amount, order.currency, "alipay",
+                transaction_id=order.transaction_id)
+            made[order.check] = order.reference
+    async with serving(app) as url:
+        report = await run_lab(url, TOKEN, "online", gateway=gateway, prepare=prepare)
+    assert report.ok, report.table()
+    assert outcomes(report)["unknown-transaction"] is Outcome.PASS  # 404 unknown order
+    assert outcomes(report)["inquiry"] is Outcome.NOT_JUDGED  # it never inquires
+    status = {check: orders[ref].status for check, ref in made.items()}
+    assert status["valid"] == status["extra-unsigned-field"] == "paid"
+    assert status["failure-status"] == "failed"
+    for refused in ("forged-signature", "other-merchant-token", "tampered-amount",
+                    "missing-field"):
+        assert status[refused] == "pending", refused
+    assert len(orders[made["valid"]].notify_ids) == 1  # duplicate and replay: one notice
