@@ -34,7 +34,7 @@ class CheckResult:
     def answer(self) -> str:
         """The answer in a few characters: ``200 'ok' 3 ms``, ``timeout after 10 s``."""
         if self.error is not None:
-            return self.error[:40]
+            return self.error.split(":")[0]  # its kind: ClientConnectorError, timeout…
         if self.status is None:
             return ""
         body = self.body.strip()

@@ -194,7 +194,8 @@ def _result(check: Check, outcome: Outcome, detail: str, sent: PostResult | None
 
 def _said(sent: PostResult) -> str:
     if sent.status is None:
-        return f"no answer ({sent.error})"
+        error = sent.error or ""
+        return f"no answer ({error if len(error) <= 60 else error[:59] + '…'})"
     return f"HTTP {sent.status} {sent.body.strip()[:40]!r}"
 
 
@@ -330,7 +331,7 @@ def _reply_time(check: Check, answers: list[tuple[str, PostResult]],
     silent = [(cid, a) for cid, a in answers if a.status is None]
     if silent:
         cid, a = silent[0]
-        return _result(check, Outcome.FAIL, f"{cid}: {a.error}", a)
+        return _result(check, Outcome.FAIL, f"{cid}: {_said(a)}", a)
     cid, slowest = max(answers, key=lambda pair: pair[1].latency_ms)
     share = slowest.latency_ms / (limit * 1000)
     detail = (f"slowest answer {slowest.latency_ms:.0f} ms ({cid}), {share:.0%} of the "
