@@ -46,10 +46,12 @@ from citcon_sim.faces.online.wire import sim_transaction
 from citcon_sim.faces.upi import tokens as upi_tokens
 from citcon_sim.scenarios import resolve_scenario
 from citcon_sim.simulator import Simulator
+from citcon_sim.testing.receiver import check_receiver, check_receiver_async
 from citcon_sim.web.app import create_app
 from citcon_sim.web.limits import Runner
 
-__all__ = ["ServerError", "ServerObserver", "SimulatorServer", "StartError"]
+__all__ = ["ServerError", "ServerObserver", "SimulatorServer", "StartError", "check_receiver",
+           "check_receiver_async"]
 
 log = logging.getLogger("citcon_sim.testing")
 
