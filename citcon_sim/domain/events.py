@@ -51,6 +51,24 @@ class IpnChanged(msgspec.Struct, frozen=True):
     notification: Any
 
 
+class MerchantCalled(msgspec.Struct, frozen=True):
+    """A merchant API call was answered (the console's line). Published only while someone
+    listens: the middleware asks the bus first, so an unwatched call pays nothing more.
+    ``answer`` gives the answer's text (decoded only if asked); ``token`` is as sent: a
+    subscriber shows only its hint."""
+
+    at: float  # virtual time
+    face: str
+    method: str
+    path: str
+    endpoint: str
+    token: str | None
+    status: int
+    seconds: float  # wall time the call took
+    transaction_id: str | None
+    answer: Callable[[], str | None]
+
+
 class ClockMoved(msgspec.Struct, frozen=True):
     """Virtual time jumped forward by ``seconds`` (``Simulator.advance``)."""
 
