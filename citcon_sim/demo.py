@@ -87,7 +87,7 @@ def _shops(schedule: float) -> list[Shop]:
         Shop("online", "KRW", ("kakaopay", "card", "banktransfer", "payco", "naverpay"),
              (9000, 250000)),
         Shop("online", "JPY", ("paypay", "linepay", "rakutenpay", "alipay"), (800, 30000)),
-        Shop("upi", "USD", ("paypal", "venmo", "cashapppay", "alipay", "wechatpay"),
+        Shop("upi", "USD", ("paypal", "venmo", "cashapppay", "klarna", "alipay", "wechatpay"),
              (5, 150), outages=((3 * DAY + 14 * HOUR, 3 * DAY + 14 * HOUR + 1200,
                                  "timeout"),)),
     ]
@@ -272,7 +272,7 @@ class _History:
         # same day mostly (a refund is checked against the day's open balance).
         follow_up = rng.uniform(HOUR, 3 * HOUR)
         then = rng.random()
-        parts = rng.random() < 0.5 and vendor.multi_capture
+        parts = vendor.multi_capture  # Klarna: captured as it ships, in two parts
         share = rng.choice((0.2, 0.25, 0.4, 0.5))
 
         def after_paid(merchant: Merchant, txn: Transaction) -> None:
