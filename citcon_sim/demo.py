@@ -216,11 +216,15 @@ class _History:
             for _ in range(rng.randint(*PER_DAY)):
                 at = day * DAY + rng.uniform(8 * HOUR, 21 * HOUR)
                 self.plan.at(at, self._create(shop, merchant, ipn_url, at))
+        for start, _, _ in shop.outages:  # one sure payment while its endpoint is down
+            if start + HOUR < self.span:
+                at = start + rng.uniform(0, HOUR)
+                self.plan.at(at, self._create(shop, merchant, ipn_url, at, sure=True))
 
     # -- one payment and what happens to it ---------------------------------------------
 
-    def _create(self, shop: Shop, merchant: Merchant, ipn_url: str,
-                at: float) -> Callable[[], None]:
+    def _create(self, shop: Shop, merchant: Merchant, ipn_url: str, at: float,
+                sure: bool = False) -> Callable[[], None]:
         rng, fake = self.rng, self.fake
         vendor = VENDORS[rng.choice(shop.vendors)]
         major = rng.randint(*shop.prices)
@@ -242,7 +246,7 @@ class _History:
             extra={"bank": rng.choice(sorted(vendor.banks))} if vendor.banks else {},
             face=shop.face,
         )
-        fate = self._fate(vendor, at)
+        fate = self._fate(vendor, at, sure)
 
         def create() -> None:
             txn, _ = self.sim.ledger.create_payment(merchant, cmd)
@@ -251,10 +255,12 @@ class _History:
 
         return create
 
-    def _fate(self, vendor: Vendor, at: float) -> Callable[[Merchant, Transaction], None]:
-        """What the consumer and the merchant then do, drawn now (the seed's order)."""
+    def _fate(self, vendor: Vendor, at: float, sure: bool = False
+              ) -> Callable[[Merchant, Transaction], None]:
+        """What the consumer and the merchant then do, drawn now (the seed's order);
+        ``sure``: the consumer pays."""
         rng = self.rng
-        roll = rng.random()
+        roll = 1.0 if sure else rng.random()
         pay_after = rng.uniform(20, 240)
         left = self.span - at  # seconds of history after the payment is created
         if left < pay_after + 60:
