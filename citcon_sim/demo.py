@@ -1,8 +1,8 @@
 """``citcon-sim serve --demo``: a realistic, reproducible history for offline demos.
 
 Five merchants (names, domains, customers and orders from faker) on the three API faces,
-fifteen-odd wallets and six currencies, pay over several days of the virtual clock that
-end at the start time: payments paid, declined, abandoned, expired and cancelled;
+nineteen wallets and eight currencies, over five days of the virtual clock that end at
+the start time: payments paid, declined, abandoned, expired and cancelled;
 authorisations captured (Klarna in parts), voided or still open; partial and full
 refunds; reversals. Everything goes through the ledger's own commands at the virtual
 time it happens, so every money rule holds and the timeline, open balances and IPNs are
@@ -50,6 +50,7 @@ from citcon_sim.domain.errors import CitconError
 from citcon_sim.domain.ledger import Merchant, Status, Transaction
 from citcon_sim.domain.merchants import MerchantSettings
 from citcon_sim.domain.money import exponent
+from citcon_sim.domain.netrules import Allowlist
 from citcon_sim.domain.vendors import VENDORS, Vendor
 
 if TYPE_CHECKING:
@@ -161,7 +162,10 @@ async def populate(sim: Simulator, seed: int | None = None, days: int = DAYS) ->
         merchant, ipn_url = history.merchant(shop)
         endpoints.outages[ipn_url] = shop.outages
         history.payments(shop, merchant, ipn_url, days)
+    # The stand-in endpoints are posted to from memory: no --ipn-allow check (it would
+    # resolve their names) applies to them.
     real_post, sim.ipn.post = sim.ipn.post, endpoints.post
+    real_allow, sim.ipn.allow = sim.ipn.allow, Allowlist()
     try:
         while (step := history.plan.pop()) is not None:
             when, action = step
@@ -170,7 +174,7 @@ async def populate(sim: Simulator, seed: int | None = None, days: int = DAYS) ->
             await sim.ipn.drain()  # this moment's IPN attempts, before time moves on
         await _advance_to(sim, end)
     finally:
-        sim.ipn.post = real_post
+        sim.ipn.post, sim.ipn.allow = real_post, real_allow
     return history.made
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -86,6 +87,7 @@ async def test_colours_when_forced_and_by_status(aiohttp_client):
 
 
 async def test_json_lines_carry_the_fields(aiohttp_client):
+    assert not Console.of(Config(log_format="json", color="always"), str, Tty()).colour
     client, _, out = await watched(aiohttp_client, json=True)
     txn_id = await create(client)
     (entry,) = [json.loads(line) for line in lines(out)]
@@ -166,3 +168,22 @@ def test_bad_console_settings_are_refused(changes, setting):
     with pytest.raises(ConfigError) as caught:
         Config(**changes)
     assert caught.value.setting == setting
+
+
+@pytest.mark.parametrize(("flags", "level"), [([], logging.WARNING), (["--quiet"], None)])
+def test_serve_leaves_ipn_attempts_to_the_console(monkeypatch, flags, level):
+    """With the console on, serve's log drops its own line per IPN attempt (the console
+    has one); the warnings stay. --quiet leaves the log as it was."""
+    from click.testing import CliRunner
+
+    from citcon_sim.cli import main
+
+    logger = logging.getLogger("citcon_sim.ipn")
+    before = logger.level
+    monkeypatch.setattr("citcon_sim.cli.asyncio.run", lambda coro: coro.close())
+    try:
+        logger.setLevel(logging.NOTSET)
+        assert CliRunner().invoke(main, ["serve", *flags]).exit_code == 0
+        assert logger.level == (level or logging.NOTSET)
+    finally:
+        logger.setLevel(before)

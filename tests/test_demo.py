@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -95,6 +96,23 @@ async def test_the_same_seed_gives_the_same_history(aiohttp_client):
         exports.append(state)
     assert exports[0] == exports[1]
     assert exports[0] != exports[2]
+
+
+async def test_an_ipn_allowlist_does_not_touch_the_made_up_endpoints(aiohttp_client,
+                                                                     monkeypatch):
+    looked_up: list[str] = []
+
+    async def getaddrinfo(self: Any, host: str, *args: Any, **kwargs: Any) -> list[Any]:
+        looked_up.append(host)
+        raise OSError("no DNS in this test")
+
+    monkeypatch.setattr(asyncio.base_events.BaseEventLoop, "getaddrinfo", getaddrinfo)
+    _, sim = await demo_sim(aiohttp_client, ipn_allow=["10.0.0.0/8"])
+    assert looked_up == []  # the allowlist would resolve each name: a lookup per attempt
+    assert any(n.state == "delivered" for n in sim.ipn.notifications.values())
+    assert not any(a.error and a.error.startswith("not sent")
+                   for n in sim.ipn.notifications.values() for a in n.attempts)
+    assert not sim.ipn.allow.open  # the server's own rules again afterwards
 
 
 async def test_the_demo_fills_only_an_empty_simulator_once(aiohttp_client):
