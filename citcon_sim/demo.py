@@ -11,9 +11,9 @@ the ones a real run would leave.
 IPNs go through the real sender (its queue, workers, retry schedule on the virtual clock
 and attempt log), with one difference: while the history is generated, the sender posts
 through :class:`DemoEndpoints` instead of the network. The merchants' ``ipn_url`` are
-under ``.example`` (reserved: they never resolve), and each endpoint answers as the seed
-planned: ``200`` normally, and during its planned outages a refused connection, a 503 or a
-timeout, so some notifications are delivered after retries and one outage outlasts the
+under ``.example`` (reserved: they never resolve), and each endpoint answers as
+:func:`_shops` plans: ``200`` normally, and during its outages a refused connection, a 503
+or a timeout, so some notifications are delivered after retries and one outage outlasts the
 whole schedule (those fail). Outages end early enough that every notification is settled
 when the history ends: nothing is posted to those addresses afterwards unless someone
 redelivers by hand (which then fails for real: the name does not resolve).
@@ -51,6 +51,7 @@ from citcon_sim.domain.ledger import Merchant, Status, Transaction
 from citcon_sim.domain.merchants import MerchantSettings
 from citcon_sim.domain.money import exponent
 from citcon_sim.domain.netrules import Allowlist
+from citcon_sim.domain.redaction import token_hint
 from citcon_sim.domain.vendors import VENDORS, Vendor
 
 if TYPE_CHECKING:
@@ -208,7 +209,11 @@ class _History:
     def merchant(self, shop: Shop) -> tuple[Merchant, str]:
         name = self.fake.unique.company()
         domain = f"{self.fake.unique.domain_word()}.example"
-        token = f"demo-{domain.split('.')[0]}-{self.rng.getrandbits(24):06x}"
+        while True:  # hints (the console's, the dashboard's) tell the merchants apart
+            token = f"{domain.split('.')[0]}-demo-{self.rng.getrandbits(24):06x}"
+            if token_hint(token) not in self._hints:
+                break
+        self._hints.add(token_hint(token))
         settings = MerchantSettings.lenient(token)
         merchant = self.sim.ledger.enrol(Merchant(msgspec.structs.replace(
             settings, name=name, settlement_currency=shop.settlement)))
