@@ -187,3 +187,20 @@ def test_serve_leaves_ipn_attempts_to_the_console(monkeypatch, flags, level):
         assert logger.level == (level or logging.NOTSET)
     finally:
         logger.setLevel(before)
+
+
+@pytest.mark.parametrize(("path", "headers"), [
+    ("/v1/transactions/nope", {}),  # UPI: its envelope's data.code and data.message
+    ("/chop/inquire", AUTH),  # CHOP: code and error at the top
+])
+async def test_other_faces_errors_are_said_in_their_words(aiohttp_client, path, headers):
+    client, _, out = await watched(aiohttp_client, json=True)
+    method = "GET" if path.startswith("/v1") else "POST"
+    resp = await client.request(method, path, headers=headers)
+    assert resp.status >= 400
+    body = await resp.json()
+    said = body.get("data") or body
+    entry = json.loads(lines(out)[-1])
+    assert entry["status"] == resp.status and entry["path"] == path
+    assert entry["outcome"].startswith(f"{said['code']} ")
+    assert (said.get("message") or said["error"])[:40] in entry["outcome"]

@@ -1,8 +1,9 @@
 """One synchronous event bus per simulator, and the events that travel on it.
 
-Publishers (the ledger, the IPN sender, the scheduler, the simulator, the scenario book)
-call :meth:`EventBus.publish`; subscribers (the IPN sender, scripted payment outcomes,
-the ``--state`` journal, the dashboard, the test helpers' waits, the app's ticker) call
+Publishers (the ledger, the IPN sender, the scheduler, the simulator, the scenario book,
+the merchant API middleware) call :meth:`EventBus.publish`; subscribers (the IPN sender,
+scripted payment outcomes, the ``--state`` journal, the dashboard, the console, the test
+helpers' waits, the app's ticker) call
 :meth:`EventBus.subscribe` with an event class and a handler. Handlers run at once, in
 subscription order, inside the publisher's call: they must be quick and must not await.
 
