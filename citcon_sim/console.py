@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import msgspec
 
+from citcon_sim.delivery.ipn import FAILED, RETRYING
 from citcon_sim.domain.events import EventBus, IpnChanged, MerchantCalled
 from citcon_sim.domain.redaction import token_hint
 
@@ -111,9 +112,9 @@ def attempt_outcome(n: Notification, attempt: Attempt) -> str:
     if attempt.trigger not in ("first", "retry"):
         what = f"{what} ({attempt.trigger})"
     elif not attempt.ok:
-        if n.state == "retrying" and n.next_attempt_at is not None:
+        if n.state == RETRYING and n.next_attempt_at is not None:
             what = f"{what}; retry in {n.next_attempt_at - attempt.at:g} s"
-        elif n.state == "failed":
+        elif n.state == FAILED:
             what = f"{what}; gave up after {len(n.attempts)} attempts"
     return what[:_OUTCOME_CHARS]
 
@@ -181,7 +182,7 @@ class Console:
                 "trigger": attempt.trigger, "status": attempt.status, "state": n.state,
                 "outcome": outcome, "ms": ms})
         else:
-            colour = GREEN if attempt.ok else RED if n.state == "failed" else YELLOW
+            colour = GREEN if attempt.ok else RED if n.state == FAILED else YELLOW
             self._write_text(attempt.at, "IPN", f"POST {n.url}", hint, n.transaction_id,
                              f"#{attempt.number}", outcome, ms, colour)
 
