@@ -72,8 +72,8 @@ def sim() -> Iterator[SimulatorServer]:
         yield server
 
 
-def post(sim: SimulatorServer, path: str, headers: dict[str, str], form: dict[str, str] | None
-         = None, body: object = None) -> dict[str, object]:
+def post(sim: SimulatorServer, path: str, headers: dict[str, str],
+         form: dict[str, str] | None = None, body: object = None) -> dict[str, object]:
     data = urlencode(form).encode() if form is not None else json.dumps(body).encode()
     ctype = "application/x-www-form-urlencoded" if form is not None else "application/json"
     with urlopen(Request(sim.url_for(path), data, {**headers, "Content-Type": ctype})) as resp:
@@ -166,6 +166,10 @@ def verdict(command: list[str], body: bytes, env: dict[str, str]) -> str:
     return said
 
 
+def _decoded(body: bytes) -> dict[str, str]:
+    return dict(parse_qsl(body.decode(), keep_blank_values=True))
+
+
 def tamper(body: bytes, key: bytes, value: bytes) -> bytes:
     """``body`` with the value of ``key`` replaced, everything else as posted."""
     tampered, count = re.subn(rb"(^|&)" + key + rb"=[^&]*", rb"\g<1>" + key + b"=" + value,
@@ -196,10 +200,6 @@ def test_each_language_verifies_a_real_md5_ipn(
     # A listed field left out is refused, not signed as empty.
     fewer = b"&".join(p for p in body.split(b"&") if not p.startswith(b"currency="))
     assert verdict(command, fewer, {"CITCON_TOKEN": TOKEN}) == "invalid"
-
-
-def _decoded(body: bytes) -> dict[str, str]:
-    return dict(parse_qsl(body.decode(), keep_blank_values=True))
 
 
 def test_the_online_ipn_signs_decoded_values(online_ipn: bytes) -> None:
