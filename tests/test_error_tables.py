@@ -688,7 +688,9 @@ def render_doc() -> str:
            "`tests/test_error_tables.py`, which also renders this page from its rows "
            "(`CITCON_SIM_WRITE_DOCS=1 pytest tests/test_error_tables.py` rewrites it). A "
            "failure never changes the ledger. Messages end in `…` where a detail follows "
-           "(which field, which value); status words are exact.\n"]
+           "(which field, which value); status words are exact. Scenarios can also script "
+           "answers that are no API's own (a bare HTTP status, a 429 with `Retry-After`, a "
+           "CDN's HTML error page, a dropped or cut connection): docs/scenarios.md.\n"]
     for face, (title, intro) in FACES.items():
         out.append(f"## {title}\n\n{intro}\n")
         for table in (t for t in TABLES if t.face == face):
