@@ -79,10 +79,12 @@ def merchant_api(face: Face) -> Middleware:
         sim = request.app[SIM]
         started = time.perf_counter()
         endpoint = face.endpoint(request.path.removeprefix(face.routes.prefix + "/"))
-        call = MerchantCall(endpoint, face.merchant_token(request))
+        call = MerchantCall(endpoint, None)
         try:
             if sim.failure is not None:  # the --state file failed: serve nothing more
                 raise sim.failure
+            # Inside the try: a refused Authorization header is a 401 in the face's shape.
+            call.token = face.merchant_token(request)
             call.params = await read_params(request)
             book = sim.scenarios
             # Authenticated calls only: an anonymous caller (or, in strict mode, an
