@@ -427,6 +427,12 @@ def _build_rule(raw: dict[str, Any], source: str, line: int | None, default: str
         rule.api = ApiScript(**raw["api"])
     if "refund" in raw:
         rule.refund = RefundScript(**raw["refund"])
+    if rule.ipn is not None and rule.ipn.before_answer and (
+            rule.payment is None or rule.payment.outcome != "pay" or rule.payment.after):
+        # Only a payment paid while its create call is being answered has a notification
+        # that can beat the answer.
+        raise ScenarioError(source, line, "ipn.before_answer needs payment: {outcome: pay} "
+                            "(paid at once, no after)")
     return rule
 
 

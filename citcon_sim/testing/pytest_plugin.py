@@ -46,10 +46,18 @@ from typing import Any
 import pytest
 
 from citcon_sim.config import Config
-from citcon_sim.testing import ServerError, SimulatorServer
+from citcon_sim.testing import ServerError, SimulatorServer, coverage_plugin
 
 __all__ = ["citcon_sim", "citcon_sim_config", "citcon_sim_server", "make_citcon_sim",
-           "pytest_runtest_call"]
+           "pytest_addoption", "pytest_configure", "pytest_runtest_call"]
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    coverage_plugin.add_options(parser)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    coverage_plugin.configure(config)
+
 
 @pytest.fixture(scope="session")
 def citcon_sim_config() -> Config:
