@@ -74,6 +74,8 @@ ca=()
 if [ -f /etc/ssl/certs/ca-certificates.crt ]; then
   ca=(-v /etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/ca-certificates.crt:ro)
 fi
-pm build -q --format docker --pull="$pull" --build-arg "BASE=$BASE" "${ca[@]}" \
+# --no-cache: buildah reuses a cached RUN whose bind mount (the runtime stage's wheels from
+# the build stage) changed, so a cached build could ship the previous wheels.
+pm build -q --no-cache --format docker --pull="$pull" --build-arg "BASE=$BASE" "${ca[@]}" \
   -t "$TAG" "$CONTEXT" >/dev/null
 printf '%s\n%s\n' "$TAG" "$BASE"   # the image, and the base it was built on
