@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient as _TestClient
 from hypothesis import settings
@@ -52,6 +53,12 @@ def auth(token: str) -> dict[str, str]:
 def frozen_config(**overrides: Any) -> Config:
     """A simulator whose clock moves only when told, from ``START``, with reproducible ids."""
     return Config(**{"frozen_clock": True, "start_time": START, "seed": 1234, **overrides})
+
+
+# A test that relies on magic amounts (off by default) turns them on for its simulator:
+# it replaces the conftest ``config`` fixture for that test.
+with_magic_amounts = pytest.mark.parametrize(
+    "config", [frozen_config(magic_amounts=True)], ids=["magic-amounts"])
 
 
 async def client_for(

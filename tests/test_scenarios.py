@@ -25,11 +25,28 @@ from citcon_sim.scenarios import (
     shipped_scenarios,
 )
 
-from .helpers import AUTH, PAYMENT, TOKEN, advance, auth, client_for, consumer_pays, create
+from .helpers import (
+    AUTH,
+    PAYMENT,
+    TOKEN,
+    advance,
+    auth,
+    client_for,
+    consumer_pays,
+    create,
+    frozen_config,
+)
 from .helpers import internal_status as status
 from .helpers import sim_txn as txn
 
 # -- helpers ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def config() -> Config:
+    """Magic amounts on: this module tests them with the other rules (they are off by
+    default; test_magic_amounts_are_off_by_default)."""
+    return frozen_config(magic_amounts=True)
 
 
 async def load(client: TestClient, text: str, token: str | None = None) -> dict[str, Any]:
@@ -255,7 +272,7 @@ async def test_magic_amounts_can_be_switched_off(aiohttp_client):
 
 def test_book_decides_directly():
     """The book's order without HTTP: per token, then global, then magic, then nothing."""
-    book = ScenarioBook()
+    book = ScenarioBook(magic=True)
     book.load(parse_scenario("rules:\n  - name: g\n    match: {vendor: alipay}\n"
                              "    payment: {outcome: pay}\n"))
     book.load(parse_scenario("rules:\n  - name: t\n    payment: {outcome: fail}\n"), token="t1")
