@@ -6,8 +6,12 @@ to the places that already make those decisions — the HTTP middleware (API beh
 the transaction (payment outcome, applied through the ledger's consumer operations) and
 the IPN sender (notification behaviour). There is no second code path.
 
-Magic amounts are a shipped scenario (``magic.yaml``) tried after all loaded rules, so
-they work with no file at all.
+Magic amounts are a shipped scenario (``magic.yaml``) tried after all loaded rules when
+``Config.magic_amounts`` is on (off by default: real prices end in 9905 too).
+
+The package's own files (the shipped scenarios, the schema) are read once, when the
+simulator starts (:func:`load_packaged_data`), never on a request: a ``pip install`` that
+replaces the installed files under a running server cannot break it.
 """
 
 from __future__ import annotations
@@ -53,12 +57,21 @@ class ScenarioError(ValueError):
 
 
 class Scenario(msgspec.Struct):
-    """A named list of rules, tried in order."""
+    """A named list of rules, tried in order.
+
+    ``anonymous``: YAML text with no ``name:`` (named after its ``source``); loading it
+    adds it, where loading a named scenario replaces the one of that name."""
 
     name: str
     source: str
     rules: list[Rule] = msgspec.field(default_factory=list)
     description: str = ""
+    anonymous: bool = False
+
+    def fresh(self) -> Scenario:
+        """This scenario with its rules' counters (``nth``, ``times``) at zero."""
+        return msgspec.structs.replace(self, rules=[
+            msgspec.structs.replace(r, seen=0, applied=0) for r in self.rules])
 
     def rules_for(self, endpoint: str) -> tuple[Rule, ...]:
         """The rules whose ``endpoint`` key allows ``endpoint``, in order (any other rule
@@ -74,13 +87,43 @@ class Scenario(msgspec.Struct):
         }
 
 
+# -- the package's own files, read at start ----------------------------------------------
+
+
+class PackagedData(msgspec.Struct, frozen=True):
+    """The scenario files shipped inside the package, as text."""
+
+    schema: str  # scenario.schema.json
+    shipped: dict[str, str]  # shipped_scenarios/<name>.yaml by name, sorted
+
+
+@cache
+def load_packaged_data() -> PackagedData:
+    """Read the package's scenario files; once per process. ``Simulator`` calls it as it
+    starts, so that no request ever reads them (a reinstall may have removed them)."""
+    package = resources.files("citcon_sim")
+    folder = package.joinpath("shipped_scenarios")
+    return PackagedData(
+        schema=package.joinpath("scenario.schema.json").read_text("utf-8"),
+        shipped={
+            entry.name.removesuffix(".yaml"): entry.read_text("utf-8")
+            for entry in sorted(folder.iterdir(), key=lambda e: e.name)
+            if entry.name.endswith(".yaml")
+        },
+    )
+
+
+def schema_text() -> str:
+    """``scenario.schema.json`` as shipped (the OpenAPI document embeds it)."""
+    return load_packaged_data().schema
+
+
 # -- loading --------------------------------------------------------------------------
 
 
 @cache
 def schema() -> dict[str, Any]:
-    text = resources.files("citcon_sim").joinpath("scenario.schema.json").read_text("utf-8")
-    data = dict(json.loads(text))
+    data = dict(json.loads(schema_text()))
     for (section, key), (low, high) in SCRIPT_BOUNDS.items():  # the one set of bounds
         data["$defs"][section]["properties"][key].update(minimum=low, maximum=high)
     return data
@@ -180,10 +223,12 @@ def _expanded_size(root: yaml.Node | None, limit: int) -> int:
     return sizes.get(id(root), 0)
 
 
-def parse_scenario(text: str, source: str = "<scenario>", *, trusted: bool = False) -> Scenario:
+def parse_scenario(text: str, source: str = "<scenario>", *, trusted: bool = False,
+                   default_name: str | None = None) -> Scenario:
     """A scenario from YAML text, checked against the schema. ``trusted``: text shipped
-    in the package and validated by the tests (the magic amounts, parsed at every start):
-    libyaml's loader when present and no schema validation."""
+    in the package and validated by the tests (the magic amounts): libyaml's loader when
+    present and no schema validation. ``default_name`` names it when the text does not
+    (a file's stem); with neither, it is anonymous and named after ``source``."""
     import yaml
 
     fast = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -221,7 +266,8 @@ def parse_scenario(text: str, source: str = "<scenario>", *, trusted: bool = Fal
         raise ScenarioError(source, line, f"{where}: {message}")
     if not is_wire_safe(data):  # YAML's .nan/.inf, "\ud800": /_sim/scenarios could not show it
         raise ScenarioError(source, None, "a value is NaN, infinite or not valid Unicode")
-    scenario = Scenario(str(data.get("name") or Path(source).stem), source,
+    name = str(data.get("name") or default_name or "")
+    scenario = Scenario(name or source, source, anonymous=not name,
                         description=str(data.get("description") or ""))
     for i, raw in enumerate(data["rules"]):
         line = _line(root, ["rules", i])
@@ -249,17 +295,13 @@ def load_scenario_file(path: str | Path) -> Scenario:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ScenarioError(str(path), None, f"cannot read: {exc}") from None
-    return parse_scenario(text, str(path))
+    return parse_scenario(text, str(path), default_name=path.stem)
 
 
 def shipped_scenarios() -> dict[str, str]:
-    """Names and texts of the scenarios shipped in the package (``scenarios/`` in the repo)."""
-    folder = resources.files("citcon_sim").joinpath("shipped_scenarios")
-    return {
-        entry.name.removesuffix(".yaml"): entry.read_text("utf-8")
-        for entry in sorted(folder.iterdir(), key=lambda e: e.name)
-        if entry.name.endswith(".yaml")
-    }
+    """Names and texts of the scenarios shipped in the package (``scenarios/`` in the
+    repo), as read at start."""
+    return dict(load_packaged_data().shipped)
 
 
 def resolve_scenario(spec: str | os.PathLike[str], *, text: bool = False, files: bool = True,
@@ -290,7 +332,7 @@ def resolve_scenario(spec: str | os.PathLike[str], *, text: bool = False, files:
         return load_scenario_file(spec)
     shipped = shipped_scenarios()
     if spec in shipped:
-        return parse_scenario(shipped[spec], f"{spec}.yaml")
+        return parse_scenario(shipped[spec], f"{spec}.yaml", default_name=spec)
     if files and spec.endswith((".yaml", ".yml", ".json")):
         return load_scenario_file(spec)
     if text:
@@ -434,34 +476,44 @@ def _build_rule(raw: dict[str, Any], source: str, line: int | None, default: str
 
 
 def _magic() -> Scenario:
-    text = resources.files("citcon_sim").joinpath("shipped_scenarios", "magic.yaml")
-    return parse_scenario(text.read_text("utf-8"), "magic.yaml", trusted=True)
+    return parse_scenario(load_packaged_data().shipped["magic"], "magic.yaml", trusted=True,
+                          default_name="magic")
 
 
 class ScenarioBook:
-    """Loaded scenarios: per merchant token first, then global, then magic amounts."""
+    """Loaded scenarios: per merchant token first, then global, then magic amounts (when
+    ``magic`` is on)."""
 
-    def __init__(self, magic: bool = True, events: EventBus | None = None) -> None:
+    def __init__(self, magic: bool = False, events: EventBus | None = None) -> None:
         self.events = events if events is not None else EventBus()  # loaded / cleared
         self.global_scenarios: list[Scenario] = []
         self.by_token: dict[str, list[Scenario]] = {}
         self.magic_enabled = magic
-        self._magic_table: Scenario | None = None
+        # Parsed now when on (from the text read at start), so a request never parses it.
+        self._magic_table: Scenario | None = _magic() if magic else None
 
     @property
     def _magic(self) -> Scenario:
-        """The magic-amount table, read from magic.yaml the first time a request (or a
-        listing) needs it."""
+        """The magic-amount table (parsed here if magic amounts were turned on later)."""
         if self._magic_table is None:
             self._magic_table = _magic()
         return self._magic_table
 
-    def load(self, scenario: Scenario, token: str | None = None) -> None:
-        if token is None:
-            self.global_scenarios.append(scenario)
+    def load(self, scenario: Scenario, token: str | None = None) -> bool:
+        """Load ``scenario`` for every merchant or one ``token``. A scenario of the same
+        name already loaded there is replaced, in its place in the order (reloading a
+        changed file must not make it fire twice); an anonymous one is added. Whether it
+        replaced one."""
+        group = self.global_scenarios if token is None else self.by_token.setdefault(token, [])
+        at = next((i for i, s in enumerate(group)
+                   if not scenario.anonymous and not s.anonymous and s.name == scenario.name),
+                  None)
+        if at is None:
+            group.append(scenario)
         else:
-            self.by_token.setdefault(token, []).append(scenario)
+            group[at] = scenario
         self.events.publish(ScenarioLoaded(scenario.name, token))
+        return at is not None
 
     def clear(self, token: str | None = None) -> None:
         if token is None:
