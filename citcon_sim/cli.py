@@ -204,13 +204,16 @@ def scenarios() -> None:
 @scenarios.command("check")
 @click.argument("files", nargs=-1, required=True)
 def scenarios_check(files: tuple[str, ...]) -> None:
-    """Validate scenario FILES without starting a server (exit 1 if any is invalid)."""
+    """Validate scenario FILES without starting a server: the schema, and vendors and
+    currencies against the catalogue. Every problem of each file is listed, with its
+    line; exit 1 if any file is invalid."""
     bad = 0
     for spec in files:
         try:
             scenario = resolve_scenario(spec)
         except ScenarioError as exc:
-            click.echo(f"invalid  {exc}", err=True)
+            for error in exc.errors:
+                click.echo(f"invalid  {error}", err=True)
             bad += 1
         else:
             click.echo(f"ok       {spec}: {scenario.name}, {len(scenario.rules)} rule(s)")

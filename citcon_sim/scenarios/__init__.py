@@ -28,7 +28,9 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from citcon_sim.domain.commands import MAX_REFERENCE_LENGTH, is_wire_safe
+from citcon_sim.domain.errors import CitconError
 from citcon_sim.domain.events import EventBus, ScenarioLoaded, ScenariosCleared
+from citcon_sim.domain.money import normalise_currency
 from citcon_sim.domain.redaction import token_hint
 from citcon_sim.domain.scripts import (
     SCRIPT_BOUNDS,
@@ -39,6 +41,7 @@ from citcon_sim.domain.scripts import (
     RequestFacts,
     Rule,
 )
+from citcon_sim.domain.vendors import VENDORS
 
 if TYPE_CHECKING:
     import yaml  # imported where used, not at start-up
@@ -48,12 +51,28 @@ FACES = ("online", "chop", "upi")  # the ``face`` match key's values
 
 
 class ScenarioError(ValueError):
-    """An unusable scenario; the message names the source, the line and the problem."""
+    """An unusable scenario; the message names the source, the line and the problem.
+
+    ``errors``: every problem found in the scenario (this one first), one per line of
+    the message; ``source``, ``line`` and ``problem`` are the first's."""
 
     def __init__(self, source: str, line: int | None, problem: str) -> None:
         self.source, self.line, self.problem = source, line, problem
-        where = f"{source}:{line}" if line else source
-        super().__init__(f"{where}: {problem}")
+        self.errors: list[ScenarioError] = [self]
+        super().__init__(self.where() + ": " + problem)
+
+    def where(self) -> str:
+        return f"{self.source}:{self.line}" if self.line else self.source
+
+    @classmethod
+    def of(cls, errors: list[ScenarioError]) -> ScenarioError:
+        """One error standing for ``errors`` (at least one), in the file's order."""
+        ordered = sorted(errors, key=lambda e: e.line or 0)
+        first = ordered[0]
+        found = cls(first.source, first.line, first.problem)
+        found.errors = ordered
+        found.args = ("\n".join(str(e) for e in ordered),)
+        return found
 
 
 class Scenario(msgspec.Struct):
@@ -250,12 +269,41 @@ def parse_scenario(text: str, source: str = "<scenario>", *, trusted: bool = Fal
     if _expanded_size(root, MAX_EXPANDED_NODES) > MAX_EXPANDED_NODES:
         raise ScenarioError(source, None, f"more than {MAX_EXPANDED_NODES} values once YAML "
                             "aliases are expanded (or an alias that contains itself)")
-    error = None if trusted else _schema_error(data, source)
-    if error is not None:
+    if not trusted:
+        errors = [*_schema_errors(root, data, source), *_catalogue_errors(root, data, source)]
+        if not is_wire_safe(data):  # YAML's .nan/.inf, "\ud800": /_sim/scenarios could not show it
+            errors.append(ScenarioError(source, None,
+                                        "a value is NaN, infinite or not valid Unicode"))
+        if errors:
+            raise ScenarioError.of(errors)
+    name = str(data.get("name") or default_name or "")
+    scenario = Scenario(name or source, source, anonymous=not name,
+                        description=str(data.get("description") or ""))
+    for i, raw in enumerate(data["rules"]):
+        line = _line(root, ["rules", i])
+        scenario.rules.append(_build_rule(raw, source, line, f"{scenario.name}#{i + 1}"))
+    return scenario
+
+
+def _schema_errors(root: yaml.Node | None, data: Any, source: str) -> list[ScenarioError]:
+    """Every place the scenario breaks the schema, each named by its path and line."""
+    import jsonschema
+
+    try:
+        found = list(_validator().iter_errors(data))
+    except RecursionError:
+        raise ScenarioError(source, None, "nested too deeply") from None
+    errors = []
+    # A rule whose action is misspelt ("paymnet") lacks an action too: say the cause only.
+    misspelt = {tuple(e.absolute_path) for e in found if e.validator == "additionalProperties"}
+    for top in found:
+        error = jsonschema.exceptions.best_match([top])  # the telling one of a oneOf/anyOf
         path = list(error.absolute_path)
         where = "/".join(str(p) for p in path) or "top level"
         message = error.message
         if error.validator == "anyOf" and path[:1] == ["rules"]:
+            if tuple(path) in misspelt:
+                continue
             message = "a rule needs at least one action: payment, ipn, api or refund"
         line = _line(root, path)
         if error.validator == "additionalProperties" and isinstance(error.instance, dict):
@@ -263,30 +311,59 @@ def parse_scenario(text: str, source: str = "<scenario>", *, trusted: bool = Fal
             unexpected = [k for k in error.instance if k not in known]
             if unexpected:
                 line = _key_line(root, path, str(unexpected[0])) or line
-        raise ScenarioError(source, line, f"{where}: {message}")
-    if not is_wire_safe(data):  # YAML's .nan/.inf, "\ud800": /_sim/scenarios could not show it
-        raise ScenarioError(source, None, "a value is NaN, infinite or not valid Unicode")
-    name = str(data.get("name") or default_name or "")
-    scenario = Scenario(name or source, source, anonymous=not name,
-                        description=str(data.get("description") or ""))
-    for i, raw in enumerate(data["rules"]):
-        line = _line(root, ["rules", i])
-        try:
-            rule = _build_rule(raw, source, line, f"{scenario.name}#{i + 1}")
-        except ScenarioError as exc:  # point at the offending value, not the rule
-            at = _line(root, ["rules", i, "match", "reference", "regex"])
-            raise ScenarioError(source, at or line, exc.problem) from None
-        scenario.rules.append(rule)
-    return scenario
+        errors.append(ScenarioError(source, line, f"{where}: {message}"))
+    return errors
 
 
-def _schema_error(data: Any, source: str) -> Any:
-    import jsonschema
+def _catalogue_errors(root: yaml.Node | None, data: Any, source: str) -> list[ScenarioError]:
+    """What the schema cannot know: vendors and currencies the simulator does not have
+    (such a rule could never match), and reference patterns that are not usable."""
+    rules = data.get("rules") if isinstance(data, dict) else None
+    errors: list[ScenarioError] = []
 
-    try:
-        return jsonschema.exceptions.best_match(_validator().iter_errors(data))
-    except RecursionError:
-        raise ScenarioError(source, None, "nested too deeply") from None
+    def error(path: list[str | int], problem: str) -> None:
+        where = "/".join(str(p) for p in path)
+        errors.append(ScenarioError(source, _line(root, path), f"{where}: {problem}"))
+
+    for i, rule in enumerate(rules if isinstance(rules, list) else ()):
+        match = rule.get("match") if isinstance(rule, dict) else None
+        if not isinstance(match, dict):
+            continue
+        at: list[str | int] = ["rules", i, "match"]
+        face = match.get("face")
+        faces = {face} if isinstance(face, str) else set(face) if isinstance(face, list) \
+            else set(FACES)
+        vendors = match.get("vendor")
+        for j, code in (enumerate(vendors) if isinstance(vendors, list) else [(None, vendors)]):
+            if not isinstance(code, str):
+                continue
+            path = [*at, "vendor"] + ([j] if j is not None else [])
+            vendor = VENDORS.get(code.strip().lower())
+            if vendor is None:
+                error(path, f"unknown vendor {code!r} (one of: {', '.join(VENDORS)})")
+            elif not vendor.faces & faces:
+                error(path, f"{code!r} is not accepted by the {'/'.join(sorted(faces))} "
+                      f"API (only {', '.join(sorted(vendor.faces))})")
+        currency = match.get("currency")
+        if isinstance(currency, str) and re.fullmatch(r"[A-Za-z]{3}", currency):
+            try:
+                normalise_currency(currency)
+            except CitconError as exc:
+                error([*at, "currency"], str(exc.detail))
+        reference = match.get("reference")
+        if isinstance(reference, dict) and isinstance(reference.get("regex"), str):
+            path = [*at, "reference", "regex"]
+            try:
+                re.compile(reference["regex"])
+            except (re.error, RecursionError, OverflowError) as exc:
+                errors.append(ScenarioError(source, _line(root, path),
+                                            f"bad reference regex: {exc}"))
+                continue
+            problem = regex_problem(reference["regex"])
+            if problem is not None:
+                errors.append(ScenarioError(source, _line(root, path),
+                                            f"reference regex refused: {problem}"))
+    return errors
 
 
 def load_scenario_file(path: str | Path) -> Scenario:
@@ -451,13 +528,7 @@ def _build_rule(raw: dict[str, Any], source: str, line: int | None, default: str
         # A glob matches the whole reference (translate anchors only the end).
         rule.reference = re.compile(r"\A" + fnmatch.translate(reference))
     elif isinstance(reference, dict):
-        try:
-            rule.reference = re.compile(reference["regex"])
-        except (re.error, RecursionError, OverflowError) as exc:
-            raise ScenarioError(source, line, f"bad reference regex: {exc}") from None
-        problem = regex_problem(reference["regex"])
-        if problem is not None:
-            raise ScenarioError(source, line, f"reference regex refused: {problem}")
+        rule.reference = re.compile(reference["regex"])  # checked: _catalogue_errors
     if "nth" in match:
         nth = match["nth"]
         rule.nth = frozenset([nth] if isinstance(nth, int) else nth)
