@@ -24,6 +24,7 @@ from urllib.parse import urlencode
 
 import pytest
 
+from citcon_sim import Config, SimulatorServer
 from citcon_sim.scenarios import load_packaged_data, shipped_scenarios
 
 from .helpers import TOKEN, IpnReceiver
@@ -147,3 +148,19 @@ def test_packaged_data_is_what_the_package_holds() -> None:
     assert data.shipped == {p.stem: p.read_text("utf-8") for p in sorted(folder.glob("*.yaml"))}
     assert data.schema == (PACKAGE / "scenario.schema.json").read_text("utf-8")
     assert shipped_scenarios() == data.shipped
+
+
+def test_configured_scenario_files_are_read_once(tmp_path: Path) -> None:
+    """The pytest fixture clears the server before each test and loads the configured
+    scenarios again: from what was read at start, not from the file."""
+    path = tmp_path / "slow-first.yaml"
+    path.write_text("rules:\n  - match: {endpoint: pay_qr}\n    payment: {outcome: fail}\n"
+                    "    times: 1\n")
+    with SimulatorServer(Config(frozen_clock=True, scenarios=[str(path)])) as server:
+        path.unlink()
+        for _ in range(2):
+            server.clear()
+            http = Http(server.base_url)
+            first = http.create(amount=1000, reference="first")
+            second = http.create(amount=1000, reference="second")
+            assert (http.status(first), http.status(second)) == ("fail", None)
