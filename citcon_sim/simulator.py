@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import gc
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
@@ -23,7 +24,7 @@ from citcon_sim.config import Config, load_merchants_file
 from citcon_sim.delivery.ipn import IpnExport, IpnSender
 from citcon_sim.delivery.qr import QrCache
 from citcon_sim.domain.clock import Scheduler, VirtualClock
-from citcon_sim.domain.errors import Unavailable
+from citcon_sim.domain.errors import TransitionError, Unavailable
 from citcon_sim.domain.events import (
     ClockMoved,
     EventBus,
@@ -90,6 +91,9 @@ class Simulator:
             per_endpoint=config.ipn_per_endpoint, allow=allowlist(config.ipn_allow),
         )
         events.subscribe(TransactionChanged, self.ipn.on_event)
+        # After the IPN sender: a payment's own notification is recorded before the
+        # surprise that follows it (a second payment of the same QR).
+        events.subscribe(TransactionChanged, self._surprise)
         self.bound_url: str | None = None  # set once the server listens
         # freeze_stored(): ledger records (transactions + refunds) at the last gc.freeze().
         self._gc_mark = 0
@@ -227,6 +231,32 @@ class Simulator:
                                  f"{script.outcome} {txn.id}")
         else:
             self._play(txn, script)
+
+    def _surprise(self, event: TransactionChanged) -> None:
+        """The scenario's surprises after the end: a second payment of the same QR (at
+        once), a late confirmation of a payment that expired or was cancelled unpaid (on
+        the virtual clock)."""
+        txn, kind = event.transaction, event.kind
+        if txn.script is None or txn.script.payment is None:
+            return
+        script = txn.script.payment
+        if kind in ("paid", "authorized") and script.paid_twice:
+            self.ledger.pay_twice(txn.id)
+        elif kind in ("expired", "cancelled") and script.late_confirm is not None \
+                and txn.paid_at is None:
+            self.scheduler.at(txn.updated_at + script.late_confirm,
+                              lambda: self._still(txn, self.ledger.late_confirm),
+                              f"late confirmation {txn.id}")
+
+    def _still(self, txn: Transaction, act: Callable[[str], object]) -> None:
+        """``act`` on ``txn`` unless it was reset meanwhile or has moved on (an expired
+        payment cancelled later is confirmed once, not twice)."""
+        if self.ledger.by_id.get(txn.id) is not txn:
+            return
+        try:
+            act(txn.id)
+        except TransitionError:
+            pass
 
     def _play(self, txn: Transaction, script: PaymentScript) -> None:
         self.ledger.refresh(txn)

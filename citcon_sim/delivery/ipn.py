@@ -470,7 +470,10 @@ class IpnSender:
             notify_id=self.ledger.ids.notify(),
             status=script.status if script is not None and script.status else "success",
             time=self.clock.format(at),
-            amount=capture.amount if capture is not None else txn.amount,
+            # A scenario's amount_differs: signed as sent, so only comparing the amount
+            # with the order catches it.
+            amount=(capture.amount if capture is not None else txn.amount)
+            + (script.amount_differs if script is not None else 0),
             trans_amount=capture.trans_amount if capture is not None else txn.trans_amount,
             partner_id=settings.partner_id,
         )

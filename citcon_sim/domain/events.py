@@ -51,6 +51,18 @@ class IpnChanged(msgspec.Struct, frozen=True):
     notification: Any
 
 
+class Refused(msgspec.Struct, frozen=True):
+    """A merchant's refund, cancel or capture that a ledger rule refused (nothing moved).
+
+    ``rule`` names the rule (``over_refund``, ``cancel_window``, ``over_capture``…, see
+    ``citcon_sim.domain.ledger.REFUSAL_RULES``); ``message`` is the wire's words for it."""
+
+    operation: str  # refund | cancel | capture
+    rule: str
+    message: str
+    transaction: Transaction | None
+
+
 class ClockMoved(msgspec.Struct, frozen=True):
     """Virtual time jumped forward by ``seconds`` (``Simulator.advance``)."""
 

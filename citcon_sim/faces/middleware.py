@@ -23,6 +23,7 @@ from citcon_sim.domain import errors
 from citcon_sim.domain.errors import CitconError
 from citcon_sim.domain.ledger import Merchant
 from citcon_sim.domain.scripts import ApiScript, Rule
+from citcon_sim.faces import surprises
 from citcon_sim.faces.face import Face
 from citcon_sim.faces.http import SIM, bearer_token, error_response, read_params
 from citcon_sim.faces.journal import RESPONSE_BYTES
@@ -91,10 +92,10 @@ def merchant_api(face: Face) -> Middleware:
                 # The serving face, whatever its facts say: rules match on it (``face:``).
                 call.rule = book.decide(msgspec.structs.replace(facts, face=face.name))
             request[CALL] = call
-            if call.rule is None or call.rule.api is None:  # nearly every request
+            if call.rule is None or not call.rule.shapes_answer:  # nearly every request
                 response = await handler(request)
             else:
-                response = await _scripted(request, handler, face, call, call.rule.api)
+                response = await _scripted(request, handler, face, call, call.rule)
         except web.HTTPException:  # 404, 405, 413: the application's middleware answers
             raise
         except CitconError as exc:
@@ -109,17 +110,29 @@ def merchant_api(face: Face) -> Middleware:
 
 
 async def _scripted(
-    request: web.Request, handler: Handler, face: Face, call: MerchantCall, script: ApiScript
+    request: web.Request, handler: Handler, face: Face, call: MerchantCall, rule: Rule
 ) -> web.StreamResponse:
-    """The scenario's ``api`` behaviour around the handler."""
+    """The scenario's ``api`` behaviour (and an IPN that must beat the answer) around the
+    handler."""
+    script = rule.api or _NO_API
+    sim = request.app[SIM]
     if script.latency_ms and not script.timeout:
         await asyncio.sleep(script.latency_ms / 1000)  # real time: it is the client who waits
     if script.drop:
         return drop_connection(request)
+    if script.rate_limit is not None:
+        return surprises.rate_limited(script.rate_limit)
+    if script.cdn_error is not None:
+        return surprises.cdn_error_page(script.cdn_error, request, sim.clock.time())
     failure = scripted_failure(face, script)
     if failure is not None:
         return failure
     response = await handler(request)
+    if rule.ipn is not None and rule.ipn.before_answer:
+        await surprises.ipn_first(sim, face.transaction_id(
+            call.endpoint, call.params, lambda: _text(response)))
+    if script.truncate:
+        return surprises.truncated(response)
     if script.timeout:  # the work is done (the payment exists), but no answer arrives
         if isinstance(response, web.Response) and (
                 response.content_type.startswith("text/") or "json" in response.content_type):
@@ -127,6 +140,18 @@ async def _scripted(
         await asyncio.sleep(script.latency_ms / 1000)
         return drop_connection(request)
     return response
+
+
+_NO_API = ApiScript()
+# The endpoints that create a payment, in the journal's vocabulary of every face (UPI's
+# charges are "pay"): where a rule's payment and IPN scripts take effect.
+CREATES = frozenset({"pay", "pay_qr", "chop"})
+
+
+def _text(response: web.StreamResponse) -> str | None:
+    if isinstance(response, web.Response) and isinstance(response.body, bytes):
+        return response.body.decode(response.charset or "utf-8", "replace")
+    return None
 
 
 def _journal(
@@ -166,6 +191,7 @@ def _journal(
         call.rule.name if call.rule is not None else None,
         charset,
         face.name,
+        call.rule.surprises(call.endpoint in CREATES) if call.rule is not None else None,
     )
 
 

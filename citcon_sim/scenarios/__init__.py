@@ -317,7 +317,8 @@ def _schema_errors(root: yaml.Node | None, data: Any, source: str) -> list[Scena
 
 def _catalogue_errors(root: yaml.Node | None, data: Any, source: str) -> list[ScenarioError]:
     """What the schema cannot know: vendors and currencies the simulator does not have
-    (such a rule could never match), and reference patterns that are not usable."""
+    (such a rule could never match), reference patterns that are not usable, actions
+    that need another."""
     rules = data.get("rules") if isinstance(data, dict) else None
     errors: list[ScenarioError] = []
 
@@ -326,7 +327,17 @@ def _catalogue_errors(root: yaml.Node | None, data: Any, source: str) -> list[Sc
         errors.append(ScenarioError(source, _line(root, path), f"{where}: {problem}"))
 
     for i, rule in enumerate(rules if isinstance(rules, list) else ()):
-        match = rule.get("match") if isinstance(rule, dict) else None
+        if not isinstance(rule, dict):
+            continue
+        ipn, payment = rule.get("ipn"), rule.get("payment")
+        if isinstance(ipn, dict) and ipn.get("before_answer") is True and not (
+                isinstance(payment, dict) and payment.get("outcome") == "pay"
+                and not payment.get("after")):
+            # Only a payment paid while its create call is being answered has a
+            # notification that can beat the answer.
+            error(["rules", i, "ipn", "before_answer"], "ipn.before_answer needs payment: "
+                  "{outcome: pay} (paid at once, no after)")
+        match = rule.get("match")
         if not isinstance(match, dict):
             continue
         at: list[str | int] = ["rules", i, "match"]

@@ -33,7 +33,7 @@ import os
 import threading
 from collections.abc import Callable, Coroutine
 from concurrent.futures import Future, InvalidStateError
-from typing import Any, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from aiohttp import web
 
@@ -46,10 +46,12 @@ from citcon_sim.faces.online.wire import sim_transaction
 from citcon_sim.faces.upi import tokens as upi_tokens
 from citcon_sim.scenarios import resolve_scenario
 from citcon_sim.simulator import Simulator
+from citcon_sim.testing.receiver import check_receiver, check_receiver_async
 from citcon_sim.web.app import create_app
 from citcon_sim.web.limits import Runner
 
-__all__ = ["ServerError", "SimulatorServer", "StartError"]
+__all__ = ["ServerError", "ServerObserver", "SimulatorServer", "StartError", "check_receiver",
+           "check_receiver_async"]
 
 log = logging.getLogger("citcon_sim.testing")
 
@@ -78,6 +80,15 @@ class StartError(RuntimeError):
     """The server could not start (port in use, start-up timeout); ``__cause__`` says why."""
 
 
+class ServerObserver(Protocol):
+    """Something that watches every started server (behaviour coverage does): told when a
+    server starts, before its state is cleared, and before it stops."""
+
+    def attach(self, server: SimulatorServer) -> None: ...
+    def harvest(self, server: SimulatorServer) -> None: ...
+    def detach(self, server: SimulatorServer) -> None: ...
+
+
 class SimulatorServer:
     """A simulator serving HTTP from a background thread, by default on a free port of
     127.0.0.1.
@@ -95,6 +106,9 @@ class SimulatorServer:
         True
         >>> server.stop(); server.stop()  # idempotent
     """
+
+    # Watchers of every server of this process (the pytest plugin's coverage recorder).
+    observers: ClassVar[list[ServerObserver]] = []
 
     def __init__(
         self,
@@ -173,6 +187,8 @@ class SimulatorServer:
                                      f"{failure}") from failure
                 self.base_url = ready.result()  # it finished starting just now
             self._thread = thread
+            for observer in self.observers:
+                observer.attach(self)
             return self
 
     def _serve(self, ready: Future[str]) -> None:
@@ -210,6 +226,9 @@ class SimulatorServer:
     def stop(self) -> None:
         """Stop serving and wait (at most ``stop_timeout``) for the thread; idempotent."""
         with self._lock:
+            if self._thread is not None:
+                for observer in self.observers:
+                    observer.detach(self)  # while the server can still answer
             thread, self._thread = self._thread, None
             if thread is None:
                 return
@@ -468,6 +487,8 @@ class SimulatorServer:
     def reset(self, token: str | None = None) -> None:
         """Forget transactions, IPNs, due jobs and the journal (or one merchant's
         transactions and IPNs). Loaded scenarios stay loaded; the clock keeps its time."""
+        for observer in self.observers:
+            observer.harvest(self)
         self.call(lambda: self.simulator.reset(token))
 
     def load_scenario(self, scenario: str | os.PathLike[str], token: str | None = None) -> None:
@@ -497,6 +518,9 @@ class SimulatorServer:
         """A clean slate for the next test: :meth:`reset`, unload scenarios loaded since
         start (the configured ones are loaded afresh, their counters at zero) and discard
         recorded server-side errors. The pytest fixture calls it before each test."""
+        for observer in self.observers:
+            observer.harvest(self)
+
         def clear() -> None:
             sim = self.simulator
             sim.reset()

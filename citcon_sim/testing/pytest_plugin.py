@@ -52,18 +52,23 @@ from typing import Any
 import pytest
 
 from citcon_sim.config import Config
-from citcon_sim.testing import ServerError, SimulatorServer
+from citcon_sim.testing import ServerError, SimulatorServer, coverage_plugin
 
 __all__ = ["citcon_sim", "citcon_sim_config", "citcon_sim_server", "make_citcon_sim",
-           "pytest_addoption", "pytest_runtest_call"]
+           "pytest_addoption", "pytest_configure", "pytest_runtest_call"]
 
 MAGIC_INI = "citcon_sim_magic_amounts"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
+    coverage_plugin.add_options(parser)
     parser.addini(MAGIC_INI, type="bool", default=False,
                   help="citcon-sim: script outcomes by amount (…9901 declines, …9905 pays "
                   "without an IPN, …) in the default citcon_sim_config. Default: off.")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    coverage_plugin.configure(config)
 
 
 @pytest.fixture(scope="session")
