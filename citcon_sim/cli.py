@@ -183,6 +183,8 @@ def serve(**options: Any) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     config = config_from_options(options)
     limit_repeats(config.log_repeats, handlers=True)  # every logger, asyncio's too
+    if config.console:  # it shows every IPN attempt: the log keeps what goes wrong
+        logging.getLogger("citcon_sim.ipn").setLevel(logging.WARNING)
     try:
         sim = Simulator(config)
     except (MerchantsFileError, ScenarioError) as exc:

@@ -141,7 +141,7 @@ def test_ipn_retried_redelivered_and_given_up(receiver: Any) -> None:
         receiver.then(500)  # the first attempt fails, the retry is acknowledged
         txn = create(server, ipn_url=receiver.url)
         server.pay(txn)
-        server.wait_for_ipn(txn)
+        server.wait_for_ipn(txn, acknowledged=False)
         server.advance(60)
         notification = server.wait_for_ipn(txn, attempts=2)
         assert notification["state"] == "delivered", notification
@@ -153,9 +153,9 @@ def test_ipn_retried_redelivered_and_given_up(receiver: Any) -> None:
         receiver.answer(503)
         txn = create(server, ipn_url=receiver.url)
         server.pay(txn)
-        server.wait_for_ipn(txn)
+        server.wait_for_ipn(txn, acknowledged=False)
         server.advance(60)
-        assert server.wait_for_ipn(txn, attempts=2)["state"] == "failed"
+        assert server.wait_for_ipn(txn, attempts=2, acknowledged=False)["state"] == "failed"
     assert covered(never, ipn_backoff=(60.0,)) == {"ipn_given_up"}
 
 

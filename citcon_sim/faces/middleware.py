@@ -21,6 +21,7 @@ from aiohttp.typedefs import Middleware
 
 from citcon_sim.domain import errors
 from citcon_sim.domain.errors import CitconError
+from citcon_sim.domain.events import MerchantCalled
 from citcon_sim.domain.ledger import Merchant
 from citcon_sim.domain.scripts import ApiScript, Rule
 from citcon_sim.faces import surprises
@@ -78,10 +79,12 @@ def merchant_api(face: Face) -> Middleware:
         sim = request.app[SIM]
         started = time.perf_counter()
         endpoint = face.endpoint(request.path.removeprefix(face.routes.prefix + "/"))
-        call = MerchantCall(endpoint, face.merchant_token(request))
+        call = MerchantCall(endpoint, None)
         try:
             if sim.failure is not None:  # the --state file failed: serve nothing more
                 raise sim.failure
+            # Inside the try: a refused Authorization header is a 401 in the face's shape.
+            call.token = face.merchant_token(request)
             call.params = await read_params(request)
             book = sim.scenarios
             # Authenticated calls only: an anonymous caller (or, in strict mode, an
@@ -102,7 +105,8 @@ def merchant_api(face: Face) -> Middleware:
             response = face.error(exc)
         except Exception as exc:
             response = error_response(request, exc)
-        if sim.journal.enabled:
+        # The journal, and the console while it listens (a dict look-up when it does not).
+        if sim.journal.enabled or sim.events.handlers(MerchantCalled):
             _journal(request, face, call, response, started)
         return response
 
@@ -177,22 +181,28 @@ def _journal(
         return body.decode(charset, "replace") if body is not None else call.unsent
 
     txn_id = face.transaction_id(call.endpoint, call.params, answer)
-    sim.journal.append(
-        sim.clock.time(),  # formatted when the journal is read
-        request.method,
-        request.path,
-        call.endpoint,
-        call.token,  # only its hint and digest are kept
-        call.params,  # redacted when read (JournalEntry.as_dict)
-        response.status,
-        body,
-        time.perf_counter() - started,
-        txn_id,
-        call.rule.name if call.rule is not None else None,
-        charset,
-        face.name,
-        call.rule.surprises(call.endpoint in CREATES) if call.rule is not None else None,
-    )
+    now, took = sim.clock.time(), time.perf_counter() - started
+    if sim.journal.enabled:
+        sim.journal.append(
+            now,  # formatted when the journal is read
+            request.method,
+            request.path,
+            call.endpoint,
+            call.token,  # only its hint and digest are kept
+            call.params,  # redacted when read (JournalEntry.as_dict)
+            response.status,
+            body,
+            took,
+            txn_id,
+            call.rule.name if call.rule is not None else None,
+            charset,
+            face.name,
+            call.rule.surprises(call.endpoint in CREATES) if call.rule is not None else None,
+        )
+    if sim.events.handlers(MerchantCalled):
+        sim.events.publish(MerchantCalled(
+            now, face.name, request.method, request.path, call.endpoint, call.token,
+            response.status, took, txn_id, answer))
 
 
 async def merchant_call(request: web.Request) -> tuple[Simulator, Merchant, MerchantCall]:

@@ -50,8 +50,8 @@ from citcon_sim.testing.receiver import check_receiver, check_receiver_async
 from citcon_sim.web.app import create_app
 from citcon_sim.web.limits import Runner
 
-__all__ = ["ServerError", "ServerObserver", "SimulatorServer", "StartError", "check_receiver",
-           "check_receiver_async"]
+__all__ = ["IpnNotAcknowledged", "ServerError", "ServerObserver", "SimulatorServer",
+           "StartError", "check_receiver", "check_receiver_async"]
 
 log = logging.getLogger("citcon_sim.testing")
 
@@ -74,6 +74,16 @@ class ServerError(AssertionError):
     def __init__(self, message: str, errors: list[BaseException]) -> None:
         super().__init__(message)
         self.errors = errors
+
+
+class IpnNotAcknowledged(AssertionError):
+    """The merchant's IPN endpoint did not acknowledge the attempt waited for: it answered
+    something other than a 2xx, or nothing (refused, timed out). The message says what;
+    ``notification`` is the notification as :meth:`SimulatorServer.ipn_log` shows it."""
+
+    def __init__(self, message: str, notification: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.notification = notification
 
 
 class StartError(RuntimeError):
@@ -408,9 +418,15 @@ class SimulatorServer:
             transaction_id=transaction_id)))
 
     def wait_for_ipn(self, transaction_id: str, timeout: float = 10.0, *,
-                     attempts: int = 1) -> dict[str, Any]:
+                     attempts: int = 1, acknowledged: bool = True) -> dict[str, Any]:
         """Wait until the transaction's notification has had ``attempts`` finished delivery
         attempts (answered, refused or timed out); answer it as :meth:`ipn_log` does.
+
+        That attempt must have been acknowledged (a 2xx): otherwise
+        :class:`IpnNotAcknowledged` (an ``AssertionError``) says what the merchant's
+        endpoint answered, its HTTP status and the start of its body (or why nothing
+        came back). ``acknowledged=False`` answers the notification whatever the endpoint
+        said, for tests of retries.
 
         Waits on the delivery workers and the simulator's events, at most ``timeout`` wall
         seconds, then raises ``AssertionError`` listing the IPNs on record. It fails at
@@ -421,7 +437,8 @@ class SimulatorServer:
 
             sim.pay(txn_id)
             assert sim.wait_for_ipn(txn_id)["state"] == "delivered"
-            # the receiver answered 500: the retry is due 15 virtual seconds later
+            # a receiver that answers 500 first: the retry is due 15 virtual seconds later
+            sim.wait_for_ipn(txn_id, acknowledged=False)
             sim.advance(15)
             sim.wait_for_ipn(txn_id, attempts=2)
 
@@ -430,7 +447,10 @@ class SimulatorServer:
         """
         if attempts < 1:
             raise ValueError("attempts must be at least 1")
-        return self.run(self._await_ipn(transaction_id, attempts, timeout), timeout + 5)
+        found = self.run(self._await_ipn(transaction_id, attempts, timeout), timeout + 5)
+        if acknowledged:
+            _check_acknowledged(found, attempts, self.simulator.clock.frozen)
+        return found
 
     async def _await_ipn(self, txn_id: str, want: int, timeout: float) -> dict[str, Any]:
         sim = self.simulator
@@ -473,14 +493,20 @@ class SimulatorServer:
             for stop in unsubscribe:
                 stop()
 
-    def redeliver(self, notify_id: str, timeout: float = 30.0) -> dict[str, Any]:
+    def redeliver(self, notify_id: str, timeout: float = 30.0, *,
+                  acknowledged: bool = True) -> dict[str, Any]:
         """Send a notification again now (same form and ``notify_id``) and wait for that
-        attempt; answers the notification with it."""
+        attempt; answers the notification with it. Unless ``acknowledged=False``, an
+        answer other than a 2xx raises :class:`IpnNotAcknowledged`, as
+        :meth:`wait_for_ipn` does."""
         async def send() -> dict[str, Any]:
             ipn = self.simulator.ipn
             await asyncio.wait_for(ipn.redeliver(notify_id), timeout)
             return _plain(ipn.as_dict(ipn.notifications[notify_id]))
-        return self.run(send(), timeout + 5)
+        found = self.run(send(), timeout + 5)
+        if acknowledged:
+            _check_acknowledged(found, len(found["attempts"]), frozen=False)
+        return found
 
     # -- state between tests ---------------------------------------------------------------
 
@@ -558,6 +584,34 @@ def _plain(value: T) -> T:
     return copy
 
 
+def _check_acknowledged(notification: dict[str, Any], number: int, frozen: bool) -> None:
+    """Raise :class:`IpnNotAcknowledged` unless finished attempt ``number`` got a 2xx."""
+    finished = [a for a in notification["attempts"]
+                if a["status"] is not None or a["error"] is not None]
+    attempt = finished[number - 1]
+    if attempt["ok"]:
+        return
+    which = (f"attempt {attempt['number']} ({attempt['trigger']}) of the IPN for "
+             f"{notification['transaction_id']}")
+    if attempt["status"] is not None:
+        body = attempt["body"]  # its start: the sender keeps the first characters only
+        what = (f"the merchant's IPN endpoint answered HTTP {attempt['status']} to {which}: "
+                + (repr(body) if body else "(empty body)"))
+    else:
+        what = f"the merchant's IPN endpoint did not answer {which}: {attempt['error']}"
+    if notification["state"] == ipn_states.FAILED:
+        then = "delivery has given up"
+    elif notification["next_attempt_time"] is not None:
+        then = f"the next attempt is due at {notification['next_attempt_time']} (virtual)"
+        if frozen:
+            then += f"; advance the clock, then wait_for_ipn(..., attempts={number + 1})"
+    else:
+        then = f"the notification is {notification['state']}"
+    raise IpnNotAcknowledged(
+        f"{what}\n({then}; acknowledged=False answers the notification instead)",
+        notification)
+
+
 def _main_notification(sim: Simulator, txn_id: str) -> ipn_states.Notification | None:
     """The transaction's success notification (oldest non-stale one)."""
     for n in reversed(sim.ipn.for_transaction(txn_id)):
@@ -583,7 +637,10 @@ def _why_no_attempt(sim: Simulator, txn_id: str, n: ipn_states.Notification | No
     if n.state == ipn_states.SUPPRESSED:
         return "a scenario suppressed its IPN (ipn: {never: true})"
     if n.state == ipn_states.FAILED:
-        return f"delivery gave up after {_finished(n)} attempt(s)"
+        last = n.attempts[-1]
+        said = (f"HTTP {last.status} {last.body!r}" if last.status is not None
+                else last.error or "nothing")
+        return f"delivery gave up after {_finished(n)} attempt(s); the last got {said}"
     if n.state == ipn_states.DELIVERED:  # duplicates were queued, and drained, already
         return f"it was acknowledged after {_finished(n)} attempt(s); no more are due"
     if n.next_attempt_at is not None and sim.clock.frozen:

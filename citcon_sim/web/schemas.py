@@ -171,7 +171,8 @@ RESPONSES: dict[str, Schema] = {
         "4100-4105: a parameter is missing or malformed. A request line or header over "
         "8190 bytes is refused by the HTTP parser itself, before the simulator sees it, "
         "with a short text/plain answer.", text_too=True),
-    "Unauthorized": _envelope("No token (or, with a merchants file, an unknown one)."),
+    "Unauthorized": _envelope("No token, a scheme other than Bearer (or, with a merchants "
+                              "file, an unknown token): the message says `Unauthorized`."),
     "NotFound": _envelope("No such transaction, notification or endpoint."),
     "MethodNotAllowed": {
         **_envelope("Any method a path does not list; `Allow` names the ones it does."),
