@@ -135,6 +135,12 @@ def test_a_running_server_needs_none_of_its_package_files(
     assert script is not None and http("GET", script.group(1).decode())[0] == 200
     status, _, doc = http("GET", "/openapi.json")
     assert status == 200 and "ScenarioRule" in json.loads(doc)["components"]["schemas"]
+    # A snapshot (its code is imported on first use) goes out and back in.
+    status, _, state = http("GET", "/_sim/state")
+    assert status == 200, state
+    request = urllib.request.Request(http.base + "/_sim/state", state, method="PUT")
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        assert resp.status == 200
 
     proc.terminate()
     log = proc.communicate(timeout=10)[0]
