@@ -15,57 +15,17 @@ import re
 import shutil
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlencode
 
 import pytest
 
 from citcon_sim import Config, SimulatorServer
 from citcon_sim.scenarios import load_packaged_data, shipped_scenarios
 
-from .helpers import TOKEN, IpnReceiver
+from .helpers import Http, IpnReceiver
 
 PACKAGE = Path(__file__).resolve().parent.parent / "citcon_sim"
-
-
-class Http:
-    """Plain HTTP calls to a base URL; answers (status, headers, body)."""
-
-    def __init__(self, base: str) -> None:
-        self.base = base
-
-    def __call__(self, method: str, path: str, form: dict[str, Any] | None = None,
-                 token: str | None = None) -> tuple[int, dict[str, str], bytes]:
-        data = urlencode(form).encode() if form is not None else None
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        request = urllib.request.Request(self.base + path, data, headers, method=method)
-        opener = urllib.request.build_opener(_NoRedirect)
-        try:
-            with opener.open(request, timeout=10) as resp:
-                return resp.status, dict(resp.headers), resp.read()
-        except urllib.error.HTTPError as exc:
-            with exc:
-                return exc.code, dict(exc.headers), exc.read()
-
-    def create(self, **form: Any) -> str:
-        fields = {"vendor": "alipay", "currency": "USD", "response_format": "json", **form}
-        status, _, body = self("POST", "/payment/pay_qr", fields, TOKEN)
-        assert status == 200, body
-        return str(json.loads(body)["transaction_id"])
-
-    def status(self, txn_id: str) -> Any:
-        status, _, body = self("POST", "/payment/inquire", {"transaction_id": txn_id}, TOKEN)
-        assert status == 200, body
-        return json.loads(body)["status"]
-
-
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None  # the wallet page's 303 is the answer under test
 
 
 @pytest.fixture
@@ -138,9 +98,7 @@ def test_a_running_server_needs_none_of_its_package_files(
     # A snapshot (its code is imported on first use) goes out and back in.
     status, _, state = http("GET", "/_sim/state")
     assert status == 200, state
-    request = urllib.request.Request(http.base + "/_sim/state", state, method="PUT")
-    with urllib.request.urlopen(request, timeout=10) as resp:
-        assert resp.status == 200
+    assert http("PUT", "/_sim/state", state)[0] == 200
 
     proc.terminate()
     log = proc.communicate(timeout=10)[0]

@@ -7,13 +7,10 @@ tests/test_plugin.py, which runs inner pytest sessions.
 
 from __future__ import annotations
 
-import json
 import os
-import urllib.request
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlencode
 
 import pytest
 from click.testing import CliRunner
@@ -23,6 +20,7 @@ from citcon_sim.cli import banner, main
 
 from .helpers import (
     TOKEN,
+    Http,
     IpnReceiver,
     client_for,
     consumer_pays,
@@ -82,14 +80,8 @@ def test_simulator_server_default_pays_and_notifies_99_05(
     """``SimulatorServer()`` (what the fixture runs) is as safe as ``serve``."""
     with SimulatorServer() as server:
         assert server.config.magic_amounts is False
-        form = {"vendor": "alipay", "amount": "9905", "currency": "USD",
-                "reference": "order-9905", "ipn_url": threaded_receiver.url,
-                "response_format": "json"}
-        request = urllib.request.Request(
-            server.url_for("/payment/pay_qr"), urlencode(form).encode(),
-            {"Authorization": f"Bearer {TOKEN}"})
-        with urllib.request.urlopen(request, timeout=10) as resp:
-            txn_id = json.load(resp)["transaction_id"]
+        txn_id = Http(server.base_url).create(amount=9905, reference="order-9905",
+                                              ipn_url=threaded_receiver.url)
         assert server.transaction(txn_id)["status"] is None
         server.pay(txn_id)
         assert server.wait_for_ipn(txn_id)["state"] == "delivered"
