@@ -337,4 +337,4 @@ class Http:
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None  # the wallet page's 303 is the answer under test
+        return None  # a redirect (the wallet page's 303) is an answer to check
