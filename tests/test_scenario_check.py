@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from citcon_sim.cli import main
 from citcon_sim.scenarios import ScenarioError, parse_scenario
 
-from .helpers import client_for
+from .helpers import client_for, create, internal_status
 
 # Five problems, one per rule, of every kind the check knows.
 SEVERAL = """\
@@ -86,6 +86,8 @@ def test_each_file_is_checked_and_reported(tmp_path: Path) -> None:
     ("{vendor: paypal, face: [online, chop]}", None),  # CHOP takes PayPal
     ("{vendor: cashapppay, face: online}", "not accepted by the online API"),
     ("{vendor: ' Alipay '}", None),  # as the faces read it: trimmed, any case
+    ("{vendor: generic}", None),  # the Online API's vendor=generic
+    ("{vendor: generic, face: chop}", "unknown vendor 'generic'"),
     ("{currency: XAU}", "XAU is not a payment currency"),
     ("{currency: jpy}", None),
 ])
@@ -126,3 +128,18 @@ async def test_loading_refuses_it_with_every_problem(
     assert result.exit_code == 1
     assert f"{path}:4: rules/0/match/vendor: unknown vendor 'alipya'" in result.output
     assert f"{path}:21: rules/4/match/vendor/1: unknown vendor 'bitcoin'" in result.output
+
+
+async def test_a_generic_vendor_rule_matches_the_online_apis_generic(
+    aiohttp_client: Callable[..., Any],
+) -> None:
+    """``vendor: generic`` passes the check because it can match: the Online API's rules
+    see the vendor as sent."""
+    client, _ = await client_for(aiohttp_client)
+    resp = await client.post("/_sim/scenarios", data="rules:\n  - match: {vendor: generic}\n"
+                              "    payment: {outcome: fail}\n")
+    assert resp.status == 200, await resp.text()
+    declined = await create(client, vendor="generic", reference="g-1")
+    paid_later = await create(client, vendor="alipay", reference="a-1")
+    assert await internal_status(client, declined) == "fail"
+    assert await internal_status(client, paid_later) == "pending"

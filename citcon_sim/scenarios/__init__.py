@@ -41,7 +41,7 @@ from citcon_sim.domain.scripts import (
     RequestFacts,
     Rule,
 )
-from citcon_sim.domain.vendors import VENDORS
+from citcon_sim.domain.vendors import GENERIC_VENDOR, VENDORS
 
 if TYPE_CHECKING:
     import yaml  # imported where used, not at start-up
@@ -350,6 +350,8 @@ def _catalogue_errors(root: yaml.Node | None, data: Any, source: str) -> list[Sc
                 continue
             path = [*at, "vendor"] + ([j] if j is not None else [])
             vendor = VENDORS.get(code.strip().lower())
+            if code.strip().lower() == GENERIC_VENDOR and "online" in faces:
+                continue  # what the Online API's requests say, as the rule sees them
             if vendor is None:
                 error(path, f"unknown vendor {code!r} (one of: {', '.join(VENDORS)})")
             elif not vendor.faces & faces:
