@@ -415,7 +415,7 @@ async def landing(request: web.Request) -> web.Response:
         step = request.query.get("step", "")
         step = step if step in STEPS else ""
         bank: str | None = None
-        if step == "bank":
+        if step == "bank" and txn.vendor.journey is Journey.BANK:
             bank = request.query.get("bank", "").strip().lower()
             if bank not in txn.vendor.banks:
                 return _wallet(sim, txn, view, status=422,
