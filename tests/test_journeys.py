@@ -43,6 +43,9 @@ DOCUMENTED = {
 # is installed"); DANA and Rakuten Pay are sign-in only, Korean cards card only.
 APP_SWITCH = {"alipay", "wechatpay", "alipay_hk", "kakaopay", "upop", "naverpay", "payco",
               "linepay", "paypay"}
+# The methods whose computer page also offers a QR for the app (the document: UnionPay's
+# "scan a QR code", LINE Pay's and PayPay's "either scan a QR code or login").
+SCAN_OPTION = {"upop", "linepay", "paypay"}
 # What the first step of each journey shows, by view.
 FIRST_STEP = {
     (Journey.QR_APP, "desktop"): 'id="qr"', (Journey.QR_APP, "mobile"): 'id="open-app"',
@@ -85,6 +88,7 @@ async def status_of(sim: Simulator, txn_id: str) -> Status:
 def test_catalogue_states_each_documented_journey_once():
     assert {code: v.journey for code, v in VENDORS.items()} == DOCUMENTED
     assert {code for code, v in VENDORS.items() if v.app_switch} == APP_SWITCH
+    assert {code for code, v in VENDORS.items() if v.scan_option} == SCAN_OPTION
     # A QR to scan is exactly the documented QR Scan Pay methods.
     assert {c for c, v in VENDORS.items() if v.journey is Journey.QR_APP} == {
         c for c, v in VENDORS.items() if v.qr_scan}
@@ -164,6 +168,10 @@ async def test_every_vendor_starts_its_own_journey(client, code: str):
         assert FIRST_STEP[vendor.journey, view] in body, (code, view)
         # The open-the-app button only where the document has the app, only on a phone.
         assert ('id="open-app"' in body) == (view == "mobile" and vendor.app_switch)
+        # A QR on a computer: the QR journeys' own, or offered beside a form.
+        assert (f'src="/payment/qr?q={txn_id}"' in body) == (view == "desktop" and (
+            vendor.journey is Journey.QR_APP or vendor.scan_option))
+        assert ('id="scan-option"' in body) == (view == "desktop" and vendor.scan_option)
         # The direct path stays: the three outcomes are on every first step.
         assert sorted(outcome_forms(body, txn_id)) == ["cancel", "fail", "pay"]
         consumer = consumer_for(txn_id, vendor)

@@ -13,8 +13,9 @@ phone (Alipay, WeChat Pay, Alipay HK, Kakao Pay); the wallet's own sign-in page 
 Naver Pay, PAYCO, LINE Pay, PayPay, Rakuten Pay); a hosted page taking the card number
 (UnionPay SecurePay, Korean cards); a choice of bank (Korean bank transfer). Methods the
 document does not describe get a plain redirect page. ``app_switch`` marks the methods
-whose phone journey offers to open the wallet's app; ``market`` is the locale of the
-consumers the pages show (a Faker locale).
+whose phone journey offers to open the wallet's app, ``scan_option`` those whose computer
+page also offers a QR for it (UnionPay's "Yunshanfu", LINE Pay, PayPay); ``market`` is the
+locale of the consumers the pages show (a Faker locale).
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ class Vendor(msgspec.Struct, frozen=True):
     faces: frozenset[str] = FACES  # the APIs that accept this method
     journey: Journey = Journey.REDIRECT
     app_switch: bool = False  # on a phone, the page offers to open the wallet's app
+    scan_option: bool = False  # on a computer, the page also offers a QR for the app
     market: str = "en_US"  # locale of the consumers shown on its pages (Faker's names)
 
 
@@ -78,7 +80,7 @@ _VENDORS = [
            colour="#07c160", journey=QR_APP, app_switch=True, market="zh_CN"),
     # UnionPay SecurePay: the card number on a hosted page, or the UnionPay app on a phone.
     Vendor("upop", "UnionPay", "CNY", colour="#e21836", journey=CARD, app_switch=True,
-           market="zh_CN"),
+           scan_option=True, market="zh_CN"),
     Vendor("jkopay", "JKOPAY", "TWD", colour="#c4161c", market="zh_TW"),
     # Faker has no Hong Kong locale: Traditional Chinese names are the closest.
     Vendor("alipay_hk", "Alipay HK", "HKD", qr_scan=True, colour="#1677ff",
@@ -100,9 +102,9 @@ _VENDORS = [
     Vendor("naverpay", "Naver Pay", "KRW", cancel_window=30 * DAY, colour="#03c75a",
            journey=LOGIN, app_switch=True, market="ko_KR"),
     Vendor("linepay", "LINE Pay", "JPY", colour="#06c755", journey=LOGIN, app_switch=True,
-           market="ja_JP"),
+           scan_option=True, market="ja_JP"),
     Vendor("paypay", "PayPay", "JPY", colour="#ff0033", journey=LOGIN, app_switch=True,
-           market="ja_JP"),
+           scan_option=True, market="ja_JP"),
     Vendor("rakutenpay", "Rakuten Pay", "JPY", colour="#bf0000", journey=LOGIN,
            market="ja_JP"),
     # CHOP and UPI methods (docs/evidence/upi-chop.md). A PayPal charge is answered with
