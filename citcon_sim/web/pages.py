@@ -410,7 +410,6 @@ async def landing(request: web.Request) -> web.Response:
     if txn is None:
         return not_found()
     view = choose_view(request)
-    context = _context(sim, txn, view)
     if txn.status is Status.PENDING:
         step = request.query.get("step", "")
         step = step if step in STEPS else ""
@@ -421,6 +420,7 @@ async def landing(request: web.Request) -> web.Response:
                 return _wallet(sim, txn, view, status=422,
                                errors={"bank": "Choose your bank from the list."})
         return _wallet(sim, txn, view, step, bank)
+    context = _context(sim, txn, view)
     # A fallback target may point here; "return" then would loop back to this page.
     if context["return_url"] and context["return_url"].startswith("/u_landing"):
         context["return_url"] = None
