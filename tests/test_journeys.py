@@ -120,6 +120,24 @@ def test_consumers_are_seeded_per_payment_and_local_to_the_market():
     assert japanese and japanese <= {"CJK", "HIRAGANA", "KATAKANA"}
 
 
+@pytest.mark.slow
+def test_consumers_are_the_same_in_every_process():
+    """Reproducible screenshots: the seed does not depend on the process's hash seed."""
+    import os
+    import subprocess
+    import sys
+
+    txn_id = "U0000000001-0123456789abcdef0123"
+    code = ("from citcon_sim.domain.vendors import VENDORS; "
+            "from citcon_sim.web.consumers import consumer_for; "
+            f"print(consumer_for({txn_id!r}, VENDORS['kakaopay']))")
+    seen = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           check=True, timeout=60,
+                           env={**os.environ, "PYTHONHASHSEED": seed}).stdout.strip()
+            for seed in ("1", "2")}
+    assert seen == {repr(consumer_for(txn_id, VENDORS["kakaopay"]))}
+
+
 def test_masks_show_no_more_than_wallets_do():
     assert mask_email("gimyeongil@gmail.com") == "gi•••@gmail.com"
     assert last_four("010-1234-5678") == "•••• 5678"
@@ -392,4 +410,5 @@ async def test_final_payment_shows_its_result_at_any_step(client):
     body = await page(client, txn_id, step="confirm")
     assert text_of(body, "state") == "Payment successful"
     assert text_of(body, "method") == "DANA"
+    assert text_of(body, "consumer-name") == consumer_for(txn_id, VENDORS["dana"]).name
     assert outcome_forms(body, txn_id) == []
