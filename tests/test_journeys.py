@@ -273,6 +273,7 @@ async def test_wrong_password_fails_the_payment(client, sim):
     txn = sim.ledger.by_id[txn_id]
     assert txn.status is Status.FAILED
     assert ("fail", {"reason": "wrong password"}) in [(e, d) for _, e, d in txn.events or []]
+    assert text_of(await page(client, txn_id), "reason") == "wrong password"
 
 
 @pytest.mark.parametrize("form", [{}, {"user": "kim"}, {"password": "p"},
@@ -319,6 +320,7 @@ async def test_declined_card_fails_the_payment(client, sim):
     txn = sim.ledger.by_id[txn_id]
     assert txn.status is Status.FAILED
     assert ("fail", {"reason": "card declined"}) in [(e, d) for _, e, d in txn.events or []]
+    assert text_of(await page(client, txn_id), "reason") == "card declined"
 
 
 async def test_invalid_card_is_the_page_again_saying_why(client, sim):
@@ -402,6 +404,13 @@ async def test_steps_a_journey_does_not_have_fall_back_to_its_start(client):
     txn_id = await create(client, "pay", vendor="dana")
     assert step_of(await page(client, txn_id, step="bogus")) == "login/start"
     assert step_of(await page(client, txn_id, step="bank")) == "login/start"  # no bank
+
+
+async def test_plain_decline_gives_no_reason(client):
+    txn_id = await create(client, "pay", vendor="dana")
+    await act(client, txn_id, "fail")
+    body = await page(client, txn_id)
+    assert "The payment was declined. No money moved." in body and 'id="reason"' not in body
 
 
 async def test_final_payment_shows_its_result_at_any_step(client):

@@ -386,6 +386,16 @@ def not_found() -> web.Response:
                   lang="en")
 
 
+def fail_reason(txn: Transaction) -> str | None:
+    """Why a failed payment failed (a wrong password, a declined card, a scenario's
+    reason), as its timeline records it; None for the plain consumer decline."""
+    for _, event, detail in reversed(txn.events or []):
+        if event == "fail":
+            reason = (detail or {}).get("reason")
+            return str(reason) if reason and reason != "declined" else None
+    return None
+
+
 def _preset_bank(txn: Transaction) -> str | None:
     """The bank the merchant named at creation (``bank``): its page comes first."""
     bank = (txn.extra or {}).get("bank")
@@ -421,6 +431,7 @@ async def landing(request: web.Request) -> web.Response:
                                errors={"bank": "Choose your bank from the list."})
         return _wallet(sim, txn, view, step, bank)
     context = _context(sim, txn, view)
+    context["reason"] = fail_reason(txn) if txn.status is Status.FAILED else None
     # A fallback target may point here; "return" then would loop back to this page.
     if context["return_url"] and context["return_url"].startswith("/u_landing"):
         context["return_url"] = None
