@@ -46,6 +46,10 @@ APP_SWITCH = {"alipay", "wechatpay", "alipay_hk", "kakaopay", "upop", "naverpay"
 # The methods whose computer page also offers a QR for the app (the document: UnionPay's
 # "scan a QR code", LINE Pay's and PayPay's "either scan a QR code or login").
 SCAN_OPTION = {"upop", "linepay", "paypay"}
+# QR methods whose phone page also offers signing in in the browser (Alipay: "If Alipay
+# App is not installed ... authenticate ... within the same mobile browser"; Alipay HK:
+# "the mobile cashier webpage ... username and password").
+MOBILE_LOGIN = {"alipay", "alipay_hk"}
 # What the first step of each journey shows, by view.
 FIRST_STEP = {
     (Journey.QR_APP, "desktop"): 'id="qr"', (Journey.QR_APP, "mobile"): 'id="open-app"',
@@ -89,6 +93,7 @@ def test_catalogue_states_each_documented_journey_once():
     assert {code: v.journey for code, v in VENDORS.items()} == DOCUMENTED
     assert {code for code, v in VENDORS.items() if v.app_switch} == APP_SWITCH
     assert {code for code, v in VENDORS.items() if v.scan_option} == SCAN_OPTION
+    assert {code for code, v in VENDORS.items() if v.mobile_login} == MOBILE_LOGIN
     # A QR to scan is exactly the documented QR Scan Pay methods.
     assert {c for c, v in VENDORS.items() if v.journey is Journey.QR_APP} == {
         c for c, v in VENDORS.items() if v.qr_scan}
@@ -190,6 +195,8 @@ async def test_every_vendor_starts_its_own_journey(client, code: str):
         assert (f'src="/payment/qr?q={txn_id}"' in body) == (view == "desktop" and (
             vendor.journey is Journey.QR_APP or vendor.scan_option))
         assert ('id="scan-option"' in body) == (view == "desktop" and vendor.scan_option)
+        assert ('id="login-form"' in body) == (vendor.journey is Journey.LOGIN or (
+            view == "mobile" and vendor.mobile_login))
         # The direct path stays: the three outcomes are on every first step.
         assert sorted(outcome_forms(body, txn_id)) == ["cancel", "fail", "pay"]
         consumer = consumer_for(txn_id, vendor)

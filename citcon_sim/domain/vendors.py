@@ -14,8 +14,9 @@ Naver Pay, PAYCO, LINE Pay, PayPay, Rakuten Pay); a hosted page taking the card 
 (UnionPay SecurePay, Korean cards); a choice of bank (Korean bank transfer). Methods the
 document does not describe get a plain redirect page. ``app_switch`` marks the methods
 whose phone journey offers to open the wallet's app, ``scan_option`` those whose computer
-page also offers a QR for it (UnionPay's "Yunshanfu", LINE Pay, PayPay); ``market`` is the
-locale of the consumers the pages show (a Faker locale).
+page also offers a QR for it (UnionPay's "Yunshanfu", LINE Pay, PayPay), ``mobile_login``
+the QR methods whose phone page also lets the consumer sign in in the browser (Alipay,
+Alipay HK); ``market`` is the locale of the consumers the pages show (a Faker locale).
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ class Vendor(msgspec.Struct, frozen=True):
     journey: Journey = Journey.REDIRECT
     app_switch: bool = False  # on a phone, the page offers to open the wallet's app
     scan_option: bool = False  # on a computer, the page also offers a QR for the app
+    mobile_login: bool = False  # on a phone, signing in in the browser is offered too
     market: str = "en_US"  # locale of the consumers shown on its pages (Faker's names)
 
 
@@ -75,7 +77,7 @@ QR_APP, LOGIN, CARD, BANK = Journey.QR_APP, Journey.LOGIN, Journey.CARD, Journey
 
 _VENDORS = [
     Vendor("alipay", "Alipay", "CNY", qr_scan=True, in_app_result=True, colour="#1677ff",
-           journey=QR_APP, app_switch=True, market="zh_CN"),
+           journey=QR_APP, app_switch=True, mobile_login=True, market="zh_CN"),
     Vendor("wechatpay", "WeChat Pay", "CNY", qr_scan=True, in_app_result=True,
            colour="#07c160", journey=QR_APP, app_switch=True, market="zh_CN"),
     # UnionPay SecurePay: the card number on a hosted page, or the UnionPay app on a phone.
@@ -84,7 +86,7 @@ _VENDORS = [
     Vendor("jkopay", "JKOPAY", "TWD", colour="#c4161c", market="zh_TW"),
     # Faker has no Hong Kong locale: Traditional Chinese names are the closest.
     Vendor("alipay_hk", "Alipay HK", "HKD", qr_scan=True, colour="#1677ff",
-           journey=QR_APP, app_switch=True, market="zh_TW"),
+           journey=QR_APP, app_switch=True, mobile_login=True, market="zh_TW"),
     Vendor("kakaopay", "Kakao Pay", "KRW", qr_scan=True, delayed_capture=True,
            cancel_window=30 * DAY, colour="#ffcd00", journey=QR_APP, app_switch=True,
            market="ko_KR"),
