@@ -38,6 +38,7 @@ from aiohttp import web
 
 from citcon_sim.domain.commands import check_url
 from citcon_sim.domain.errors import BadRequest, CitconError, TransitionError
+from citcon_sim.domain.events import ConsumerReturned
 from citcon_sim.domain.ledger import Status, Transaction
 from citcon_sim.domain.money import exponent, to_major
 from citcon_sim.domain.vendors import KOREAN_BANK_NAMES, Journey, Vendor
@@ -324,6 +325,18 @@ def next_url(txn: Transaction, view: str) -> str:
     return target or landing_path(txn.id, view)
 
 
+def back_to_merchant(sim: Simulator, txn: Transaction, view: str) -> web.HTTPSeeOther:
+    """The redirect once the consumer acted (:func:`next_url`); a redirect to one of the
+    merchant's own URLs is published (``ConsumerReturned``: behaviour coverage counts a
+    consumer sent to the fail URL)."""
+    target = next_url(txn, view)
+    if not target.startswith("/u_landing"):
+        outcome = {Status.FAILED: "fail", Status.CANCELLED: "cancel"}.get(txn.status,
+                                                                          "success")
+        sim.events.publish(ConsumerReturned(txn, outcome, target))
+    return web.HTTPSeeOther(target)
+
+
 def _merchant_name(sim: Simulator, txn: Transaction) -> str:
     merchant = sim.ledger.merchants.get(txn.token)
     return (merchant.settings.name if merchant else "") or "Merchant"
@@ -472,7 +485,7 @@ async def consumer_action(request: web.Request) -> web.StreamResponse:
         raise web.HTTPSeeOther(landing_path(txn_id, view)) from None
     except CitconError:
         return not_found()
-    raise web.HTTPSeeOther(next_url(txn, view))
+    raise back_to_merchant(sim, txn, view)
 
 
 def _field(form: Any, key: str) -> str:
@@ -504,7 +517,7 @@ async def login(request: web.Request) -> web.StreamResponse:
             txn = sim.ledger.consumer_act(txn_id, "fail", "wrong password")
         except TransitionError:
             raise web.HTTPSeeOther(landing_path(txn_id, view)) from None
-        raise web.HTTPSeeOther(next_url(txn, view))
+        raise back_to_merchant(sim, txn, view)
     raise web.HTTPSeeOther(landing_path(txn_id, view, step="confirm"))
 
 
