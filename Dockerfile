@@ -29,14 +29,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 # The wheels are mounted for this one step only, so they never become an image layer.
-# `serve --demo` uses faker's en_US locale alone, which falls back on en, en_GB (bank) and
-# la (lorem): faker's other locale modules (20 MB) are left out (tests/test_container.py
-# runs the demo in the image).
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
     pip install --no-cache-dir --no-index /wheels/*.whl \
-    && find "$(python -c 'import faker, os; print(os.path.dirname(faker.__file__))')/providers" \
-       -mindepth 2 -maxdepth 2 -type d ! -name 'en*' ! -name la ! -name __pycache__ \
-       -exec rm -rf {} + \
     && useradd --system --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin \
        citcon
 # Mount merchants and scenario files here, e.g. -v ./merchants.yaml:/config/merchants.yaml:ro

@@ -37,11 +37,21 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def banner(sim: Simulator) -> str:
+    """What ``citcon-sim serve`` prints once listening: where, and what is switched on
+    that changes answers (the clock's mode, scenarios, magic amounts)."""
     base = sim.base_url()
     mode = "strict (merchants file)" if sim.ledger.strict else "any token is a merchant"
+    now = f"{sim.clock.format(sim.clock.time())} {sim.config.timezone}"
+    clock = (f"frozen at {now} (moves only by POST /_sim/clock/advance)" if sim.clock.frozen
+             else f"running, virtual time {now}")
+    loaded = ", ".join(s.name for s in sim.scenarios.global_scenarios) or "none"
+    magic = ("on: amounts ending 9901-9909 are scripted (docs/scenarios.md)"
+             if sim.scenarios.magic_enabled else "off (--magic-amounts to script by amount)")
     return (
-        f"citcon-sim {__version__} listening on {base}  [{mode}; clock "
-        f"{'frozen' if sim.clock.frozen else 'running'}]\n"
+        f"citcon-sim {__version__} listening on {base}  [{mode}]\n"
+        f"  clock: {clock}\n"
+        f"  scenarios: {loaded}\n"
+        f"  magic amounts: {magic}\n"
         f"  dashboard: {base}/_sim/"
         f"{'  (locked: admin token required)' if sim.config.admin_token else ''}\n"
         f"  health: {base}/_sim/health   OpenAPI: {base}/openapi.json\n"
@@ -217,13 +227,16 @@ def scenarios() -> None:
 @scenarios.command("check")
 @click.argument("files", nargs=-1, required=True)
 def scenarios_check(files: tuple[str, ...]) -> None:
-    """Validate scenario FILES without starting a server (exit 1 if any is invalid)."""
+    """Validate scenario FILES without starting a server: the schema, and vendors and
+    currencies against the catalogue. Every problem of each file is listed, with its
+    line; exit 1 if any file is invalid."""
     bad = 0
     for spec in files:
         try:
             scenario = resolve_scenario(spec)
         except ScenarioError as exc:
-            click.echo(f"invalid  {exc}", err=True)
+            for error in exc.errors:
+                click.echo(f"invalid  {error}", err=True)
             bad += 1
         else:
             click.echo(f"ok       {spec}: {scenario.name}, {len(scenario.rules)} rule(s)")

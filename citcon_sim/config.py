@@ -326,9 +326,12 @@ class Config:
         metavar="FILE|NAME", check=_scenario_specs,
         help="Scenario file or shipped scenario name; repeatable (in the variable, "
         "several separated by spaces).")
+    # Off by default: real shops charge 99.05 (issue 14). An explicit switch, never a
+    # price, turns the table on (docs/scenarios.md, "Magic amounts").
     magic_amounts: bool = setting(
-        True, option="--magic-amounts", negative="--no-magic-amounts", check=_flag,
-        help="Amounts ending 9901-9909 script outcomes (docs/scenarios.md).")
+        False, option="--magic-amounts", negative="--no-magic-amounts", check=_flag,
+        help="Script outcomes by amount: amounts ending 9901-9909 decline, expire, pay "
+        "without an IPN... (docs/scenarios.md). Off: every amount is an ordinary one.")
     journal_size: int = setting(
         1000, option="--journal-size", metavar="N", parse=parse_int, check=_int_at_least(0),
         help="Merchant API calls kept for /_sim/requests; 0 turns the journal off.")

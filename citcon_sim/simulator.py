@@ -39,7 +39,7 @@ from citcon_sim.domain.netrules import allowlist
 from citcon_sim.domain.scripts import PaymentScript
 from citcon_sim.faces import FACES
 from citcon_sim.faces.journal import Journal
-from citcon_sim.scenarios import ScenarioBook, resolve_scenario
+from citcon_sim.scenarios import Scenario, ScenarioBook, load_packaged_data, resolve_scenario
 
 if TYPE_CHECKING:
     from citcon_sim.persistence.state import StateFile
@@ -71,9 +71,15 @@ class Simulator:
         self.qr = QrCache()
         self.journal = Journal(config.journal_size, self.clock.format,
                                max_bytes=config.journal_bytes)
+        # The package's data files, read now: a request must never find them gone (a
+        # `pip install` over the running install replaces them).
+        load_packaged_data()
         self.scenarios = ScenarioBook(magic=config.magic_amounts, events=events)
-        for spec in config.scenarios:
-            self.scenarios.load(resolve_scenario(spec))
+        # --scenario files are read once, here; clear_scenarios() loads them again from these.
+        self.configured_scenarios: tuple[Scenario, ...] = tuple(
+            resolve_scenario(spec) for spec in config.scenarios)
+        for scenario in self.configured_scenarios:
+            self.scenarios.load(scenario.fresh())
         # Handlers run in subscription order: scripted outcomes, the IPN sender, then
         # --state (below) and the dashboard (when the app starts).
         events.subscribe(TransactionChanged, self._apply_payment_script)
@@ -179,6 +185,13 @@ class Simulator:
             gc.unfreeze()  # the next full collection may look at everything again
             self._gc_frozen = False
         self.events.publish(Reset(token))  # last: subscribers see what is left
+
+    def reload_scenarios(self) -> None:
+        """Unload every scenario, then load the configured ones (``--scenario``) again,
+        their counters at zero: the state they started in."""
+        self.scenarios.clear()
+        for scenario in self.configured_scenarios:
+            self.scenarios.load(scenario.fresh())
 
     def install(self, ledger: Ledger, notifications: IpnExport) -> None:
         """Put ``ledger`` and the IPN log ``notifications`` in place of the current ones,

@@ -544,16 +544,13 @@ class SimulatorServer:
         """A clean slate for the next test: :meth:`reset`, unload scenarios loaded since
         start (the configured ones are loaded afresh, their counters at zero) and discard
         recorded server-side errors. The pytest fixture calls it before each test."""
-        configured = [resolve_scenario(spec) for spec in self.config.scenarios]
         for observer in self.observers:
             observer.harvest(self)
 
         def clear() -> None:
             sim = self.simulator
             sim.reset()
-            sim.scenarios.clear()
-            for scenario in configured:
-                sim.scenarios.load(scenario)
+            sim.reload_scenarios()  # as parsed at start: no file is read again
             sim.take_errors()
         self.call(clear)
 

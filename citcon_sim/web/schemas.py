@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 from functools import cache
-from importlib import resources
 from typing import Any
 
 from citcon_sim.domain.ledger import Status
 from citcon_sim.domain.vendors import FACES
 from citcon_sim.faces.params import MAX_VALUE_LENGTH
+from citcon_sim.scenarios import schema_text
 
 Schema = dict[str, Any]
 
@@ -139,8 +139,7 @@ def components() -> dict[str, Schema]:
 @cache
 def _scenario_schemas() -> dict[str, Schema]:
     """``scenario.schema.json`` as components: its ``$defs`` become ``Scenario*`` schemas."""
-    source = resources.files("citcon_sim").joinpath("scenario.schema.json").read_text("utf-8")
-    raw = json.loads(source)
+    raw = json.loads(schema_text())  # as read at start
     names = {name: "Scenario" + name[:1].upper() + name[1:] for name in raw.get("$defs", {})}
 
     def rewrite(node: Any) -> Any:
