@@ -29,8 +29,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 # The wheels are mounted for this one step only, so they never become an image layer.
+# Faker's locale modules the simulator never loads (20 MB) are removed in the same step:
+# scripts/trim-faker.py.
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
+    --mount=type=bind,source=scripts/trim-faker.py,target=/tmp/trim-faker.py \
     pip install --no-cache-dir --no-index /wheels/*.whl \
+    && python /tmp/trim-faker.py \
     && useradd --system --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin \
        citcon
 # Mount merchants and scenario files here, e.g. -v ./merchants.yaml:/config/merchants.yaml:ro
