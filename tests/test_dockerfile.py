@@ -189,7 +189,12 @@ def test_dockerignore_sends_what_the_build_copies_and_little_else() -> None:
     for keyword, args in instructions(DOCKERFILE):
         if keyword == "COPY" and "--from" not in args:
             sources += shlex.split(args)[:-1]
-    assert sources
+        if keyword == "RUN":  # files bind-mounted from the build context (not from a stage)
+            for mount in re.findall(r"--mount=(\S+)", args):
+                fields = dict(f.partition("=")[::2] for f in mount.split(","))
+                if fields.get("type") == "bind" and "from" not in fields:
+                    sources.append(fields["source"])
+    assert sources and "scripts/trim-faker.py" in sources
     package = [p.relative_to(ROOT).as_posix() for p in (ROOT / "citcon_sim").rglob("*")
                if p.is_file() and "__pycache__" not in p.parts]
     for path in [*sources, *package]:
