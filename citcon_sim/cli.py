@@ -23,6 +23,7 @@ from citcon_sim.domain.errors import StateError
 from citcon_sim.domain.ids import IdFactory
 from citcon_sim.domain.merchants import MerchantSettings, MerchantsFileError
 from citcon_sim.faces.online.ipn import build_form
+from citcon_sim.remote import commands as remote_commands
 from citcon_sim.scenarios import ScenarioError, resolve_scenario, shipped_scenarios
 from citcon_sim.simulator import Simulator
 from citcon_sim.web.app import create_app
@@ -216,9 +217,9 @@ def scenarios_list() -> None:
         click.echo(f"{name:16} {first}")
 
 
-@main.group()
+@main.group(short_help="ipn send URL: test your handler; ipn resend NOTIFY_ID.")
 def ipn() -> None:
-    """Check a merchant's IPN handler."""
+    """Check a merchant's IPN handler (send); resend a simulator's IPN (resend)."""
 
 
 @ipn.command("send")
@@ -275,6 +276,10 @@ def ipn_send(url: str, token: str, amount: str, currency: str, trans_amount: str
     if not result.ok:
         click.echo("not acknowledged: Citcon would retry (only a 2xx answer counts)", err=True)
         sys.exit(1)
+
+
+# pay, fail, expire, cancel, advance, trigger, logs, listen, ipn resend (a running simulator)
+remote_commands.register(main, ipn)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -55,7 +55,7 @@ EXAMPLES = examples(int(os.environ.get("CITCON_SIM_FUZZ_EXAMPLES", "6")))
 RANDOM_BODIES = int(os.environ.get("CITCON_SIM_FUZZ_BODIES", "10000"))
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_headers_conformance, response_schema_conformance]
-STREAMS = {"GET /_sim/events"}  # never ends: documented, not fuzzed
+STREAMS = {"GET /_sim/events", "GET /_sim/listen"}  # never end: documented, not fuzzed
 SELF = "GET /openapi.json"  # Schemathesis leaves out the URL it loaded the schema from
 FUZZ_TOKEN = "fuzz-merchant"
 KNOWN_CURRENCIES = ("USD", "CNY", "JPY", "KRW", "HKD", "EUR")

@@ -22,7 +22,7 @@ from .helpers import IpnReceiver
 
 METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 # Answers that never end (Server-Sent Events) are not called here.
-STREAMS = {("get", "/_sim/events")}
+STREAMS = {("get", "/_sim/events"), ("get", "/_sim/listen")}
 
 
 @pytest.fixture(scope="module")
@@ -374,6 +374,10 @@ async def test_real_answers_match_the_declared_schemas(
     await check(await client.delete(scenarios), scenarios)
     await check(await client.get("/_sim/requests", params={"limit": "3"}), "/_sim/requests")
     await check(await client.get("/_sim/requests", params={"limit": "x"}), "/_sim/requests")
+    await check(await client.get("/_sim/requests", params={"after": "2"}), "/_sim/requests")
+    report = "/_sim/listen/{listener}/{delivery}"
+    await check(await client.post("/_sim/listen/nope/1", data={"status": "200"}), report)
+    await check(await client.post("/_sim/listen/nope/1", data={"status": "x"}), report)
     log = await check(await client.get("/_sim/ipn"), "/_sim/ipn")
     [sent] = [n["notify_id"] for n in log["notifications"] if n["url"] == ipn_url]
     [unsent] = [n["notify_id"] for n in log["notifications"] if n["url"] is None]
