@@ -88,7 +88,8 @@ def test_no_simulator_is_one_clear_line(args):
     assert result.exit_code == 1
     lines = result.output.strip().splitlines()
     assert len(lines) == 1, result.output
-    assert lines[0].startswith(f"Error: no simulator at {url}") and "citcon-sim serve" in lines[0]
+    assert lines[0].startswith(f"Error: no simulator at {url} (connection refused): start "
+                               "one with `citcon-sim serve`")
     assert "Traceback" not in result.output
 
 
@@ -203,6 +204,15 @@ def test_trigger_payment_json_and_a_failing_endpoint(sim, threaded_receiver: Ipn
     assert body["transaction"]["token_hint"] == sim.transactions("shop-b")[0]["token_hint"]
     assert body["ipn"]["state"] == "retrying"
     assert body["ipn"]["attempts"][0]["status"] == 500
+
+
+def test_trigger_payment_through_chop_signs_chops_ipn(sim, threaded_receiver: IpnReceiver):
+    out = ok(run(sim, "trigger", "payment", "--face", "chop", "--vendor", "wechatpay",
+                 "--ipn-url", threaded_receiver.url))
+    txn = out.split()[1]
+    assert sim.transaction(txn)["face"] == "chop" and "/u_landing?q=" in out
+    (form,) = threaded_receiver.posts
+    assert form["id"] == txn and "delivered" in out
 
 
 def test_trigger_payment_without_an_ipn_url(sim):

@@ -153,7 +153,8 @@ class Remote:
 
     def _unreachable(self, exc: aiohttp.ClientError) -> str:
         if isinstance(exc, aiohttp.ClientConnectorError):
-            why = exc.strerror or type(exc).__name__
+            why = ("connection refused" if isinstance(exc.os_error, ConnectionRefusedError)
+                   else exc.strerror or type(exc).__name__)
             return (f"no simulator at {self.url} ({why}): start one with `citcon-sim "
                     f"serve`, or point --url / {URL_ENV} at it")
         if isinstance(exc, aiohttp.ServerDisconnectedError):

@@ -149,22 +149,27 @@ def trigger() -> None:
 @click.option("--reference", help="[default: a fresh cli-… reference]")
 @click.option("--token", default=DEMO_TOKEN, show_default=True, envvar=TOKEN_ENV,
               help=f"The merchant's API token [env {TOKEN_ENV}].")
+@click.option("--face", type=click.Choice(["online", "chop"]), default="online",
+              show_default=True, help="The API that creates it: the Online API or CHOP.")
 @click.option("--endpoint", type=click.Choice(["pay_qr", "pay"]), default="pay_qr",
               show_default=True, help="The Online API call that creates it.")
 @click.option("--wait", default=15.0, show_default=True, type=click.FloatRange(min=0),
               help="Wall seconds to wait for the IPN's first attempt.")
 @remote_options
 def trigger_payment(vendor: str, amount: str, currency: str, ipn_url: str | None,
-                    reference: str | None, token: str, endpoint: str, wait: float,
+                    reference: str | None, token: str, face: str, endpoint: str, wait: float,
                     url: str, admin_token: str | None, as_json: bool) -> None:
-    """Create a payment through the Online API as merchant --token, pay it as the
-    consumer, and show the transaction id and what became of its IPN."""
-    form = {"vendor": vendor, "amount": amount, "currency": currency,
-            "reference": reference or f"cli-{secrets.token_hex(4)}",
-            "response_format": "json", "allow_duplicates": "yes"}
+    """Create a payment through the merchant API (--face) as merchant --token, pay it as
+    the consumer, and show the transaction id and what became of its IPN."""
+    form = {"amount": amount, "currency": currency, "allow_duplicates": "yes",
+            "reference": reference or f"cli-{secrets.token_hex(4)}"}
+    if face == "chop":
+        path, form["payment_method"] = "/chop/chop", vendor
+    else:
+        path, form["vendor"], form["response_format"] = f"/payment/{endpoint}", vendor, "json"
     if ipn_url:
         form["ipn_url"] = ipn_url
-    result = _run(_trigger(url, admin_token, endpoint, form, token, wait))
+    result = _run(_trigger(url, admin_token, path, form, token, wait))
     if as_json:
         _print_json(result)
         return
@@ -175,7 +180,7 @@ def trigger_payment(vendor: str, amount: str, currency: str, ipn_url: str | None
     click.echo(f"IPN      {_ipn_line(result['ipn'])}")
 
 
-async def _trigger(url: str, admin_token: str | None, endpoint: str, form: dict[str, str],
+async def _trigger(url: str, admin_token: str | None, path: str, form: dict[str, str],
                    token: str, wait: float) -> dict[str, Any]:
     async with Remote(url, admin_token) as sim:
         # Follow the simulator's events from before paying, so no attempt is missed.
@@ -183,7 +188,7 @@ async def _trigger(url: str, admin_token: str | None, endpoint: str, form: dict[
         try:
             if events is not None:
                 await anext(events)  # hello: the stream is open
-            created = await sim.call("POST", f"/payment/{endpoint}", form=form, token=token)
+            created = await sim.call("POST", path, form=form, token=token)
             txn_id = str(created["transaction_id"])
             await sim.call("POST", f"/_sim/transactions/{segment(txn_id)}/pay")
             detail = await _await_ipn(sim, txn_id, events, wait)
