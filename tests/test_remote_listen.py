@@ -270,6 +270,16 @@ async def test_listen_refuses_what_it_cannot_serve(aiohttp_client, tmp_path):
     assert unknown.status == 400 and "guess" not in await unknown.text()
 
 
+async def test_a_page_elsewhere_cannot_open_a_listener(client, sim):
+    refused = await client.get("/_sim/listen", headers={"Origin": "https://evil.example"})
+    assert refused.status == 403 and "cross-site listener" in (await refused.json())["message"]
+    assert len(sim.ipn.listeners) == 0
+    own_origin = str(client.make_url("/")).rstrip("/")
+    own = await client.get("/_sim/listen", headers={"Origin": own_origin})
+    assert own.status == 200 and len(sim.ipn.listeners) == 1
+    own.close()
+
+
 async def test_the_attempts_listener_survives_a_snapshot(client, sim):
     resp, listener = await open_listener(client)
     txn = await create_paid(client, ipn_url=NOWHERE)

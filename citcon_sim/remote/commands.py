@@ -383,8 +383,11 @@ async def _deliver(sim: Remote, poster: aiohttp.ClientSession, forward_to: str,
                    keep_path: bool, as_json: bool, listener: str,
                    data: dict[str, Any]) -> None:
     target = forward_target(forward_to, data.get("url"), keep_path)
-    result: PostResult = await post_form(poster, target, data["form"], float(data["timeout"]),
-                                         "json" if data["encoding"] == "json" else "form")
+    try:
+        result = await post_form(poster, target, data["form"], float(data["timeout"]),
+                                 "json" if data["encoding"] == "json" else "form")
+    except Exception as exc:  # reported as the attempt's failure, not left to time out
+        result = PostResult(None, "", f"listen could not post: {type(exc).__name__}", 0.0)
     report = ({"status": str(result.status)} if result.status is not None
               else {"error": result.error or "no answer"})
     report.update(body=result.body, latency_ms=str(result.latency_ms))

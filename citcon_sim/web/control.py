@@ -28,6 +28,7 @@ from citcon_sim.scenarios import (
     shipped_scenarios,
 )
 from citcon_sim.web import schemas as S
+from citcon_sim.web.security import Forbidden, origin_allowed
 
 
 async def health(request: web.Request) -> web.Response:
@@ -284,6 +285,13 @@ async def listen(request: web.Request) -> web.StreamResponse:
     """A listener's stream: every attempt of the IPNs it takes, as ``ipn`` events, until
     it disconnects (then delivery falls back to POSTing)."""
     sim = request.app[SIM]
+    origin = request.headers.get("Origin")
+    if origin is not None and not sim.config.admin_token and not origin_allowed(
+            request, origin, sim.config):
+        # A GET, yet it changes where IPNs go: a page elsewhere must not open one
+        # (an EventSource needs no CORS to connect) and swallow every delivery.
+        raise Forbidden("cross-site listener refused: /_sim/listen serves its own pages "
+                        "and clients that send no Origin")
     tokens = frozenset(t.strip() for t in request.query.getall("token", []) if t.strip())
     forward_to = request.query.get("forward_to", "").strip()
     if forward_to:
@@ -480,7 +488,7 @@ ROUTES = RouteTable([
           "is sent here instead of to its `ipn_url`; the listener POSTs the `form` "
           "(`encoding`: form or json) and reports the answer to "
           "`POST /_sim/listen/{listener}/{delivery}` within the `timeout` plus 5 s.",
-          errors=(400, 409),
+          errors=(400, 403, 409),
           parameters=(S.query("token", S.STR, "A merchant whose IPNs to take "
                               "(repeatable; none: every merchant)."),
                       S.query("forward_to", S.STR, "Where the listener posts (shown "
