@@ -66,7 +66,7 @@ import secrets
 import socket
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
@@ -424,6 +424,7 @@ class FairQueue:
             if not joiner.done():
                 joiner.set_result(None)
 
+
 # -- listeners (``citcon-sim listen``) ----------------------------------------------------------
 
 MAX_LISTENERS = 16  # connected at once: each holds a stream and up to `workers` attempts
@@ -474,9 +475,6 @@ class Listeners:
     def __len__(self) -> int:
         return len(self._by_id)
 
-    def __iter__(self) -> Iterator[Listener]:
-        return iter(list(self._by_id.values()))
-
     def connect(self, tokens: frozenset[str] | None, forward_to: str = "") -> Listener:
         """A new listener; ValueError when ``limit`` are connected already."""
         if len(self._by_id) >= self.limit:
@@ -507,9 +505,6 @@ class Listeners:
         listening = [ear for ear in reversed(self._by_id.values()) if ear.wants(token)]
         named = [ear for ear in listening if ear.tokens is not None]
         return next(iter(named or listening), None)
-
-    def get(self, listener_id: str) -> Listener | None:
-        return self._by_id.get(listener_id)
 
     def report(self, listener_id: str, handoff_id: str, result: PostResult) -> None:
         """A listener's answer to a hand-off; KeyError when nothing waits for it (unknown,
