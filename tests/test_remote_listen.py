@@ -129,6 +129,25 @@ def test_listen_forwards_a_payments_ipn_and_the_simulator_records_it(server, thr
     assert "Traceback" not in result.output
 
 
+def test_a_upi_ipn_is_forwarded_as_json_with_its_sha256_signature(server, threaded_receiver):
+    from citcon_sim import verify_upi_ipn
+
+    from .upi_support import charge_body
+
+    access = server.upi_access_token("sk-upi")
+    request = urllib.request.Request(
+        server.url_for("/v1/charges"), json.dumps(charge_body("upi-1", ipn=NOWHERE)).encode(),
+        {"Authorization": f"Bearer {access}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(request) as response:
+        txn = str(json.load(response)["data"]["id"])
+    with Listening(server, "--forward-to", threaded_receiver.url):
+        server.pay(txn)
+        assert server.wait_for_ipn(txn)["state"] == "delivered"
+    (received,) = threaded_receiver.requests
+    assert received.content_type == "application/json"
+    assert received.form["id"] == txn and verify_upi_ipn(received.form, "sk-upi")
+
+
 def test_a_refusing_endpoint_is_retried_through_the_listener(server, threaded_receiver):
     threaded_receiver.then(500)
     with Listening(server, "--forward-to", threaded_receiver.url, "--json") as listening:
