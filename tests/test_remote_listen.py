@@ -380,3 +380,21 @@ def test_logs_follow_prints_each_new_call_once(server):
     finally:
         rest = logs.interrupt()
     assert logs.proc.returncode == 0 and rest == "stopped\n"  # nothing printed twice
+
+
+def test_the_newest_listener_naming_the_merchant_takes_its_ipns():
+    from citcon_sim.delivery.ipn import Listeners
+
+    ears = Listeners(limit=3)
+    everyone = ears.connect(None)
+    shop_a = ears.connect(frozenset({"shop-a"}))
+    assert ears.pick("shop-a") is shop_a and ears.pick("shop-b") is everyone
+    newer = ears.connect(None)
+    assert ears.pick("shop-a") is shop_a and ears.pick("shop-b") is newer
+    with pytest.raises(ValueError):
+        ears.connect(None)
+    ears.disconnect(shop_a)
+    ears.disconnect(shop_a)  # idempotent
+    assert ears.pick("shop-a") is newer and len(ears) == 2
+    ears.close()
+    assert ears.pick("shop-a") is None and everyone.queue.get_nowait() is None
