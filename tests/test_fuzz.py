@@ -495,7 +495,9 @@ async def raw_request(host: str, port: int, request: bytes) -> tuple[int, dict[s
     try:
         writer.write(request)
         await writer.drain()
-        raw = await asyncio.wait_for(reader.read(1 << 20), 10)
+        # Every caller sends Connection: close: read to the end (one read() may return
+        # only the first part of a large answer, such as /openapi.json).
+        raw = await asyncio.wait_for(reader.read(), 10)
     finally:
         writer.close()
     head, _, body = raw.partition(b"\r\n\r\n")

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -370,16 +371,33 @@ def test_listen_process_forwards_then_ctrl_c_restores_direct_delivery(server):
 
 
 @pytest.mark.slow  # starts a citcon-sim process
-def test_logs_follow_prints_each_new_call_once(server):
+def test_logs_follow_prints_each_new_call_once_as_the_simulator_announces_it(server):
     pay_new(server, reference="before")
-    logs = Process("logs", "--follow", "--interval", "0.05", "--url", server.base_url)
+    # A 30 s interval: the new calls show at once only because their changes are announced
+    # on /_sim/events, which wakes the follower.
+    logs = Process("logs", "--follow", "--interval", "30", "--url", server.base_url)
     try:
         assert "/payment/pay_qr -> 200" in logs.line()
         new = [pay_new(server, reference=f"during-{i}") for i in range(2)]
-        assert [txn in logs.line() for txn in new] == [True, True]
+        assert [txn in logs.line(timeout=10) for txn in new] == [True, True]
     finally:
         rest = logs.interrupt()
     assert logs.proc.returncode == 0 and rest == "stopped\n"  # nothing printed twice
+
+
+@pytest.mark.slow  # starts a citcon-sim process
+def test_logs_follow_polls_for_calls_that_announce_nothing(server):
+    logs = Process("logs", "--follow", "--interval", "0.1", "--url", server.base_url)
+    try:
+        request = urllib.request.Request(server.url_for("/payment/inquire"),
+                                         b"reference=nothing-here", auth(TOKEN))
+        with pytest.raises(urllib.error.HTTPError) as answer:  # journaled; no event
+            urllib.request.urlopen(request)
+        answer.value.close()
+        assert "/payment/inquire ->" in logs.line()
+    finally:
+        rest = logs.interrupt()
+    assert logs.proc.returncode == 0 and rest == "stopped\n"
 
 
 def test_the_newest_listener_naming_the_merchant_takes_its_ipns():

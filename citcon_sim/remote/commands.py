@@ -266,8 +266,9 @@ def _attempt_text(attempt: dict[str, Any]) -> str:
 @click.option("-n", "--limit", default=20, show_default=True, type=click.IntRange(1, 1000),
               help="Calls shown first.")
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new calls as they come.")
-@click.option("--interval", default=0.5, show_default=True, type=click.FloatRange(min=0.05),
-              help="Wall seconds between looks while following.")
+@click.option("--interval", default=1.0, show_default=True, type=click.FloatRange(min=0.05),
+              help="Wall seconds between looks while following (a change the simulator "
+              "announces is looked at sooner).")
 @click.option("--timeout", type=click.FloatRange(min=0), metavar="SECONDS",
               help="Stop following after this many wall seconds [default: never].")
 @remote_options
@@ -288,8 +289,9 @@ async def _logs(url: str, admin_token: str | None, query: dict[str, str], limit:
         loop = asyncio.get_running_loop()
         stop = None if timeout is None else loop.time() + timeout
         last = 0
-        page = limit
-        while True:
+
+        async def look(page: int) -> None:
+            nonlocal last
             answer = await sim.call("GET", "/_sim/requests", query={
                 **query, "limit": str(page), "after": str(last)})
             entries = answer["requests"]
@@ -300,11 +302,36 @@ async def _logs(url: str, admin_token: str | None, query: dict[str, str], limit:
                 show(entry)
             if entries:
                 last = max(last, int(entries[0]["seq"]))
-            if not follow or (stop is not None and loop.time() >= stop):
-                return
-            page = 1000
-            await asyncio.sleep(interval if stop is None
-                                else max(0.0, min(interval, stop - loop.time())))
+
+        await look(limit)
+        if not follow:
+            return
+        changed = asyncio.Event()
+        watcher = asyncio.create_task(_watch(sim, changed))
+        try:
+            while stop is None or loop.time() < stop:
+                wait = interval if stop is None else max(0.0, min(interval, stop - loop.time()))
+                try:
+                    await asyncio.wait_for(changed.wait(), wait)
+                    await asyncio.sleep(0.05)  # one look for a burst of changes
+                except TimeoutError:
+                    pass
+                changed.clear()
+                await look(1000)
+        finally:
+            watcher.cancel()
+            await asyncio.gather(watcher, return_exceptions=True)
+
+
+async def _watch(sim: Remote, changed: asyncio.Event) -> None:
+    """Set ``changed`` on each event of the simulator's stream (a transaction changed, a
+    call was journaled…), so ``logs --follow`` looks at once instead of at its next
+    interval; without the stream (refused, gone), the interval alone paces the looks."""
+    try:
+        async for _event, _data in sim.events("/_sim/events"):
+            changed.set()
+    except RemoteError:
+        pass
 
 
 def _log_line(entry: dict[str, Any]) -> None:
