@@ -73,6 +73,16 @@ def _run(work: Coroutine[Any, Any, T]) -> T:
         sys.exit(0)
 
 
+def _call(url: str, admin_token: str | None, method: str, path: str,
+          form: dict[str, str] | None = None, ok: tuple[int, ...] = (200,)) -> dict[str, Any]:
+    """One control call, its JSON answer (a command that needs no more than that)."""
+    async def call() -> dict[str, Any]:
+        async with Remote(url, admin_token) as sim:
+            answer: dict[str, Any] = await sim.call(method, path, form=form, ok=ok)
+            return answer
+    return _run(call())
+
+
 def _print_json(value: Any) -> None:
     click.echo(json.dumps(value, separators=(",", ":")))
 
@@ -86,13 +96,9 @@ def _act_command(action: str, doc: str) -> click.Command:
     @remote_options
     def command(transaction_id: str, url: str, admin_token: str | None, as_json: bool,
                 **extra: str) -> None:
-        async def act() -> dict[str, Any]:
-            async with Remote(url, admin_token) as sim:
-                answer: dict[str, Any] = await sim.call(
-                    "POST", f"/_sim/transactions/{segment(transaction_id)}/{action}",
+        txn = _call(url, admin_token, "POST",
+                    f"/_sim/transactions/{segment(transaction_id)}/{action}",
                     form={k: v for k, v in extra.items() if v})
-                return answer
-        txn = _run(act())
         if as_json:
             _print_json(txn)
         else:
@@ -118,13 +124,8 @@ def advance(duration: str, url: str, admin_token: str | None, as_json: bool) -> 
         seconds = parse_duration(duration)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="DURATION") from None
-
-    async def move() -> dict[str, Any]:
-        async with Remote(url, admin_token) as sim:
-            answer: dict[str, Any] = await sim.call(
-                "POST", "/_sim/clock/advance", form={"seconds": repr(seconds)})
-            return answer
-    clock = _run(move())
+    clock = _call(url, admin_token, "POST", "/_sim/clock/advance",
+                  form={"seconds": repr(seconds)})
     if as_json:
         _print_json(clock)
     else:
@@ -449,13 +450,8 @@ def ipn_resend(notify_id: str, no_wait: bool, url: str, admin_token: str | None,
                as_json: bool) -> None:
     """Send a recorded notification again now (same form, same notify_id) through the
     running simulator. Exits 1 unless the merchant acknowledged it (2xx)."""
-    async def resend() -> dict[str, Any]:
-        async with Remote(url, admin_token) as sim:
-            answer: dict[str, Any] = await sim.call(
-                "POST", f"/_sim/ipn/{segment(notify_id)}/redeliver",
-                form={"wait": "no" if no_wait else "yes"}, ok=(200, 202))
-            return answer
-    answer = _run(resend())
+    answer = _call(url, admin_token, "POST", f"/_sim/ipn/{segment(notify_id)}/redeliver",
+                   form={"wait": "no" if no_wait else "yes"}, ok=(200, 202))
     attempt, note = answer["attempt"], answer["notification"]
     if as_json:
         _print_json(answer)
