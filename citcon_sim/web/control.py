@@ -503,6 +503,5 @@ ROUTES = RouteTable([
                        "error": S.text("Why no answer came (refused, timeout).",
                                        MAX_ERROR_CHARS),
                        "body": S.text("The start of the answer's body."),
-                       "latency_ms": {"type": "number", "minimum": 0}}),
-          body_types=(FORM, JSON)),
+                       "latency_ms": {"type": "number", "minimum": 0}})),
 ], prefix="/_sim", tags=("control",), security=S.ADMIN, replies={401: S.ADMIN_REQUIRED})
