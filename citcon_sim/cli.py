@@ -110,6 +110,8 @@ def main() -> None:
     Start it with `citcon-sim serve` (no configuration needed). Every option below can
     also be set by its environment variable; merchants (strict mode) and FX rates come
     from a merchants file.
+
+    The other commands drive a running simulator (--url or CITCON_SIM_URL picks it).
     """
 
 

@@ -216,8 +216,8 @@ def test_trigger_payment_through_chop_signs_chops_ipn(sim, threaded_receiver: Ip
 
 
 def test_trigger_payment_without_an_ipn_url(sim):
-    out = ok(run(sim, "trigger", "payment"))
-    assert "not_sent" in out and "no ipn_url" in out
+    out = ok(run(sim, "trigger", "payment", "--endpoint", "pay"))
+    assert "not_sent" in out and "no ipn_url" in out and "/u_landing?q=" in out
 
 
 def test_trigger_payment_with_a_delayed_ipn_says_when(sim, threaded_receiver: IpnReceiver):
@@ -300,6 +300,16 @@ def test_ipn_resend_exits_1_when_not_acknowledged(sim, threaded_receiver: IpnRec
     result = run(sim, "ipn", "resend", notify_id, "--json")
     assert result.exit_code == 1
     assert json.loads(result.output)["attempt"]["status"] == 503
+
+
+def test_ipn_resend_no_wait_queues_it(sim, threaded_receiver: IpnReceiver):
+    txn = created(sim, ipn_url=threaded_receiver.url)
+    sim.pay(txn)
+    notify_id = _notify_id(sim, txn)
+    out = ok(run(sim, "ipn", "resend", notify_id, "--no-wait"))
+    # Answered before any worker could take it (the handler does not wait at all).
+    assert out.strip() == f"{notify_id} queued for redelivery to {threaded_receiver.url}"
+    assert sim.wait_for_ipn(txn, attempts=2)["attempts"][1]["trigger"] == "redeliver"
 
 
 def test_ipn_resend_of_an_unknown_notification(sim):

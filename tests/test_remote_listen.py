@@ -220,6 +220,7 @@ async def test_a_listener_that_goes_away_gives_its_attempt_back(client, sim, ipn
 async def test_handed_off_attempts_keep_the_endpoints_slots(aiohttp_client, ipn_receiver):
     client, sim = await client_for(aiohttp_client, ipn_per_endpoint=2)
     resp, listener = await open_listener(client, token="shop-a")
+    assert sim.ipn.summary()["listeners"] == 1
     for _ in range(3):  # one endpoint: two in flight at most, the third waits its turn
         await create_paid(client, token="shop-a", ipn_url=NOWHERE)
     first = (await next_event(resp))[1]

@@ -296,9 +296,6 @@ async def _logs(url: str, admin_token: str | None, query: dict[str, str], limit:
             answer = await sim.call("GET", "/_sim/requests", query={
                 **query, "limit": str(page), "after": str(last)})
             entries = answer["requests"]
-            if last and len(entries) == page:
-                click.echo(f"(more than {page} calls came between two looks: only the "
-                           f"newest {page} are shown)", err=True)
             for entry in reversed(entries):
                 show(entry)
             if entries:
@@ -318,7 +315,7 @@ async def _logs(url: str, admin_token: str | None, query: dict[str, str], limit:
                 except TimeoutError:
                     pass
                 changed.clear()
-                await look(1000)
+                await look(1000)  # the journal's most per answer (and its default size)
         finally:
             watcher.cancel()
             await asyncio.gather(watcher, return_exceptions=True)
