@@ -337,13 +337,15 @@ class Process:
         return self.lines.get(timeout=timeout)
 
     def interrupt(self) -> str:
-        """Ctrl-C; waits for the exit and answers the output not read yet."""
+        """Ctrl-C; waits for the exit and answers the output not read yet (once ended,
+        nothing more)."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
         self.proc.wait(15)
         self.pump.join(5)
         assert self.proc.stdout is not None
-        self.proc.stdout.close()
+        if not self.proc.stdout.closed:
+            self.proc.stdout.close()
         rest = []
         while not self.lines.empty():
             rest.append(self.lines.get())
@@ -369,6 +371,32 @@ def test_listen_process_forwards_then_ctrl_c_restores_direct_delivery(server):
         later = pay_new(server, ipn_url=direct.url)
         assert server.wait_for_ipn(later)["attempts"][0]["via"] is None
         assert [p["id"] for p in direct.posts] == [later]
+
+
+@pytest.mark.slow  # starts a citcon-sim process
+def test_listen_reconnect_waits_for_the_simulator_to_come_back():
+    from .helpers import threaded_ipn_receiver
+
+    with threaded_ipn_receiver() as local:
+        first = SimulatorServer(frozen_config()).start()
+        port = int(first.base_url.rsplit(":", 1)[1])
+        listen = Process("listen", "--reconnect", "--url", first.base_url,
+                         "--forward-to", local.url)
+        try:
+            assert listen.line().startswith("Ready:")
+            first.stop()
+            assert listen.line().startswith(f"lost the simulator at {first.base_url}; "
+                                            "reconnecting")
+            with SimulatorServer(frozen_config(), port=port) as again:
+                assert listen.line().startswith("Ready:")
+                txn = pay_new(again, ipn_url=NOWHERE)
+                assert again.wait_for_ipn(txn)["state"] == "delivered"
+                assert "HTTP 200" in listen.line()
+                rest = listen.interrupt()  # while this simulator still runs
+        finally:
+            listen.interrupt()
+        assert listen.proc.returncode == 0 and rest == "stopped\n"
+        assert [p["id"] for p in local.posts] == [txn]
 
 
 @pytest.mark.slow  # starts a citcon-sim process

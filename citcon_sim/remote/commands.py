@@ -349,9 +349,12 @@ def _log_line(entry: dict[str, Any]) -> None:
               help="Only this merchant's IPNs (repeatable) [default: every merchant's].")
 @click.option("--keep-path", is_flag=True,
               help="Append each ipn_url's path and query to --forward-to.")
+@click.option("--reconnect", is_flag=True,
+              help="When the simulator goes away, wait for it and listen again (instead "
+              "of exiting 1).")
 @remote_options
-def listen(forward_to: str, tokens: tuple[str, ...], keep_path: bool, url: str,
-           admin_token: str | None, as_json: bool) -> None:
+def listen(forward_to: str, tokens: tuple[str, ...], keep_path: bool, reconnect: bool,
+           url: str, admin_token: str | None, as_json: bool) -> None:
     """Take a running simulator's IPNs and POST them to --forward-to from here.
 
     For a simulator that cannot reach your endpoint (it runs in a container, or on
@@ -361,8 +364,7 @@ def listen(forward_to: str, tokens: tuple[str, ...], keep_path: bool, url: str,
     included), and the answer is reported back: the simulator records it as the attempt
     and retries a non-2xx answer as usual. Direct delivery resumes when this stops.
     """
-    _run(_listen(url, admin_token, forward_to, tokens, keep_path, as_json))
-    raise click.ClickException(f"the simulator at {url} ended the stream (it stopped)")
+    _run(_listen(url, admin_token, forward_to, tokens, keep_path, reconnect, as_json))
 
 
 def forward_target(forward_to: str, ipn_url: str | None, keep_path: bool) -> str:
@@ -375,33 +377,66 @@ def forward_target(forward_to: str, ipn_url: str | None, keep_path: bool) -> str
                                                            if parts.query else "")
 
 
+RECONNECT_DELAY = 1.0  # wall seconds between tries to reach a simulator that went away
+
+
+RECONNECT_DELAY = 1.0  # wall seconds between looks for a simulator that went away
+
+
 async def _listen(url: str, admin_token: str | None, forward_to: str,
-                  tokens: tuple[str, ...], keep_path: bool, as_json: bool) -> None:
+                  tokens: tuple[str, ...], keep_path: bool, reconnect: bool,
+                  as_json: bool) -> None:
+    """Listen until Ctrl-C or, without ``reconnect``, until the simulator goes away (a
+    RemoteError). The first connection must succeed either way."""
     query = [("token", t) for t in tokens] + [("forward_to", forward_to)]
-    pending: set[asyncio.Task[None]] = set()
-    listener = ""
     async with Remote(url, admin_token) as sim, aiohttp.ClientSession(
             # As the simulator posts: its User-Agent, a fresh connection each time.
             connector=aiohttp.TCPConnector(force_close=True),
             headers={"User-Agent": USER_AGENT}) as poster:
         deliver = functools.partial(_deliver, sim, poster, forward_to, keep_path, as_json)
-        try:
-            async for event, data in sim.events("/_sim/listen", query):
-                if event == "hello":
-                    listener = data["listener"]
-                    who = ("every merchant" if data["merchants"] == "all"
-                           else "merchant(s) " + ", ".join(data["merchants"]))
-                    click.echo(f"Ready: IPNs of {who} go to {forward_to} (listener "
-                               f"{listener}; each answer is due within {data['timeout']:g} "
-                               "s). Ctrl-C to stop.", err=as_json)
-                elif event == "ipn":
-                    task = asyncio.create_task(deliver(listener, data))
-                    pending.add(task)
-                    task.add_done_callback(pending.discard)
-        finally:
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+        first = True
+        while True:
+            try:
+                await _listen_once(sim, query, forward_to, deliver, as_json)
+                if not reconnect:
+                    raise RemoteError(f"the simulator at {url} ended the stream (it stopped)")
+            except RemoteError:
+                if first or not reconnect:
+                    raise
+            first = False
+            click.echo(f"lost the simulator at {url}; reconnecting (Ctrl-C to stop)", err=True)
+            while True:  # quietly, until it answers again
+                await asyncio.sleep(RECONNECT_DELAY)
+                try:
+                    await sim.call("GET", "/_sim/health")
+                    break
+                except RemoteError:
+                    continue
+
+
+async def _listen_once(sim: Remote, query: list[tuple[str, str]], forward_to: str,
+                       deliver: Callable[[str, dict[str, Any]], Coroutine[Any, Any, None]],
+                       as_json: bool) -> None:
+    """One connection, until the simulator ends it (or a RemoteError)."""
+    pending: set[asyncio.Task[None]] = set()
+    listener = ""
+    try:
+        async for event, data in sim.events("/_sim/listen", query):
+            if event == "hello":
+                listener = data["listener"]
+                who = ("every merchant" if data["merchants"] == "all"
+                       else "merchant(s) " + ", ".join(data["merchants"]))
+                click.echo(f"Ready: IPNs of {who} go to {forward_to} (listener "
+                           f"{listener}; each answer is due within {data['timeout']:g} "
+                           "s). Ctrl-C to stop.", err=as_json)
+            elif event == "ipn":
+                task = asyncio.create_task(deliver(listener, data))
+                pending.add(task)
+                task.add_done_callback(pending.discard)
+    finally:  # what it still held, the simulator has taken back (and POSTs itself)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
 
 
 async def _deliver(sim: Remote, poster: aiohttp.ClientSession, forward_to: str,
