@@ -32,11 +32,14 @@ def doc() -> dict[str, Any]:
 
 def registered_routes(app: web.Application) -> Iterator[tuple[str, str, web.AbstractResource]]:
     """(method, canonical path, resource) of every route; HEAD twins and static files aside."""
+    from citcon_sim.web.openapi import tables
+
+    assets = tuple(table.prefix + url for table in tables() for url in table.static)
     for route in app.router.routes():
         resource = route.resource
         if route.method == "HEAD" or resource is None:
             continue
-        if isinstance(resource, web.StaticResource):
+        if isinstance(resource, web.StaticResource) or resource.canonical.startswith(assets):
             continue
         yield route.method.lower(), resource.canonical, resource
 

@@ -74,6 +74,9 @@ _VENDORS = [
 ]
 
 VENDORS: dict[str, Vendor] = {v.code: v for v in _VENDORS}
+# The Online API's vendor=generic: "the merchant's default wallet" (Citcon's QA suite
+# sends it); a name, not a method of its own.
+GENERIC_VENDOR = "generic"
 
 
 def get_vendor(raw: str | None, face: str = "online") -> Vendor:

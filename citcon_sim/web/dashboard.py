@@ -52,7 +52,7 @@ from citcon_sim.domain.redaction import token_hint
 from citcon_sim.faces.http import SIM, json_response
 from citcon_sim.faces.routes import HTML, JSON, TEXT, Reply, Route, RouteTable
 from citcon_sim.web import schemas as S
-from citcon_sim.web.pages import STATIC_DIR, render
+from citcon_sim.web.pages import STATIC_FILES, render
 
 if TYPE_CHECKING:
     from citcon_sim.simulator import Simulator
@@ -348,8 +348,7 @@ async def state(request: web.Request) -> web.Response:
 
 
 def _asset_version() -> str:
-    stamp = "".join(str((STATIC_DIR / name).stat().st_mtime_ns) for name in ASSETS)
-    return hashlib.sha256(stamp.encode()).hexdigest()[:10]
+    return hashlib.sha256(b"".join(STATIC_FILES[name] for name in ASSETS)).hexdigest()[:10]
 
 
 async def page(request: web.Request) -> web.Response:
@@ -428,7 +427,7 @@ ROUTES = RouteTable([
                       S.query("token", S.STR, "A merchant token."),
                       S.query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}))),
 ], prefix="/_sim", tags=("control",), security=S.ADMIN, replies={401: S.ADMIN_REQUIRED},
-    static={"/static/": STATIC_DIR})
+    static={"/static/": STATIC_FILES})
 
 
 def add_routes(app: web.Application, control: web.Application) -> None:

@@ -31,7 +31,7 @@ from citcon_sim.domain.errors import BadRequest, CitconError, TransitionError
 from citcon_sim.domain.ledger import Status, Transaction
 from citcon_sim.domain.money import exponent, to_major
 from citcon_sim.faces.http import SIM, json_response
-from citcon_sim.faces.routes import HTML, JSON, TEXT, Reply, Route, RouteTable
+from citcon_sim.faces.routes import HTML, JSON, TEXT, Reply, Route, RouteTable, read_files
 from citcon_sim.web import schemas as S
 
 if TYPE_CHECKING:
@@ -41,6 +41,11 @@ if TYPE_CHECKING:
     from citcon_sim.simulator import Simulator
 
 STATIC_DIR = Path(__file__).with_name("static")
+# The package's templates and assets, read as the server's code is loaded (at start),
+# never per request: a `pip install` over a running server replaces these files.
+STATIC_FILES = read_files(STATIC_DIR)
+TEMPLATES = {name: data.decode("utf-8")
+             for name, data in read_files(Path(__file__).with_name("templates")).items()}
 DEFAULT_LOCALE_NAME = "en_US"
 VIEWS = ("desktop", "mobile")
 # Phones, tablets and the wallets' own in-app browsers (WeChat, Alipay) get the mobile page.
@@ -63,14 +68,12 @@ def _env() -> jinja2.Environment:
     import jinja2
 
     return jinja2.Environment(
-        loader=jinja2.PackageLoader("citcon_sim.web", "templates"),
+        loader=jinja2.DictLoader(TEMPLATES),
         autoescape=True,  # every merchant-supplied string is escaped unless a template says not
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
-        # Package data never changes while the server runs; the default stat()ed every
-        # template file on every render.
-        auto_reload=False,
+        auto_reload=False,  # the sources are in memory and never change
     )
 
 
@@ -389,4 +392,4 @@ ROUTES = RouteTable([
                       {**_HTML, JSON: S.ref("ErrorEnvelope")})},
           errors=(400, 413),
           body=S.form({"view": {"enum": ["desktop", "mobile"]}}), body_required=False),
-], tags=("pages",), static={"/u_landing/static/": STATIC_DIR})
+], tags=("pages",), static={"/u_landing/static/": STATIC_FILES})
