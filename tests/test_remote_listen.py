@@ -153,7 +153,7 @@ def test_a_refusing_endpoint_is_retried_through_the_listener(server, threaded_re
     threaded_receiver.then(500)
     with Listening(server, "--forward-to", threaded_receiver.url, "--json") as listening:
         txn = pay_new(server, ipn_url=NOWHERE)
-        first = server.wait_for_ipn(txn)
+        first = server.wait_for_ipn(txn, acknowledged=False)
         assert first["state"] == "retrying" and first["attempts"][0]["status"] == 500
         server.advance(15)  # the first retry falls due in virtual time
         again = server.wait_for_ipn(txn, attempts=2)
