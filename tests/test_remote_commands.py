@@ -227,9 +227,12 @@ def test_trigger_payment_with_a_delayed_ipn_says_when(sim, threaded_receiver: Ip
     assert "first attempt due at" in out and not threaded_receiver.posts
 
 
-def test_trigger_payment_refused_by_the_api_is_one_line(sim):
-    result = run(sim, "trigger", "payment", "--vendor", "nosuchwallet")
-    assert result.exit_code == 1 and "Vendor not supported" in result.output
+@pytest.mark.parametrize("face", ["online", "chop"])
+def test_trigger_payment_refused_by_the_api_is_one_line(sim, face):
+    result = run(sim, "trigger", "payment", "--vendor", "nosuchwallet", "--face", face)
+    # Each API's error shape (CHOP's text is under "error") gives the one line.
+    assert result.exit_code == 1
+    assert result.output == "Error: Vendor not supported: 'nosuchwallet' (HTTP 400)\n"
     assert sim.transactions() == []
 
 

@@ -162,13 +162,26 @@ class Remote:
         return f"cannot talk to the simulator at {self.url}: {type(exc).__name__}"
 
     def _refusal(self, status: int, body: Any, text: str, path: str) -> str:
-        message = body.get("message") if isinstance(body, dict) else None
-        if not isinstance(message, str):
+        message = _message(body)
+        if message is None:
             return (f"{self.url}{path} answered HTTP {status}"
                     + (": is this a citcon-sim server?" if body is None else ""))
         if status == 401 and path.startswith("/_sim"):
             return (f"{message} (HTTP 401): pass --admin-token or set {ADMIN_TOKEN_ENV}")
         return f"{message} (HTTP {status})"
+
+
+def _message(body: Any) -> str | None:
+    """An error answer's text, in each API's shape: the Online API's and ``/_sim/``'s
+    ``message``, CHOP's ``error``, UPI's ``data.message``."""
+    if not isinstance(body, dict):
+        return None
+    data = body.get("data")
+    for found in (body.get("message"), body.get("error"),
+                  data.get("message") if isinstance(data, dict) else None):
+        if isinstance(found, str):
+            return found
+    return None
 
 
 def _json(text: str) -> Any:
