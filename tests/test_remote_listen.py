@@ -238,6 +238,23 @@ async def test_handed_off_attempts_keep_the_endpoints_slots(aiohttp_client, ipn_
     resp.close()
 
 
+async def test_the_console_says_a_listener_made_the_attempt(client, sim):
+    import io
+
+    from citcon_sim.console import Console
+
+    out = io.StringIO()
+    Console(out, sim.clock.format).attach(sim.events)
+    resp, listener = await open_listener(client)
+    await create_paid(client, ipn_url=NOWHERE)
+    delivery = (await next_event(resp))[1]["delivery"]
+    await client.post(f"/_sim/listen/{listener}/{delivery}", data={"status": "200"})
+    await sim.ipn.drain()
+    (line,) = [line for line in out.getvalue().splitlines() if " IPN " in line]
+    assert "delivered via listener" in line and NOWHERE in line
+    resp.close()
+
+
 async def test_bad_reports_are_refused_and_change_nothing(client, sim):
     resp, listener = await open_listener(client)
     txn = await create_paid(client, ipn_url=NOWHERE)
