@@ -215,6 +215,20 @@ def test_trigger_payment_through_chop_signs_chops_ipn(sim, threaded_receiver: Ip
     assert form["id"] == txn and "delivered" in out
 
 
+def test_trigger_payment_through_upi_uses_the_private_key(sim, threaded_receiver: IpnReceiver):
+    from citcon_sim import verify_upi_ipn
+
+    out = ok(run(sim, "trigger", "payment", "--face", "upi", "--token", "sk-upi",
+                 "--ipn-url", threaded_receiver.url))
+    txn = out.split()[1]
+    assert sim.transaction(txn)["face"] == "upi" and "/v1/landing/" in out
+    (received,) = threaded_receiver.requests
+    assert received.content_type == "application/json"
+    assert received.form["id"] == txn and verify_upi_ipn(received.form, "sk-upi")
+    refused = run(sim, "trigger", "payment", "--face", "upi", "--amount", "1.5")
+    assert refused.exit_code == 1 and "(HTTP 400)" in refused.output
+
+
 def test_trigger_payment_without_an_ipn_url(sim):
     out = ok(run(sim, "trigger", "payment", "--endpoint", "pay"))
     assert "not_sent" in out and "no ipn_url" in out and "/u_landing?q=" in out

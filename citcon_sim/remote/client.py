@@ -90,14 +90,14 @@ class Remote:
         return {}
 
     async def call(self, method: str, path: str, *, query: Query | None = None,
-                   form: Mapping[str, str] | None = None, token: str | None = None,
-                   ok: Sequence[int] = (200,)) -> Any:
-        """One call answered with JSON; the decoded answer. A merchant API call passes its
-        merchant ``token``. Anything else (no server, an error envelope, not JSON) is a
-        :class:`RemoteError`."""
+                   form: Mapping[str, str] | None = None, json_body: Any = None,
+                   token: str | None = None, ok: Sequence[int] = (200,)) -> Any:
+        """One call answered with JSON; the decoded answer. The body is ``form`` or
+        ``json_body``; a merchant API call passes its merchant ``token``. Anything else
+        (no server, an error envelope, not JSON) is a :class:`RemoteError`."""
         try:
             async with self.session.request(
-                method, self.url + path, params=query, data=form,
+                method, self.url + path, params=query, data=form, json=json_body,
                 headers=self._headers(path, token),
                 timeout=aiohttp.ClientTimeout(total=self.timeout),
             ) as resp:

@@ -15,7 +15,7 @@ import secrets
 import sys
 from collections.abc import AsyncGenerator, Callable, Coroutine
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -150,8 +150,9 @@ def trigger() -> None:
 @click.option("--reference", help="[default: a fresh cli-… reference]")
 @click.option("--token", default=DEMO_TOKEN, show_default=True, envvar=TOKEN_ENV,
               help=f"The merchant's API token [env {TOKEN_ENV}].")
-@click.option("--face", type=click.Choice(["online", "chop"]), default="online",
-              show_default=True, help="The API that creates it: the Online API or CHOP.")
+@click.option("--face", type=click.Choice(["online", "chop", "upi"]), default="online",
+              show_default=True, help="The API that creates it: the Online API, CHOP or "
+              "UPI v1 (--token is then the merchant's private key).")
 @click.option("--endpoint", type=click.Choice(["pay_qr", "pay"]), default="pay_qr",
               show_default=True, help="The Online API call that creates it.")
 @click.option("--wait", default=15.0, show_default=True, type=click.FloatRange(min=0),
@@ -162,15 +163,9 @@ def trigger_payment(vendor: str, amount: str, currency: str, ipn_url: str | None
                     url: str, admin_token: str | None, as_json: bool) -> None:
     """Create a payment through the merchant API (--face) as merchant --token, pay it as
     the consumer, and show the transaction id and what became of its IPN."""
-    form = {"amount": amount, "currency": currency, "allow_duplicates": "yes",
-            "reference": reference or f"cli-{secrets.token_hex(4)}"}
-    if face == "chop":
-        path, form["payment_method"] = "/chop/chop", vendor
-    else:
-        path, form["vendor"], form["response_format"] = f"/payment/{endpoint}", vendor, "json"
-    if ipn_url:
-        form["ipn_url"] = ipn_url
-    result = _run(_trigger(url, admin_token, path, form, token, wait))
+    payment = Payment(face, endpoint, vendor, amount, currency,
+                      reference or f"cli-{secrets.token_hex(4)}", ipn_url, token)
+    result = _run(_trigger(url, admin_token, payment, wait))
     if as_json:
         _print_json(result)
         return
@@ -181,15 +176,61 @@ def trigger_payment(vendor: str, amount: str, currency: str, ipn_url: str | None
     click.echo(f"IPN      {_ipn_line(result['ipn'])}")
 
 
-async def _trigger(url: str, admin_token: str | None, path: str, form: dict[str, str],
-                   token: str, wait: float) -> dict[str, Any]:
+class Payment(NamedTuple):
+    """What ``trigger payment`` creates, and through which API."""
+
+    face: str
+    endpoint: str  # the Online API's pay or pay_qr
+    vendor: str
+    amount: str
+    currency: str
+    reference: str
+    ipn_url: str | None
+    token: str  # the merchant's token (UPI: its private key)
+
+
+async def _create(sim: Remote, p: Payment) -> dict[str, Any]:
+    """Create ``p`` as the merchant would; ``transaction_id``, ``reference`` and ``url``
+    (where the consumer pays), whichever API made it."""
+    if p.face == "upi":
+        try:
+            amount: int | str = int(p.amount)
+        except ValueError:
+            amount = p.amount  # the API says what is wrong with it
+        access = await sim.call("POST", "/v1/access-tokens", token=p.token,
+                                json_body={"token_type": "server"})
+        charge = (await sim.call(
+            "POST", "/v1/charges", token=access["data"]["access_token"], json_body={
+                "transaction": {"reference": p.reference, "amount": amount,
+                                "currency": p.currency},
+                "payment": {"method": p.vendor},
+                "urls": {"ipn": p.ipn_url} if p.ipn_url else {}}))["data"]
+        pages = [c["content"] for c in charge["payment"]["client"] if c["format"] == "redirect"]
+        return {"transaction_id": charge["id"], "reference": charge["reference"],
+                "url": next(iter(pages), ""), "answer": charge}
+    form = {"amount": p.amount, "currency": p.currency, "allow_duplicates": "yes",
+            "reference": p.reference}
+    if p.face == "chop":
+        path, form["payment_method"] = "/chop/chop", p.vendor
+    else:
+        path, form["vendor"], form["response_format"] = f"/payment/{p.endpoint}", p.vendor, \
+            "json"
+    if p.ipn_url:
+        form["ipn_url"] = p.ipn_url
+    created = await sim.call("POST", path, form=form, token=p.token)
+    return {"transaction_id": created["transaction_id"], "reference": created["reference"],
+            "url": created["url"], "answer": created}
+
+
+async def _trigger(url: str, admin_token: str | None, payment: Payment,
+                   wait: float) -> dict[str, Any]:
     async with Remote(url, admin_token) as sim:
         # Follow the simulator's events from before paying, so no attempt is missed.
-        events = sim.events("/_sim/events") if "ipn_url" in form else None
+        events = sim.events("/_sim/events") if payment.ipn_url else None
         try:
             if events is not None:
                 await anext(events)  # hello: the stream is open
-            created = await sim.call("POST", path, form=form, token=token)
+            created = await _create(sim, payment)
             txn_id = str(created["transaction_id"])
             await sim.call("POST", f"/_sim/transactions/{segment(txn_id)}/pay")
             detail = await _await_ipn(sim, txn_id, events, wait)
