@@ -365,3 +365,26 @@ def test_the_scenario_surprises_count_as_behaviours(receiver: Any) -> None:
     assert found - {b.id for b in CATALOGUE if b.title.startswith("surprise")} == {
         "qr_expired", "paid_ipn_acknowledged", "inquired", "request_refused",
         "gateway_error"}
+
+
+def test_a_consumer_sent_back_to_the_fail_url() -> None:
+    def actions(server: SimulatorServer) -> None:
+        with_url = create(server, callback_url_fail="https://shop.example/failed")
+        without = create(server)
+        for txn, target in ((with_url, "https://shop.example/failed"), (without, None)):
+            request = urllib.request.Request(server.url_for(f"/u_landing/{txn}/fail"),
+                                             data=b"view=desktop", method="POST")
+            opener = urllib.request.build_opener(_NoRedirect())
+            try:
+                opener.open(request, timeout=10)
+            except urllib.error.HTTPError as exc:
+                assert exc.code == 303
+                location = exc.headers["Location"]
+                assert (location == target) if target else location.startswith("/u_landing")
+    # Only the payment with a fail URL sent its consumer back to the shop.
+    assert covered(actions) == {"consumer_failed", "fail_redirect"}
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None

@@ -82,6 +82,15 @@ class MerchantCalled(msgspec.Struct, frozen=True):
     answer: Callable[[], str | None]
 
 
+class ConsumerReturned(msgspec.Struct, frozen=True):
+    """A wallet page sent the consumer back to one of the merchant's URLs once the payment
+    was final: ``outcome`` is ``success``, ``fail`` or ``cancel`` (which URL it was)."""
+
+    transaction: Transaction
+    outcome: str
+    url: str
+
+
 class ClockMoved(msgspec.Struct, frozen=True):
     """Virtual time jumped forward by ``seconds`` (``Simulator.advance``)."""
 

@@ -23,7 +23,12 @@ import msgspec
 
 from citcon_sim.delivery.ipn import FAILED, Notification
 from citcon_sim.domain.errors import NotFound
-from citcon_sim.domain.events import IpnChanged, Refused, TransactionChanged
+from citcon_sim.domain.events import (
+    ConsumerReturned,
+    IpnChanged,
+    Refused,
+    TransactionChanged,
+)
 from citcon_sim.domain.ledger import Ledger, Transaction
 
 if TYPE_CHECKING:
@@ -53,6 +58,9 @@ CATALOGUE: tuple[Behaviour, ...] = (
               "Wallets decline; the order must end as failed, not stay pending."),
     Behaviour("consumer_abandoned", "consumer abandoned the wallet page",
               "The consumer closes the wallet; the order must be released."),
+    Behaviour("fail_redirect", "consumer sent back to the fail URL",
+              "The browser lands on the shop's fail page: it must show the order failed, "
+              "not paid, and offer a retry."),
     Behaviour("cancel_pending", "cancel while pending",
               "The shop cancels an order nobody paid yet."),
     Behaviour("cancel_paid", "cancel after payment, inside the window",
@@ -318,6 +326,10 @@ class Recorder:
         if behaviour is not None and event.transaction is not None:
             self.hit(behaviour, event.transaction.face)
 
+    def _on_returned(self, event: ConsumerReturned) -> None:
+        if event.outcome == "fail":
+            self.hit("fail_redirect", event.transaction.face)
+
     # -- simulators -------------------------------------------------------------------------
 
     def attach(self, server: SimulatorServer) -> None:
@@ -331,6 +343,7 @@ class Recorder:
             # sim.ledger, not the ledger of now: a reset installs a new one.
             bus.subscribe(IpnChanged, lambda e: self._on_ipn(e, sim.ledger)),
             bus.subscribe(Refused, self._on_refused),
+            bus.subscribe(ConsumerReturned, self._on_returned),
         ]
         self._attached[id(server)] = (server, unsubscribe)
         self._journal_seen[id(server)] = 0
