@@ -84,6 +84,15 @@ class ScenariosCleared(msgspec.Struct, frozen=True):
     token: str | None = None  # None: every scenario, global and per merchant
 
 
+class RequestJournaled(msgspec.Struct, frozen=True):
+    """A merchant API call was written to the request journal (the dashboard's request
+    log follows it). Published only while someone listens."""
+
+    face: str
+    token: str | None = None  # as sent; subscribers show a hint or a key, never this
+    transaction_id: str | None = None
+
+
 class UnexpectedError(msgspec.Struct, frozen=True):
     """An exception nobody expected: a failing handler, IPN worker or scheduled job."""
 

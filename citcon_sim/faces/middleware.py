@@ -21,6 +21,7 @@ from aiohttp.typedefs import Middleware
 
 from citcon_sim.domain import errors
 from citcon_sim.domain.errors import CitconError
+from citcon_sim.domain.events import RequestJournaled
 from citcon_sim.domain.ledger import Merchant
 from citcon_sim.domain.scripts import ApiScript, Rule
 from citcon_sim.faces.face import Face
@@ -167,6 +168,8 @@ def _journal(
         charset,
         face.name,
     )
+    if sim.events.handlers(RequestJournaled):  # an open dashboard's request log
+        sim.events.publish(RequestJournaled(face.name, call.token, txn_id))
 
 
 async def merchant_call(request: web.Request) -> tuple[Simulator, Merchant, MerchantCall]:
