@@ -719,3 +719,62 @@ def test_everything_works_behind_an_admin_token(browser: Any) -> None:
             ui.check()
         finally:
             context.close()
+
+
+# -- one visual language ---------------------------------------------------------------------
+
+THEME = {"--bg": "#f6f7f9", "--card": "#fff", "--border": "#e3e6ea", "--text": "#1f2328",
+         "--muted": "#656d76", "--accent": "#1f6feb", "--ok": "#1a7f37", "--warn": "#9a6700",
+         "--bad": "#cf222e", "--refund": "#8250df", "--neutral": "#6e7781", "--radius": "8px"}
+
+
+def rgb(hex_colour: str) -> str:
+    r, g, b = (int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
+    return f"rgb({r}, {g}, {b})"
+
+
+def test_status_pills_take_the_themes_colours(browser: Any, server: SimulatorServer) -> None:
+    """theme.css's custom properties are what the page uses: a status pill's text is its
+    state's colour (paid green, pending amber, failed and expired red, refunded purple,
+    cancelled grey), in the system font stack."""
+    states: dict[str, str] = {}
+    states["success"] = payment(server, reference="s")
+    server.pay(states["success"])
+    states["pending"] = payment(server, reference="p")
+    states["fail"] = payment(server, reference="f")
+    server.fail(states["fail"])
+    states["expired"] = payment(server, reference="e")
+    server.expire(states["expired"])
+    states["cancelled"] = payment(server, reference="c")
+    server.cancel(states["cancelled"])
+    states["refunded"] = payment(server, reference="r")
+    server.pay(states["refunded"])
+    merchant(server, "/payment/refund", transaction_id=states["refunded"], amount="2599",
+             currency="USD")
+    ui, context = make_ui(browser, server, "desktop")
+    try:
+        ui.open()
+        ui.page.wait_for_function("() => document.querySelectorAll('#rows tr').length === 6")
+        root = ui.page.evaluate("""names => { const s = getComputedStyle(document.documentElement);
+            return Object.fromEntries(names.map(n => [n, s.getPropertyValue(n).trim()])); }""",
+                                list(THEME))
+        assert root == THEME
+        colours = {"success": "--ok", "pending": "--warn", "fail": "--bad",
+                   "expired": "--bad", "refunded": "--refund", "cancelled": "--neutral"}
+        for state, txn_id in states.items():
+            pill = ui.page.locator(f'#rows tr[data-id="{txn_id}"] .badge')
+            assert pill.get_attribute("data-status") == state
+            colour = pill.evaluate("el => getComputedStyle(el).color")
+            assert colour == rgb(THEME[colours[state]]), state
+        font = ui.page.evaluate("getComputedStyle(document.body).fontFamily")
+        assert font.startswith("system-ui")
+        primary = ui.page.locator("#open-create").evaluate(
+            "el => getComputedStyle(el).backgroundColor")
+        assert primary == rgb(THEME["--accent"])
+        sheets = ui.page.evaluate("[...document.styleSheets].map(s => s.href)")
+        assert [s.split("?")[0].rsplit("/", 1)[1] for s in sheets] == [
+            "theme.css", "dashboard.css"]
+        ui.shot("status-pills")
+        ui.check()
+    finally:
+        context.close()
