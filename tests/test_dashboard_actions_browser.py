@@ -349,17 +349,20 @@ def test_refund_in_part_in_full_and_too_much(ui: Ui, server: SimulatorServer) ->
     assert txn.refunded_amount == 1000
     ui.shot("refund-partial")
 
-    ok, _, body = merchant_action(ui, "refund")
+    ok, head, body = merchant_action(ui, "refund", "2000")  # more than is left: refused
+    assert not ok and "HTTP 200" in head
+    assert body == {"refunded": False, "status": "refund amount greater than payment amount"}
+    assert txn.refunded_amount == 1000
+    ui.shot("refund-refused")
+
+    ok, _, body = merchant_action(ui, "refund", "1599")
     assert ok and body["refunded"] is True
     row.locator(".badge:text-is('refunded')").wait_for()
     assert txn.refunded_amount == 2599
-
-    ok, head, body = merchant_action(ui, "refund", "1")  # more than is left: the API says no
-    assert not ok and "HTTP 200" in head
-    assert body == {"refunded": False, "status": "refund amount greater than payment amount"}
-    assert txn.refunded_amount == 2599
+    ui.page.wait_for_selector("#m-refund", state="hidden")  # nothing is left to refund
+    assert ui.page.is_visible("#m-cancel")
     ui.fits()
-    ui.shot("refund-refused")
+    ui.shot("refund-full")
 
 
 @pytest.mark.parametrize("face", ["chop", "upi"])

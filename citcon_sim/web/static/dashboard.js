@@ -507,7 +507,7 @@
   const EVENT_TITLES = {
     created: ["Created", "info"], success: ["Paid", "ok"], authorized: ["Authorised", "info"],
     fail: ["Payment failed", "bad"], expired: ["Expired", "warn"],
-    cancelled: ["Cancelled", "warn"], refunded: ["Refunded", "warn"],
+    cancelled: ["Cancelled", "neutral"], refunded: ["Refunded", "refund"],
     captured: ["Captured", "ok"],
   };
 
@@ -886,7 +886,7 @@
   function fillMerchantActs(d) {
     const face = FACE_INFO[d.face] || {label: d.face};
     $("d-face-label").textContent = face.label;
-    const refundable = d.internal_status === "success";
+    const refundable = d.internal_status === "success" && d.refunded_amount < d.amount;
     const authorised = d.internal_status === "authorized";
     const cancellable = ["pending", "authorized", "success"].includes(d.internal_status);
     const canCapture = authorised && d.face !== "chop";
