@@ -301,9 +301,12 @@ def test_a_repeated_reference_answers_the_existing_payment(
 ) -> None:
     """The page adds nothing of its own: without allow_duplicates the API's rule holds."""
     ui.open()
-    first = create_in_page(ui, "online", "alipay", reference="same-ref")[2]["transaction_id"]
-    again = create_in_page(ui, "online", "alipay", reference="same-ref")[2]["transaction_id"]
-    assert first == again and len(server.simulator.ledger.by_id) == 1
+    first = create_in_page(ui, "online", "alipay", reference="same-ref", endpoint="pay")[2]
+    assert "/u_landing?q=" in first["url"]  # pay answers the wallet link
+    again = create_in_page(ui, "online", "alipay", reference="same-ref", endpoint="pay_qr")[2]
+    assert first["transaction_id"] == again["transaction_id"]
+    assert len(server.simulator.ledger.by_id) == 1
+    assert [e["path"] for e in server.requests()] == ["/payment/pay_qr", "/payment/pay"]
 
 
 # -- from creation to refund, without leaving the browser --------------------------------

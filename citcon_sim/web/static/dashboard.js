@@ -1169,7 +1169,11 @@
 
   let pollTimer = 0;
   function startPolling() {
-    if (!pollTimer) pollTimer = setInterval(refresh, 3000);
+    // Without the stream, the open tab keeps itself current (each load is a no-op when
+    // its tab is hidden).
+    if (!pollTimer) {
+      pollTimer = setInterval(() => { refresh(); loadRequests(); loadScenarios(); }, 3000);
+    }
   }
   function stopPolling() {
     clearInterval(pollTimer);
