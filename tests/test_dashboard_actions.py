@@ -6,6 +6,7 @@ Chromium by tests/test_dashboard_actions_browser.py."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import Callable
@@ -15,6 +16,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from citcon_sim import Config, Simulator, create_app
+from citcon_sim.domain.events import RequestJournaled
 from citcon_sim.domain.vendors import accepted_by
 from citcon_sim.faces import FACES
 from citcon_sim.web.dashboard import DEFAULT_TOKEN, HUB
@@ -187,14 +189,27 @@ async def test_scenario_loads_and_clears_are_announced(client: TestClient) -> No
     stream.close()
 
 
-async def test_without_a_page_open_nothing_listens_to_merchant_calls(
+async def test_merchant_calls_are_followed_only_while_a_page_is_open(
     client: TestClient, sim: Simulator
 ) -> None:
-    """The hub subscribes while the app runs, and publishes only to open streams."""
+    """Without an open dashboard no merchant call pays for a RequestJournaled event."""
     hub = client.app[HUB]
+    hub.heartbeat = 0.05  # a closed page is noticed at the next write
+    assert sim.events.handlers(RequestJournaled) == ()
+    stream = await open_stream(client)
+    assert sim.events.handlers(RequestJournaled) == (hub.on_request,)
+    second = await open_stream(client)
+    assert sim.events.handlers(RequestJournaled) == (hub.on_request,)  # once, not per page
+    stream.close()
+    second.close()
+    for _ in range(200):
+        if not hub.clients:
+            break
+        await asyncio.sleep(0.01)
     assert not hub.clients
-    await create(client)
-    assert not hub.clients  # nothing queued anywhere, nothing failed
+    assert sim.events.handlers(RequestJournaled) == ()
+    await create(client)  # and a call made now is simply journalled
+    assert len(await log(client)) == 1
 
 
 # -- behind an admin token -----------------------------------------------------------------

@@ -14,7 +14,9 @@ nothing here changes state by itself. Three things are the dashboard's own:
   ``ipn`` for every notification recorded or attempted (the IPN counters, the
   ``notification`` and its transaction's ``row``), ``clock`` when virtual time jumps,
   ``reset`` when transactions are forgotten (``{}``, or ``{"merchant": key}`` for one
-  merchant) or the state is replaced. Each client has a bounded queue; on overflow it is
+  merchant) or the state is replaced, ``request`` for every merchant API call journaled
+  (its face, transaction id and merchant key; followed only while a page is open) and
+  ``scenarios`` when scenarios are loaded or cleared. Each client has a bounded queue; on overflow it is
   emptied and a single ``resync`` takes its place, so a slow client costs a bounded
   amount of memory and still ends up current. At most ``--max-event-streams`` streams
   are open: a new one ends the oldest with a ``dropped`` event and a long ``retry:``, so
@@ -23,7 +25,14 @@ nothing here changes state by itself. Three things are the dashboard's own:
   15 s (wall)
   of silence to keep proxies from closing the stream, and every stream ends when the
   app shuts down (``on_shutdown``), so shutdown never waits for them.
+- ``GET /_sim/dashboard/requests`` (the request log: the journal filtered by merchant key
+  and transaction id) and ``POST /_sim/dashboard/reset`` (one merchant, by key).
 - ``GET /_sim`` redirects to ``/_sim/``; the assets are under ``/_sim/static/``.
+
+What the page creates, refunds, captures and cancels goes to the merchant APIs
+themselves (``/payment/*``, ``/chop/*``, ``/v1/*``) with the token the tester types, so
+the journal shows real calls and every ledger rule applies; the faces and vendors it
+offers come from the catalogue (``faces()``).
 """
 
 from __future__ import annotations
@@ -143,6 +152,10 @@ class Hub:
         self._secret = secrets.token_bytes(16)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
+        # Merchant calls are followed only while a page is open: a RequestJournaled event
+        # costs every merchant call something, and nobody else wants it.
+        self._following = False
+        self._stop_requests: Callable[[], None] | None = None
 
     # -- merchants ------------------------------------------------------------------------
 
@@ -168,6 +181,7 @@ class Hub:
             oldest.end(self._dropped_message())
         client = _Client(self.queue_size)
         self._clients[client] = None
+        self._follow_requests()
         return client
 
     @property
@@ -184,6 +198,16 @@ class Hub:
 
     def disconnect(self, client: _Client) -> None:
         self._clients.pop(client, None)
+        self._follow_requests()
+
+    def _follow_requests(self) -> None:
+        """Subscribed to merchant calls exactly while the app runs and a page listens."""
+        wanted = self._following and bool(self._clients)
+        if wanted and self._stop_requests is None:
+            self._stop_requests = self.sim.events.subscribe(RequestJournaled, self.on_request)
+        elif not wanted and self._stop_requests is not None:
+            self._stop_requests()
+            self._stop_requests = None
 
     def publish(self, event: str, data: Any) -> None:
         if not self.clients:
@@ -221,14 +245,18 @@ class Hub:
             events.subscribe(ClockMoved, self.on_clock),
             events.subscribe(Reset, self.on_reset),
             events.subscribe(StateRestored, self.on_restored),
-            events.subscribe(RequestJournaled, self.on_request),
             events.subscribe(ScenarioLoaded, self.on_scenarios),
             events.subscribe(ScenariosCleared, self.on_scenarios),
         ]
 
+        self._following = True
+        self._follow_requests()
+
         def unsubscribe() -> None:
             for stop in stops:
                 stop()
+            self._following = False
+            self._follow_requests()
 
         return unsubscribe
 
