@@ -447,6 +447,40 @@ def test_a_merchant_action_with_the_wrong_token_shows_the_apis_answer(
     assert server.simulator.ledger.by_id[txn_id].refunded_amount == 0
 
 
+# -- the consumer's side, the clock and the list's filters --------------------------------
+
+
+def test_consumer_actions_the_clock_and_the_filters(ui: Ui, server: SimulatorServer) -> None:
+    fails, expires, cancels = (payment(server, reference=r) for r in ("c-fail", "c-exp", "c-can"))
+    theirs = payment(server, OTHER, reference="theirs")
+    ui.open()
+    for txn_id, action, status in ((fails, "fail", "fail"), (expires, "expire", "expired"),
+                                   (cancels, "cancel", "cancelled")):
+        ui.select(txn_id)
+        ui.page.click(f"#act-{action}")
+        ui.page.wait_for_selector(f"#d-status[data-status={status}]")
+        assert server.simulator.ledger.by_id[txn_id].status.value == status
+
+    clock = server.simulator.clock  # shared by the module's tests: read, not assumed
+    start = clock.time()
+    ui.page.click("[data-advance='3600']")
+    ui.page.wait_for_selector(f'#clock-time:text("{clock.format(start + 3600)}")')
+    ui.page.fill("#advance-custom", "90s")
+    ui.page.press("#advance-custom", "Enter")
+    ui.page.wait_for_selector(f'#clock-time:text("{clock.format(start + 3690)}")')
+    assert clock.time() == start + 3690
+
+    ui.page.select_option("#merchant", label="sh…78 (1)")
+    ui.page.wait_for_function("() => document.querySelectorAll('#rows tr').length === 1")
+    assert ui.page.get_attribute("#rows tr", "data-id") == theirs
+    ui.page.select_option("#merchant", "")
+    ui.page.fill("#search", "c-exp")
+    ui.page.wait_for_function("() => document.querySelectorAll('#rows tr').length === 1")
+    assert ui.page.get_attribute("#rows tr", "data-id") == expires
+    ui.fits()
+    ui.shot("consumer-and-clock")
+
+
 # -- IPN redelivery --------------------------------------------------------------------------
 
 

@@ -16,15 +16,15 @@ nothing here changes state by itself. Three things are the dashboard's own:
   ``reset`` when transactions are forgotten (``{}``, or ``{"merchant": key}`` for one
   merchant) or the state is replaced, ``request`` for every merchant API call journaled
   (its face, transaction id and merchant key; followed only while a page is open) and
-  ``scenarios`` when scenarios are loaded or cleared. Each client has a bounded queue; on overflow it is
-  emptied and a single ``resync`` takes its place, so a slow client costs a bounded
-  amount of memory and still ends up current. At most ``--max-event-streams`` streams
-  are open: a new one ends the oldest with a ``dropped`` event and a long ``retry:``, so
-  that page polls instead of reconnecting at once (and pushing the next one out); every
-  event is encoded once and queued to each stream in O(1). A comment line goes out after
-  15 s (wall)
-  of silence to keep proxies from closing the stream, and every stream ends when the
-  app shuts down (``on_shutdown``), so shutdown never waits for them.
+  ``scenarios`` when scenarios are loaded or cleared. Each client has a bounded queue;
+  on overflow it is emptied and a single ``resync`` takes its place, so a slow client
+  costs a bounded amount of memory and still ends up current. At most
+  ``--max-event-streams`` streams are open: a new one ends the oldest with a ``dropped``
+  event and a long ``retry:``, so that page polls instead of reconnecting at once (and
+  pushing the next one out); every event is encoded once and queued to each stream in
+  O(1). A comment line goes out after 15 s (wall) of silence to keep proxies from
+  closing the stream, and every stream ends when the app shuts down (``on_shutdown``),
+  so shutdown never waits for them.
 - ``GET /_sim/dashboard/requests`` (the request log: the journal filtered by merchant key
   and transaction id) and ``POST /_sim/dashboard/reset`` (one merchant, by key).
 - ``GET /_sim`` redirects to ``/_sim/``; the assets are under ``/_sim/static/``.
