@@ -944,6 +944,13 @@
     $("reset-go").hidden = false;
   }
   $("reset-no").addEventListener("click", endConfirm);
+
+  // Forgotten by a reset (all, or {merchant: key}): the selection goes, unasked.
+  function dropForgotten(scope) {
+    if (!view.selected) return;
+    const row = view.rows.find((r) => r.id === view.selected);
+    if (!scope || !scope.merchant || (row && row.merchant === scope.merchant)) selectRow(null);
+  }
   $("reset-yes").addEventListener("click", async () => {
     const key = $("reset-scope").value;
     const r = key ? await raw("POST", "/_sim/dashboard/reset", {form: {merchant: key}})
@@ -951,6 +958,7 @@
     showAnswer("reset-answer", {status: r.status, ok: r.ok, body: r.body,
                                 title: key ? "POST /_sim/dashboard/reset" : "POST /_sim/reset"});
     endConfirm();
+    if (r.ok) dropForgotten(key ? {merchant: key} : {});
     if (r.ok && key && view.merchant === key) view.merchant = "";
     if (r.ok && key && reqView.merchant === key) { reqView.merchant = ""; }
     refresh();
@@ -1218,6 +1226,8 @@
       setStats(d);
       patchRow(d.row, "ipn");
     });
+    // A reset that took the selected transaction away: let it go before refetching.
+    es.addEventListener("reset", (e) => dropForgotten(parse(e)));
     ["reset", "resync"].forEach((name) => es.addEventListener(name, () => {
       refresh();
       loadRequests();
