@@ -686,6 +686,8 @@ def test_nothing_scrolls_sideways_on_a_phone(browser: Any, server: SimulatorServ
         ui.open(f"/_sim/#txn={paid}")
         ui.page.wait_for_selector(f'#d-id:text("{paid}")')
         ui.fits()
+        # The three tabs show whole, with no scrolling of their own.
+        assert ui.page.eval_on_selector(".tabs", "t => t.scrollWidth <= t.clientWidth")
         ui.page.click("#open-create")
         ui.fits()
         ui.page.click("#open-reset")
