@@ -278,7 +278,7 @@ def measure_startup(reps: int, server_cpu: int | None) -> dict[str, Any]:
     times: dict[str, list[float]] = {key: [] for key in (
         "sim", "minimal", "sim_cpu", "minimal_cpu", "sim_first_cpu", "minimal_first_cpu")}
     # The first real call after healthy, for each: what start-up left for later (the
-    # simulator reads its magic-amount table and imports YAML on first use).
+    # simulator imports its currency table, the QR and page libraries on first use).
     first_call = {
         "sim": ("/payment/pay_qr", workloads.PAY_QR_BODY.replace("{n}", "first"),
                 {"Authorization": f"Bearer {workloads.TOKEN}"}),

@@ -10,11 +10,12 @@ import signal
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, TextIO, TypeVar
 
 import click
 from aiohttp import web
 
+from citcon_sim import receiver_lab
 from citcon_sim._version import __version__
 from citcon_sim.config import Config, ConfigError, Setting, settings
 from citcon_sim.delivery.ipn import send_once
@@ -33,11 +34,21 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def banner(sim: Simulator) -> str:
+    """What ``citcon-sim serve`` prints once listening: where, and what is switched on
+    that changes answers (the clock's mode, scenarios, magic amounts)."""
     base = sim.base_url()
     mode = "strict (merchants file)" if sim.ledger.strict else "any token is a merchant"
+    now = f"{sim.clock.format(sim.clock.time())} {sim.config.timezone}"
+    clock = (f"frozen at {now} (moves only by POST /_sim/clock/advance)" if sim.clock.frozen
+             else f"running, virtual time {now}")
+    loaded = ", ".join(s.name for s in sim.scenarios.global_scenarios) or "none"
+    magic = ("on: amounts ending 9901-9909 are scripted (docs/scenarios.md)"
+             if sim.scenarios.magic_enabled else "off (--magic-amounts to script by amount)")
     return (
-        f"citcon-sim {__version__} listening on {base}  [{mode}; clock "
-        f"{'frozen' if sim.clock.frozen else 'running'}]\n"
+        f"citcon-sim {__version__} listening on {base}  [{mode}]\n"
+        f"  clock: {clock}\n"
+        f"  scenarios: {loaded}\n"
+        f"  magic amounts: {magic}\n"
         f"  dashboard: {base}/_sim/"
         f"{'  (locked: admin token required)' if sim.config.admin_token else ''}\n"
         f"  health: {base}/_sim/health   OpenAPI: {base}/openapi.json\n"
@@ -172,6 +183,8 @@ def serve(**options: Any) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     config = config_from_options(options)
     limit_repeats(config.log_repeats, handlers=True)  # every logger, asyncio's too
+    if config.console:  # it shows every IPN attempt: the log keeps what goes wrong
+        logging.getLogger("citcon_sim.ipn").setLevel(logging.WARNING)
     try:
         sim = Simulator(config)
     except (MerchantsFileError, ScenarioError) as exc:
@@ -194,13 +207,16 @@ def scenarios() -> None:
 @scenarios.command("check")
 @click.argument("files", nargs=-1, required=True)
 def scenarios_check(files: tuple[str, ...]) -> None:
-    """Validate scenario FILES without starting a server (exit 1 if any is invalid)."""
+    """Validate scenario FILES without starting a server: the schema, and vendors and
+    currencies against the catalogue. Every problem of each file is listed, with its
+    line; exit 1 if any file is invalid."""
     bad = 0
     for spec in files:
         try:
             scenario = resolve_scenario(spec)
         except ScenarioError as exc:
-            click.echo(f"invalid  {exc}", err=True)
+            for error in exc.errors:
+                click.echo(f"invalid  {error}", err=True)
             bad += 1
         else:
             click.echo(f"ok       {spec}: {scenario.name}, {len(scenario.rules)} rule(s)")
@@ -275,6 +291,52 @@ def ipn_send(url: str, token: str, amount: str, currency: str, trans_amount: str
     if not result.ok:
         click.echo("not acknowledged: Citcon would retry (only a 2xx answer counts)", err=True)
         sys.exit(1)
+
+
+@main.command("check-receiver")
+@click.argument("url")
+@click.option("--token", required=True, envvar="CITCON_SIM_IPN_TOKEN",
+              help="The merchant token the receiver verifies with (UPI: the private key) "
+              "[env CITCON_SIM_IPN_TOKEN].")
+@click.option("--face", type=click.Choice(receiver_lab.FACES), default="online",
+              show_default=True, help="Whose IPN format to send.")
+@click.option("--timeout", type=click.FloatRange(min=0.05),
+              help="Seconds each answer may take [default: --ipn-timeout's 10].")
+@click.option("--gateway-port", type=click.IntRange(0, 65535), default=0,
+              help="Serve the lab's gateway (a simulator holding the checks' transactions) "
+              "on 127.0.0.1:PORT; give the receiver that Citcon base URL to judge whether it "
+              "inquires [default: a free port, inquiry judged only if seen].")
+@click.option("--json", "json_file", type=click.File("w"),
+              help="Also write the results as JSON to FILE.")
+@click.option("--junit", "junit_file", type=click.File("w"),
+              help="Also write the results as JUnit XML to FILE.")
+def check_receiver(url: str, token: str, face: str, timeout: float | None, gateway_port: int,
+                   json_file: TextIO | None, junit_file: TextIO | None) -> None:
+    """POST a battery of test IPNs to the receiver at URL and judge its answers.
+
+    A valid notification, forged, tampered and foreign signatures, duplicates and
+    replays, a failure, an unknown transaction… (docs/receiver-lab.md). Prints a table;
+    exits 0 only when every judged check passes (advice and what cannot be judged never
+    fail the run).
+    """
+    if not url.startswith(("http://", "https://")):
+        raise click.BadParameter("must be an http:// or https:// URL", param_hint="URL")
+
+    async def run() -> receiver_lab.ReceiverReport:
+        async with receiver_lab.lab_gateway(gateway_port) as gateway:
+            return await receiver_lab.run_lab(url, token, face, gateway=gateway,
+                                              timeout=timeout)
+    try:
+        report = asyncio.run(run())
+    except OSError as exc:
+        raise click.ClickException(f"--gateway-port: cannot listen on 127.0.0.1:"
+                                   f"{gateway_port}: {exc.strerror}") from None
+    click.echo(report.table())
+    if json_file is not None:
+        json_file.write(report.json() + "\n")
+    if junit_file is not None:
+        junit_file.write(report.junit_xml())
+    sys.exit(report.exit_status)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -267,6 +267,16 @@ def _ipn_allow(value: Any) -> str | None:
     return None
 
 
+def _one_of(*choices: str) -> Check:
+    def check(value: Any) -> str | None:
+        return None if value in choices else f"{value!r} is not one of {', '.join(choices)}"
+    return check
+
+
+def _lower(text: str) -> str:
+    return text.strip().lower()
+
+
 def _token(value: Any) -> str | None:
     return None if value is None or (isinstance(value, str) and value) else (
         "a non-empty token, or None to leave /_sim/ open")
@@ -316,9 +326,12 @@ class Config:
         metavar="FILE|NAME", check=_scenario_specs,
         help="Scenario file or shipped scenario name; repeatable (in the variable, "
         "several separated by spaces).")
+    # Off by default: real shops charge 99.05 (issue 14). An explicit switch, never a
+    # price, turns the table on (docs/scenarios.md, "Magic amounts").
     magic_amounts: bool = setting(
-        True, option="--magic-amounts", negative="--no-magic-amounts", check=_flag,
-        help="Amounts ending 9901-9909 script outcomes (docs/scenarios.md).")
+        False, option="--magic-amounts", negative="--no-magic-amounts", check=_flag,
+        help="Script outcomes by amount: amounts ending 9901-9909 decline, expire, pay "
+        "without an IPN... (docs/scenarios.md). Off: every amount is an ordinary one.")
     journal_size: int = setting(
         1000, option="--journal-size", metavar="N", parse=parse_int, check=_int_at_least(0),
         help="Merchant API calls kept for /_sim/requests; 0 turns the journal off.")
@@ -410,6 +423,31 @@ class Config:
         20, option="--log-repeats", metavar="N", parse=parse_int, check=_int_at_least(0),
         help="Times one kind of log line is written per minute; the rest are counted in "
         "one summary line (0: no limit).")
+    # -- the console (citcon_sim/console.py) and the demo history (citcon_sim/demo.py) -----
+    # Off for a library user (SimulatorServer, the pytest plugin): a test run's output is
+    # not the simulator's to fill unless asked; `citcon-sim serve` turns it on.
+    console: bool = setting(
+        False, option="--console", negative="--quiet", serve_default=True, check=_flag,
+        help="One line per merchant API call and per IPN attempt on standard output "
+        "(citcon-sim serve: on; SimulatorServer and the pytest plugin: off unless set).")
+    log_format: str = setting(
+        "text", option="--log-format", metavar="text|json", parse=_lower,
+        check=_one_of("text", "json"),
+        help="The console's lines: text for people, or json (one object a line) for "
+        "machines.")
+    color: str = setting(
+        "auto", option="--color", metavar="auto|always|never", parse=_lower,
+        check=_one_of("auto", "always", "never"),
+        help="Colour the text console: auto (on a terminal, unless NO_COLOR is set; "
+        "FORCE_COLOR forces it), always or never.")
+    demo: bool = setting(
+        False, option="--demo", negative="--no-demo", check=_flag,
+        help="Start with a generated, reproducible history (several merchants, days of "
+        "payments, refunds, captures, failures, retried IPNs) ending at the start time; "
+        "not with --state or --merchants.")
+    demo_seed: int | None = setting(
+        None, option="--demo-seed", metavar="N", parse=parse_int, check=_optional_int,
+        help="Seed of the --demo history (default: --seed, else 1).")
 
     def __post_init__(self) -> None:
         # Python callers may pass a str path or a list of delays: stored as the types above.
@@ -431,6 +469,10 @@ class Config:
             problem = check(getattr(self, f.name)) if check is not None else None
             if problem is not None:
                 raise f.metadata["setting"].error(f.name, problem)
+        if self.demo and (self.state_file is not None or self.merchants_file is not None):
+            # The demo makes its own merchants and sets the clock back to start its days.
+            raise ConfigError("demo", "makes its own merchants and history: it cannot be "
+                              "combined with --state or --merchants")
 
     @property
     def serve_port(self) -> int:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import gc
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
@@ -23,7 +24,7 @@ from citcon_sim.config import Config, load_merchants_file
 from citcon_sim.delivery.ipn import IpnExport, IpnSender
 from citcon_sim.delivery.qr import QrCache
 from citcon_sim.domain.clock import Scheduler, VirtualClock
-from citcon_sim.domain.errors import Unavailable
+from citcon_sim.domain.errors import TransitionError, Unavailable
 from citcon_sim.domain.events import (
     ClockMoved,
     EventBus,
@@ -38,7 +39,7 @@ from citcon_sim.domain.netrules import allowlist
 from citcon_sim.domain.scripts import PaymentScript
 from citcon_sim.faces import FACES
 from citcon_sim.faces.journal import Journal
-from citcon_sim.scenarios import ScenarioBook, resolve_scenario
+from citcon_sim.scenarios import Scenario, ScenarioBook, load_packaged_data, resolve_scenario
 
 if TYPE_CHECKING:
     from citcon_sim.persistence.state import StateFile
@@ -70,9 +71,15 @@ class Simulator:
         self.qr = QrCache()
         self.journal = Journal(config.journal_size, self.clock.format,
                                max_bytes=config.journal_bytes)
+        # The package's data files, read now: a request must never find them gone (a
+        # `pip install` over the running install replaces them).
+        load_packaged_data()
         self.scenarios = ScenarioBook(magic=config.magic_amounts, events=events)
-        for spec in config.scenarios:
-            self.scenarios.load(resolve_scenario(spec))
+        # --scenario files are read once, here; clear_scenarios() loads them again from these.
+        self.configured_scenarios: tuple[Scenario, ...] = tuple(
+            resolve_scenario(spec) for spec in config.scenarios)
+        for scenario in self.configured_scenarios:
+            self.scenarios.load(scenario.fresh())
         # Handlers run in subscription order: scripted outcomes, the IPN sender, then
         # --state (below) and the dashboard (when the app starts).
         events.subscribe(TransactionChanged, self._apply_payment_script)
@@ -84,6 +91,9 @@ class Simulator:
             per_endpoint=config.ipn_per_endpoint, allow=allowlist(config.ipn_allow),
         )
         events.subscribe(TransactionChanged, self.ipn.on_event)
+        # After the IPN sender: a payment's own notification is recorded before the
+        # surprise that follows it (a second payment of the same QR).
+        events.subscribe(TransactionChanged, self._surprise)
         self.bound_url: str | None = None  # set once the server listens
         # freeze_stored(): ledger records (transactions + refunds) at the last gc.freeze().
         self._gc_mark = 0
@@ -176,6 +186,13 @@ class Simulator:
             self._gc_frozen = False
         self.events.publish(Reset(token))  # last: subscribers see what is left
 
+    def reload_scenarios(self) -> None:
+        """Unload every scenario, then load the configured ones (``--scenario``) again,
+        their counters at zero: the state they started in."""
+        self.scenarios.clear()
+        for scenario in self.configured_scenarios:
+            self.scenarios.load(scenario.fresh())
+
     def install(self, ledger: Ledger, notifications: IpnExport) -> None:
         """Put ``ledger`` and the IPN log ``notifications`` in place of the current ones,
         wired the same way: a full reset and a restore (``citcon_sim.persistence``) both
@@ -214,6 +231,32 @@ class Simulator:
                                  f"{script.outcome} {txn.id}")
         else:
             self._play(txn, script)
+
+    def _surprise(self, event: TransactionChanged) -> None:
+        """The scenario's surprises after the end: a second payment of the same QR (at
+        once), a late confirmation of a payment that expired or was cancelled unpaid (on
+        the virtual clock)."""
+        txn, kind = event.transaction, event.kind
+        if txn.script is None or txn.script.payment is None:
+            return
+        script = txn.script.payment
+        if kind in ("paid", "authorized") and script.paid_twice:
+            self.ledger.pay_twice(txn.id)
+        elif kind in ("expired", "cancelled") and script.late_confirm is not None \
+                and txn.paid_at is None:
+            self.scheduler.at(txn.updated_at + script.late_confirm,
+                              lambda: self._still(txn, self.ledger.late_confirm),
+                              f"late confirmation {txn.id}")
+
+    def _still(self, txn: Transaction, act: Callable[[str], object]) -> None:
+        """``act`` on ``txn`` unless it was reset meanwhile or has moved on (an expired
+        payment cancelled later is confirmed once, not twice)."""
+        if self.ledger.by_id.get(txn.id) is not txn:
+            return
+        try:
+            act(txn.id)
+        except TransitionError:
+            pass
 
     def _play(self, txn: Transaction, script: PaymentScript) -> None:
         self.ledger.refresh(txn)

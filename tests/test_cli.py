@@ -98,7 +98,7 @@ def test_serve_defaults_are_the_config_defaults(monkeypatch):
         monkeypatch.delenv(key)
     with serve.make_context("serve", []) as ctx:
         config = config_from_options(dict(ctx.params))
-    assert config == Config(port=DEFAULT_PORT)
+    assert config == Config(port=DEFAULT_PORT, console=True)  # the console: serve's only
 
 
 def test_env_variables_are_converted_like_flags():

@@ -16,7 +16,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from citcon_sim import Config, Simulator, create_app
-from citcon_sim.domain.events import RequestJournaled
+from citcon_sim.domain.events import MerchantCalled
 from citcon_sim.domain.vendors import accepted_by
 from citcon_sim.faces import FACES
 from citcon_sim.web.dashboard import DEFAULT_TOKEN, HUB
@@ -192,14 +192,14 @@ async def test_scenario_loads_and_clears_are_announced(client: TestClient) -> No
 async def test_merchant_calls_are_followed_only_while_a_page_is_open(
     client: TestClient, sim: Simulator
 ) -> None:
-    """Without an open dashboard no merchant call pays for a RequestJournaled event."""
+    """Without an open dashboard no merchant call pays for a MerchantCalled event."""
     hub = client.app[HUB]
     hub.heartbeat = 0.05  # a closed page is noticed at the next write
-    assert sim.events.handlers(RequestJournaled) == ()
+    assert sim.events.handlers(MerchantCalled) == ()
     stream = await open_stream(client)
-    assert sim.events.handlers(RequestJournaled) == (hub.on_request,)
+    assert sim.events.handlers(MerchantCalled) == (hub.on_request,)
     second = await open_stream(client)
-    assert sim.events.handlers(RequestJournaled) == (hub.on_request,)  # once, not per page
+    assert sim.events.handlers(MerchantCalled) == (hub.on_request,)  # once, not per page
     stream.close()
     second.close()
     for _ in range(200):
@@ -207,7 +207,7 @@ async def test_merchant_calls_are_followed_only_while_a_page_is_open(
             break
         await asyncio.sleep(0.01)
     assert not hub.clients
-    assert sim.events.handlers(RequestJournaled) == ()
+    assert sim.events.handlers(MerchantCalled) == ()
     await create(client)  # and a call made now is simply journalled
     assert len(await log(client)) == 1
 

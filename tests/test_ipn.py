@@ -26,7 +26,7 @@ from citcon_sim.delivery.ipn import DEFAULT_BACKOFF, IpnFacts, _Send
 from citcon_sim.faces.online.ipn import SIGNED_FIELDS, OnlineIpnEncoder
 
 from .conftest import AUTH, START, TOKEN, create
-from .helpers import Answer, IpnReceiver
+from .helpers import Answer, IpnReceiver, with_magic_amounts
 
 Server = Callable[..., Any]  # the aiohttp_server fixture
 
@@ -375,6 +375,7 @@ def test_default_backoff_is_the_configured_default() -> None:
 # -- scenario ipn scripts (docs/scenarios.md), via magic amounts --------------------------
 
 
+@with_magic_amounts
 async def test_magic_amount_scripts(client, sim, ipn_receiver) -> None:
     never = await create(client, ipn_url=ipn_receiver.url, amount=19905)
     twice = await create(client, ipn_url=ipn_receiver.url, amount=19906)
@@ -390,6 +391,7 @@ async def test_magic_amount_scripts(client, sim, ipn_receiver) -> None:
                                                                                     TOKEN)
 
 
+@with_magic_amounts
 async def test_magic_amount_late_ipn(client, sim, ipn_receiver) -> None:
     txn_id = await create(client, ipn_url=ipn_receiver.url, amount=19904)  # paid at 30 s, IPN +60 s
     await advance(client, sim, 30)

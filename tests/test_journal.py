@@ -9,7 +9,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from . import helpers
-from .helpers import AUTH, TOKEN, consumer_pays, create
+from .helpers import AUTH, TOKEN, consumer_pays, create, with_magic_amounts
 
 # Long and distinctive, so that any leak of it (or of its middle) is found by a plain search.
 SECRET = "tok-Qz7vXk2Lw9Rj4Hn8Pb3Ys6Td1Mf5Gc0-secret"
@@ -85,6 +85,7 @@ async def test_timed_out_create_is_journaled_with_its_transaction(client, sim):
     assert [e["seq"] for e in await journal(client, transaction_id=txn_id)] == [entry["seq"]]
 
 
+@with_magic_amounts
 async def test_scenario_rule_is_recorded(client):
     resp = await client.post("/_sim/scenarios",
                              data="rules:\n  - name: decline wechat\n"

@@ -18,9 +18,10 @@ from aiohttp.test_utils import TestClient
 from citcon_sim import Config, Simulator, create_app
 from citcon_sim.faces.online import requests
 
-from .helpers import START, auth, create
+from .helpers import START, auth, create, with_magic_amounts
 
 
+@with_magic_amounts
 async def test_rejected_online_and_chop_calls_create_no_merchant(
     client: TestClient, sim: Simulator
 ) -> None:

@@ -32,11 +32,14 @@ def doc() -> dict[str, Any]:
 
 def registered_routes(app: web.Application) -> Iterator[tuple[str, str, web.AbstractResource]]:
     """(method, canonical path, resource) of every route; HEAD twins and static files aside."""
+    from citcon_sim.web.openapi import tables
+
+    assets = tuple(table.prefix + url for table in tables() for url in table.static)
     for route in app.router.routes():
         resource = route.resource
         if route.method == "HEAD" or resource is None:
             continue
-        if isinstance(resource, web.StaticResource):
+        if isinstance(resource, web.StaticResource) or resource.canonical.startswith(assets):
             continue
         yield route.method.lower(), resource.canonical, resource
 
@@ -402,6 +405,21 @@ async def test_real_answers_match_the_declared_schemas(
     await check(await client.post("/u_landing/nope/pay", allow_redirects=False), action)
     await check(await client.post(f"/u_landing/{page_id}/pay", data=b"view=\xff", headers={
         "Content-Type": "application/x-www-form-urlencoded"}), action)  # 400
+    # The journeys: a card that fails its checks (422), the sign-in form (303, 422, 404),
+    # a bank the method does not list (422).
+    card_id = await create(client, "pay", reference="page-card", vendor="card")
+    await check(await client.post(f"/u_landing/{card_id}/pay", data={"card_number": "1"},
+                                  allow_redirects=False), action)
+    login = "/u_landing/{id}/login"
+    login_id = await create(client, "pay", reference="page-login", vendor="dana")
+    await check(await client.post(f"/u_landing/{login_id}/login", data={"user": "u"},
+                                  allow_redirects=False), login)
+    await check(await client.post(f"/u_landing/{login_id}/login", data={
+        "user": "u", "password": "p"}, allow_redirects=False), login)
+    await check(await client.post("/u_landing/nope/login", allow_redirects=False), login)
+    bank_id = await create(client, "pay", reference="page-bank", vendor="banktransfer")
+    await check(await client.get("/u_landing", params={"q": bank_id, "step": "bank",
+                                                       "bank": "nope"}), "/u_landing")
     await check(await client.get("/_sim", allow_redirects=False), "/_sim")
     await check(await client.get("/_sim/"), "/_sim/")
     shown = await check(await client.get("/_sim/dashboard/state"), "/_sim/dashboard/state")

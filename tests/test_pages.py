@@ -223,11 +223,11 @@ async def test_qr_only_for_qr_vendors_on_desktop(client):
 
     mobile = await page(client, alipay, IPHONE_UA)
     assert "/payment/qr" not in mobile and 'id="scan-hint"' not in mobile
-    assert text_of(mobile, "app-hint") == "Confirm in the Alipay app."
+    assert text_of(mobile, "open-app") == "Open the Alipay app"  # the app switch instead
 
-    for code in ("klarna", "dana", "upop"):
+    for code in ("klarna", "dana", "card", "banktransfer", "naverpay"):  # no scan_option
         other = await page(client, await create(client, "pay", vendor=code))
-        assert "/payment/qr" not in other and 'id="login-hint"' in other
+        assert "/payment/qr" not in other and 'id="scan-hint"' not in other
 
 
 # -- outcomes and redirects ---------------------------------------------------------------

@@ -259,6 +259,65 @@ def citcon_sim_config():
     run(pytester).assert_outcomes(passed=2)
 
 
+# Magic amounts (docs/scenarios.md): a merchant suite's ordinary prices are never scripted.
+MAGIC_SUITE = '''
+    from conftest import call, create
+
+
+    def test_99_05_is_an_ordinary_price(citcon_sim, receiver):
+        txn_id = create(citcon_sim, amount=9905, ipn_url=receiver.url)
+        assert citcon_sim.transaction(txn_id)["status"] is None
+        citcon_sim.pay(txn_id)
+        assert citcon_sim.wait_for_ipn(txn_id)["state"] == "delivered"
+        assert [f["amount"] for f in receiver.received] == ["9905"]
+
+
+    def test_199_09_is_created(citcon_sim):
+        status, body = call(citcon_sim, "pay_qr", vendor="alipay", amount=19909,
+                            currency="USD", reference="order-2", response_format="json")
+        assert status == 200, body
+
+
+    def test_one_test_opts_in(citcon_sim):
+        citcon_sim.load_scenario("magic")
+        assert citcon_sim.transaction(create(citcon_sim, amount=19901))["status"] == "fail"
+
+
+    def test_the_next_test_is_ordinary_again(citcon_sim):
+        assert citcon_sim.transaction(create(citcon_sim, amount=19901))["status"] is None
+'''
+
+
+def test_magic_amounts_are_off_in_the_fixture(pytester: pytest.Pytester) -> None:
+    """The issue's "done when", in the pytest fixture: USD 99.05 is paid and notified."""
+    merchant_suite(pytester)
+    pytester.makepyfile(test_magic=MAGIC_SUITE)
+    run(pytester).assert_outcomes(passed=4)
+
+
+def test_the_ini_option_turns_magic_amounts_on(pytester: pytest.Pytester) -> None:
+    merchant_suite(pytester)
+    pytester.makeini("[pytest]\ncitcon_sim_magic_amounts = true\n")
+    pytester.makepyfile(test_magic='''
+        from conftest import call, create
+
+
+        def test_scripted(citcon_sim, receiver):
+            assert citcon_sim.config.magic_amounts
+            txn_id = create(citcon_sim, amount=9905, ipn_url=receiver.url)
+            assert citcon_sim.transaction(txn_id)["status"] == "success"
+            assert citcon_sim.ipn_log(txn_id)[0]["state"] == "suppressed"
+            status, body = call(citcon_sim, "pay_qr", vendor="alipay", amount=19909,
+                                currency="USD", reference="order-2")
+            assert (status, body["code"]) == (500, 4000)
+
+
+        def test_made_servers_follow_it(make_citcon_sim):
+            assert make_citcon_sim().config.magic_amounts
+    ''')
+    run(pytester).assert_outcomes(passed=2)
+
+
 def test_the_session_server_listens_where_the_config_says(pytester: pytest.Pytester) -> None:
     with socket.socket() as probe:  # a port free now, for the inner session to take
         probe.bind(("127.0.0.1", 0))

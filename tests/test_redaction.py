@@ -30,3 +30,10 @@ def test_the_journal_and_the_logs_redact_the_same_parameters() -> None:
     assert redact_params(params) == {**dict.fromkeys(params, "[redacted]"), "reference": "r1"}
     query = "&".join(f"{name}=s3cret" for name in SECRET_PARAMS)
     assert "s3cret" not in redact_url(f"/x?{query}&reference=r1")
+
+
+def test_two_character_tokens_get_different_hints() -> None:
+    """The console and the journal tell merchants t1 and t2 apart, showing neither."""
+    t1, t2 = token_hint("t1"), token_hint("t2")
+    assert t1 != t2 and "t1" not in t1 and "t2" not in t2
+    assert t1 == token_hint("t1")  # stable: the same merchant keeps its hint

@@ -25,11 +25,28 @@ from citcon_sim.scenarios import (
     shipped_scenarios,
 )
 
-from .helpers import AUTH, PAYMENT, TOKEN, advance, auth, client_for, consumer_pays, create
+from .helpers import (
+    AUTH,
+    PAYMENT,
+    TOKEN,
+    advance,
+    auth,
+    client_for,
+    consumer_pays,
+    create,
+    frozen_config,
+)
 from .helpers import internal_status as status
 from .helpers import sim_txn as txn
 
 # -- helpers ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def config() -> Config:
+    """Magic amounts on: this module tests them with the other rules (they are off by
+    default; test_magic_amounts_are_off_by_default)."""
+    return frozen_config(magic_amounts=True)
 
 
 async def load(client: TestClient, text: str, token: str | None = None) -> dict[str, Any]:
@@ -255,7 +272,7 @@ async def test_magic_amounts_can_be_switched_off(aiohttp_client):
 
 def test_book_decides_directly():
     """The book's order without HTTP: per token, then global, then magic, then nothing."""
-    book = ScenarioBook()
+    book = ScenarioBook(magic=True)
     book.load(parse_scenario("rules:\n  - name: g\n    match: {vendor: alipay}\n"
                              "    payment: {outcome: pay}\n"))
     book.load(parse_scenario("rules:\n  - name: t\n    payment: {outcome: fail}\n"), token="t1")
@@ -537,6 +554,61 @@ async def test_magic_amounts_apply_to_pay_and_pay_qr_only(client, sim):
 
 
 # -- loading -------------------------------------------------------------------------------
+
+
+ONCE = ("name: once\nrules:\n  - match: {endpoint: pay_qr}\n    payment: {outcome: fail}\n"
+        "    times: 1\n")
+
+
+async def test_loading_a_loaded_name_replaces_it_and_it_fires_once(client):
+    """Reloading a scenario (a changed file, a test's setup run twice) used to add a second
+    copy: a ``times: 1`` rule then fired twice."""
+    assert (await load(client, ONCE))["replaced"] is False
+    assert (await load(client, ONCE))["replaced"] is True
+    listing = await (await client.get("/_sim/scenarios")).json()
+    assert [s["name"] for s in listing["global"]] == ["once"]
+    first, second = await create(client), await create(client)
+    assert (await status(client, first), await status(client, second)) == ("fail", "pending")
+
+
+async def test_a_replaced_scenario_keeps_its_place_and_its_scope(client):
+    await load(client, "name: a\nrules:\n  - match: {vendor: wechatpay}\n"
+                       "    payment: {outcome: pay}\n")
+    await load(client, "name: b\nrules:\n  - payment: {outcome: expire}\n")
+    await load(client, "name: a\nrules:\n  - payment: {outcome: fail}\n")  # changed
+    await load(client, "name: a\nrules:\n  - payment: {outcome: pay}\n", token="shop-a")
+    listing = await (await client.get("/_sim/scenarios")).json()
+    assert [s["name"] for s in listing["global"]] == ["a", "b"]  # tried first, as before
+    [scoped] = listing["by_token"].values()
+    assert [s["name"] for s in scoped] == ["a"]  # another scope: not a replacement
+    assert await status(client, await create(client)) == "fail"  # the new a, before b
+    assert await status(client, await create(client, token="shop-a")) == "success"
+
+
+async def test_scenarios_without_a_name_are_added(client):
+    """Text with no ``name:`` is anonymous: two such posts are two scenarios (both show
+    as "<posted scenario>"); name one to make reloading replace it."""
+    await load(client, "rules:\n  - match: {vendor: wechatpay}\n    payment: {outcome: pay}\n")
+    body = await load(client, "rules:\n  - match: {vendor: alipay}\n    payment: {outcome: fail}\n")
+    assert body["replaced"] is False
+    listing = await (await client.get("/_sim/scenarios")).json()
+    assert [s["name"] for s in listing["global"]] == ["<posted scenario>"] * 2
+    assert await status(client, await create(client, vendor="wechatpay")) == "success"
+    assert await status(client, await create(client, vendor="alipay")) == "fail"
+
+
+async def test_a_file_or_shipped_scenario_is_named_by_its_file(aiohttp_client, tmp_path):
+    unnamed = tmp_path / "refuse-first.yaml"
+    unnamed.write_text("rules:\n  - match: {endpoint: pay_qr}\n    payment: {outcome: fail}\n"
+                       "    times: 1\n")
+    client, sim = await client_for(aiohttp_client, scenarios=[str(unnamed), str(unnamed),
+                                                               "declines", "declines"])
+    assert [s.name for s in sim.scenarios.global_scenarios] == ["refuse-first", "declines"]
+    resp = await client.post("/_sim/scenarios", data={"name": "declines"})
+    assert (await resp.json())["replaced"] is True
+    assert len(sim.scenarios.global_scenarios) == 2
+    first, second = await create(client), await create(client)
+    assert (await status(client, first), await status(client, second)) == ("fail", "pending")
 
 
 async def test_config_loads_shipped_and_file(aiohttp_client, tmp_path):

@@ -50,7 +50,7 @@ async def expect_401(resp: Any) -> dict[str, Any]:
     assert resp.status == 401, (resp.url, text)
     body = json.loads(text)
     assert body["result"] == "fail" and body["code"] == 4100, body
-    assert body["message"].startswith("Bad request"), body
+    assert body["message"].startswith("Unauthorized"), body
     assert resp.headers["WWW-Authenticate"].startswith("Bearer")
     assert not leaks(text) and "Set-Cookie" not in resp.headers
     return body

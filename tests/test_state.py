@@ -338,7 +338,7 @@ async def test_scripted_payment_and_delayed_ipn_survive_restarts(
 ) -> None:
     """Magic amount …9904: pays after 30 s, IPN 60 s late — both are scheduler jobs."""
     path = tmp_path / "state.jsonl"
-    sim = Simulator(state_config(path))
+    sim = Simulator(state_config(path, magic_amounts=True))
     client = await aiohttp_client(create_app(sim))
     txn_id = await create(client, amount=19904, ipn_url=f"http://127.0.0.1:{free_port()}/")
     await client.close()

@@ -393,7 +393,7 @@ def test_a_failed_attempt_is_retried_when_the_clock_is_advanced(
     threaded_receiver.then(500)
     txn_id = create(sim, ipn_url=threaded_receiver.url)
     sim.pay(txn_id)
-    first = sim.wait_for_ipn(txn_id)
+    first = sim.wait_for_ipn(txn_id, acknowledged=False)
     assert first["state"] == "retrying"
     assert [a["status"] for a in first["attempts"]] == [500]
     with pytest.raises(AssertionError, match=r"clock is frozen: call advance\(15\) first"):

@@ -20,7 +20,7 @@ from citcon_sim.domain.ledger import Status
 from citcon_sim.domain.redaction import token_hint
 from citcon_sim.domain.signing import sign_upi_ipn
 
-from .helpers import START, frozen_config
+from .helpers import START, frozen_config, with_magic_amounts
 from .upi_support import (
     KEY,
     JsonReceiver,
@@ -692,6 +692,7 @@ async def test_journal_names_the_charge_of_each_call(client, token):
     assert named["access-tokens"] is None
 
 
+@with_magic_amounts
 @pytest.mark.parametrize(("amount", "word"), [(19901, "failed"), (19903, "succeeded"),
                                               (19903.0, "succeeded")])
 async def test_magic_amounts_script_upi_charges_too(client, token, amount, word):

@@ -52,7 +52,7 @@ import logging
 import socket
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
@@ -158,6 +158,11 @@ async def post_form(
         return PostResult(None, "", f"timeout after {timeout:g} s", took())
     except (aiohttp.ClientError, OSError, ValueError) as exc:
         return PostResult(None, "", f"{type(exc).__name__}: {exc}", took())
+
+
+# post_form's signature: (session, url, fields, timeout seconds, encoding) -> the result.
+Poster = Callable[[aiohttp.ClientSession, str, Mapping[str, Any], float, Encoding],
+                  Awaitable[PostResult]]
 
 
 async def _read_start(stream: aiohttp.StreamReader, limit: int) -> bytes:
@@ -444,6 +449,9 @@ class IpnSender:
         self._backlog_warned = False  # the backlog limit was crossed and not left since
         self._tasks: list[asyncio.Task[None]] = []
         self._session: aiohttp.ClientSession | None = None
+        # How one attempt is POSTed; ``serve --demo`` puts its own in while it generates
+        # its history (citcon_sim/demo.py), so retries take this very path, offline.
+        self.post: Poster = post_form
         self.stats = {"notifications": 0, "attempts": 0, "delivered": 0, "failed": 0,
                       "retries_scheduled": 0, "queue_full": 0}
 
@@ -470,7 +478,10 @@ class IpnSender:
             notify_id=self.ledger.ids.notify(),
             status=script.status if script is not None and script.status else "success",
             time=self.clock.format(at),
-            amount=capture.amount if capture is not None else txn.amount,
+            # A scenario's amount_differs: signed as sent, so only comparing the amount
+            # with the order catches it.
+            amount=(capture.amount if capture is not None else txn.amount)
+            + (script.amount_differs if script is not None else 0),
             trans_amount=capture.trans_amount if capture is not None else txn.trans_amount,
             partner_id=settings.partner_id,
         )
@@ -613,7 +624,7 @@ class IpnSender:
         if refused is not None:  # a failed attempt, like a name that does not resolve
             result = PostResult(None, "", f"not sent: {refused}", 0.0)
         else:
-            result = await post_form(self._session, n.url, n.form, self.timeout, n.encoding)
+            result = await self.post(self._session, n.url, n.form, self.timeout, n.encoding)
         attempt.status, attempt.error = result.status, result.error
         attempt.body, attempt.latency_ms = result.body, result.latency_ms
         self.stats["attempts"] += 1

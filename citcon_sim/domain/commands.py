@@ -13,7 +13,13 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from citcon_sim.domain.errors import BadRequest, InvalidAmount, InvalidReference, InvalidTimeout
+from citcon_sim.domain.errors import (
+    AmountNotWhole,
+    BadRequest,
+    InvalidAmount,
+    InvalidReference,
+    InvalidTimeout,
+)
 from citcon_sim.domain.vendors import Vendor
 
 if TYPE_CHECKING:
@@ -92,7 +98,7 @@ def parse_amount(raw: str | None, name: str) -> int | None:
         raise InvalidAmount(f"{name}={raw}")
     # "Only numbers without decimal places, thousand separators or $".
     if not _INT.match(raw):
-        raise InvalidAmount(f"{name} must be a whole number of minor units, got {raw!r}")
+        raise AmountNotWhole(f"{name}={raw!r} (minor units: 999 for 9.99)")
     amount = int(raw)
     if amount <= 0:
         raise InvalidAmount(f"{name}={raw}")

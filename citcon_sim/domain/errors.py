@@ -41,6 +41,13 @@ class InvalidAmount(CitconError):
     code, message, http_status = 4102, "Amount must be greater than 0", 400
 
 
+class AmountNotWhole(InvalidAmount):
+    """A decimal (or otherwise non-integer) amount: still 4102, with the documented text
+    completed so that the message does not read as "must be greater than 0" for 10.5."""
+
+    message = "Amount must be greater than 0 and a whole number of minor units"
+
+
 class InvalidReference(CitconError):
     code, message, http_status = 4103, "Reference is invalid", 400
 
@@ -54,9 +61,12 @@ class BankNotSupported(CitconError):
 
 
 class Unauthorized(CitconError):
-    """No token, or (in strict mode) a token no merchant has."""
+    """No token, a scheme other than Bearer, or (in strict mode) a token no merchant has.
 
-    code, message, http_status = 4100, "Bad request", 401
+    Citcon documents no code for it: the envelope keeps 4100 (clients branch on the HTTP
+    status), and the message says what a 401 means instead of "Bad request"."""
+
+    code, message, http_status = 4100, "Unauthorized", 401
 
 
 class NotFound(CitconError):

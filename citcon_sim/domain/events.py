@@ -1,8 +1,9 @@
 """One synchronous event bus per simulator, and the events that travel on it.
 
-Publishers (the ledger, the IPN sender, the scheduler, the simulator, the scenario book)
-call :meth:`EventBus.publish`; subscribers (the IPN sender, scripted payment outcomes,
-the ``--state`` journal, the dashboard, the test helpers' waits, the app's ticker) call
+Publishers (the ledger, the IPN sender, the scheduler, the simulator, the scenario book,
+the merchant API middleware) call :meth:`EventBus.publish`; subscribers (the IPN sender,
+scripted payment outcomes, the ``--state`` journal, the dashboard, the console, the test
+helpers' waits, the app's ticker) call
 :meth:`EventBus.subscribe` with an event class and a handler. Handlers run at once, in
 subscription order, inside the publisher's call: they must be quick and must not await.
 
@@ -51,6 +52,45 @@ class IpnChanged(msgspec.Struct, frozen=True):
     notification: Any
 
 
+class Refused(msgspec.Struct, frozen=True):
+    """A merchant's refund, cancel or capture that a ledger rule refused (nothing moved).
+
+    ``rule`` names the rule (``over_refund``, ``cancel_window``, ``over_capture``…, see
+    ``citcon_sim.domain.ledger.REFUSAL_RULES``); ``message`` is the wire's words for it."""
+
+    operation: str  # refund | cancel | capture
+    rule: str
+    message: str
+    transaction: Transaction | None
+
+
+class MerchantCalled(msgspec.Struct, frozen=True):
+    """A merchant API call was answered (the console's line). Published only while someone
+    listens: the middleware asks the bus first, so an unwatched call pays nothing more.
+    ``answer`` gives the answer's text (decoded only if asked); ``token`` is as sent: a
+    subscriber shows only its hint."""
+
+    at: float  # virtual time
+    face: str
+    method: str
+    path: str
+    endpoint: str
+    token: str | None
+    status: int
+    seconds: float  # wall time the call took
+    transaction_id: str | None
+    answer: Callable[[], str | None]
+
+
+class ConsumerReturned(msgspec.Struct, frozen=True):
+    """A wallet page sent the consumer back to one of the merchant's URLs once the payment
+    was final: ``outcome`` is ``success``, ``fail`` or ``cancel`` (which URL it was)."""
+
+    transaction: Transaction
+    outcome: str
+    url: str
+
+
 class ClockMoved(msgspec.Struct, frozen=True):
     """Virtual time jumped forward by ``seconds`` (``Simulator.advance``)."""
 
@@ -82,15 +122,6 @@ class ScenarioLoaded(msgspec.Struct, frozen=True):
 
 class ScenariosCleared(msgspec.Struct, frozen=True):
     token: str | None = None  # None: every scenario, global and per merchant
-
-
-class RequestJournaled(msgspec.Struct, frozen=True):
-    """A merchant API call was written to the request journal (the dashboard's request
-    log follows it). Published only while someone listens."""
-
-    face: str
-    token: str | None = None  # as sent; subscribers show a hint or a key, never this
-    transaction_id: str | None = None
 
 
 class UnexpectedError(msgspec.Struct, frozen=True):

@@ -26,7 +26,7 @@ import msgspec
 from citcon_sim.domain.clock import VirtualClock
 from citcon_sim.domain.commands import CaptureCommand, Lookup, Money, PaymentCommand, RefundCommand
 from citcon_sim.domain.errors import BadRequest, NotFound, TransitionError, Unauthorized
-from citcon_sim.domain.events import EventBus, TransactionChanged
+from citcon_sim.domain.events import EventBus, Refused, TransactionChanged
 from citcon_sim.domain.ids import IdFactory, IdsExport
 from citcon_sim.domain.merchants import MerchantSettings
 from citcon_sim.domain.money import FxTable, proportional
@@ -68,6 +68,28 @@ INVALID_TRANSACTION = "Invalid transaction"
 CANCEL_OK = "Order cancelled"
 CANCEL_DUPLICATE = "Duplicate cancellation"
 CANCEL_WINDOW = "Not in cancellation window"
+
+# Each refusal's short name, as :class:`~citcon_sim.domain.events.Refused` carries it (the
+# words above are the wire's; the names are for observers such as behaviour coverage).
+REFUSAL_RULES: dict[str, str] = {
+    INVALID_TRANSACTION: "unknown_transaction",
+    REFUND_OVER_PAID: "over_refund",
+    REFUND_NO_BALANCE: "no_open_balance",
+    REFUND_NOT_PAID: "not_paid",
+    REFUND_CANCELLED: "cancelled",
+    REFUND_CURRENCY: "currency",
+    REFUND_DUPLICATE: "duplicate_reference",
+    CANCEL_DUPLICATE: "duplicate_cancel",
+    CANCEL_WINDOW: "cancel_window",
+}
+
+
+class _CaptureRefused(Exception):
+    """A capture a rule refuses (answered as BadRequest, published as Refused)."""
+
+    def __init__(self, rule: str, message: str, txn: Transaction | None) -> None:
+        super().__init__(message)
+        self.rule, self.txn = rule, txn
 
 
 class Refund(msgspec.Struct):
@@ -540,15 +562,15 @@ class Ledger:
     def refund(self, merchant: Merchant, cmd: RefundCommand) -> RefundResult:
         txn = self.find(merchant, cmd.lookup, prefer=lambda t: t.status is Status.SUCCESS)
         if txn is None:
-            return RefundResult(False, INVALID_TRANSACTION)
+            return self._refuse_refund(None, INVALID_TRANSACTION)
         if cmd.reference is not None and cmd.reference in merchant.refund_references:
-            return RefundResult(False, REFUND_DUPLICATE)
+            return self._refuse_refund(txn, REFUND_DUPLICATE)
         if cmd.script is not None and cmd.script.refund is not None:
-            return RefundResult(False, cmd.script.refund.status)
+            return self._refuse_refund(txn, cmd.script.refund.status, "scripted")
         if txn.status is Status.CANCELLED:
-            return RefundResult(False, REFUND_CANCELLED)
+            return self._refuse_refund(txn, REFUND_CANCELLED)
         if txn.status is not Status.SUCCESS:
-            return RefundResult(False, REFUND_NOT_PAID)
+            return self._refuse_refund(txn, REFUND_NOT_PAID)
         paid_trans = txn.captured_trans_amount
         left = txn.paid_amount - txn.refunded_amount
         left_trans = paid_trans - txn.refunded_trans_amount
@@ -559,29 +581,34 @@ class Ledger:
         # the other, and neither side ever goes past what is left.
         if cmd.settlement is not None:
             if cmd.settlement.currency != txn.currency:
-                return RefundResult(False, REFUND_CURRENCY)
+                return self._refuse_refund(txn, REFUND_CURRENCY)
             amount = cmd.settlement.amount
             if amount > left:
-                return RefundResult(False, REFUND_OVER_PAID)
+                return self._refuse_refund(txn, REFUND_OVER_PAID)
             trans_amount = left_trans if amount == left else min(left_trans, _follow(
                 txn.refunded_amount, amount, txn.amount, txn.refunded_trans_amount,
                 txn.trans_amount))
         else:
             assert cmd.transaction is not None
             if cmd.transaction.currency != txn.trans_currency:
-                return RefundResult(False, REFUND_CURRENCY)
+                return self._refuse_refund(txn, REFUND_CURRENCY)
             trans_amount = cmd.transaction.amount
             if trans_amount > left_trans:
-                return RefundResult(False, REFUND_OVER_PAID)
+                return self._refuse_refund(txn, REFUND_OVER_PAID)
             amount = left if trans_amount == left_trans else min(left, _follow(
                 txn.refunded_trans_amount, trans_amount, txn.trans_amount,
                 txn.refunded_amount, txn.amount))
         balances = merchant.balances(self.clock.day())
         if not merchant.settings.refund_exempt and amount > balances.get(txn.currency, 0):
-            return RefundResult(False, REFUND_NO_BALANCE)
+            return self._refuse_refund(txn, REFUND_NO_BALANCE)
         refund = self._record_refund(merchant, txn, amount, trans_amount, cmd.note,
                                      reference=cmd.reference)
         return RefundResult(True, "success", refund)
+
+    def _refuse_refund(self, txn: Transaction | None, status: str,
+                       rule: str | None = None) -> RefundResult:
+        self.events.publish(Refused("refund", rule or REFUSAL_RULES[status], status, txn))
+        return RefundResult(False, status)
 
     def _record_refund(
         self,
@@ -623,13 +650,13 @@ class Ledger:
     def cancel(self, merchant: Merchant, lookup: Lookup) -> CancelResult:
         txn = self.find(merchant, lookup, prefer=lambda t: t.status is not Status.CANCELLED)
         if txn is None:
-            return CancelResult(False, INVALID_TRANSACTION, None)
+            return self._refuse_cancel(None, INVALID_TRANSACTION)
         if txn.status is Status.CANCELLED:
-            return CancelResult(False, CANCEL_DUPLICATE, txn)
+            return self._refuse_cancel(txn, CANCEL_DUPLICATE)
         if txn.status is Status.SUCCESS:
             assert txn.paid_at is not None
             if self.clock.time() - txn.paid_at > merchant.cancel_window(txn.vendor):
-                return CancelResult(False, CANCEL_WINDOW, txn)
+                return self._refuse_cancel(txn, CANCEL_WINDOW)
             # "If the original payment goes through successfully, it will be refunded in
             # full amount": a reversal, so the open balance is not checked.
             # Whatever is left on either side: refunds stated on one side round on the
@@ -643,31 +670,47 @@ class Ledger:
         self._emit("cancelled", txn)
         return CancelResult(True, CANCEL_OK, txn)
 
+    def _refuse_cancel(self, txn: Transaction | None, status: str) -> CancelResult:
+        self.events.publish(Refused("cancel", REFUSAL_RULES[status], status, txn))
+        return CancelResult(False, status, txn)
+
     def capture(self, merchant: Merchant, cmd: CaptureCommand) -> Capture:
+        try:
+            return self._capture(merchant, cmd)
+        except _CaptureRefused as refused:
+            self.events.publish(Refused("capture", refused.rule, str(refused), refused.txn))
+            raise BadRequest(str(refused)) from None
+
+    def _capture(self, merchant: Merchant, cmd: CaptureCommand) -> Capture:
         txn = self.find(
             merchant,
             cmd.lookup,
             prefer=lambda t: t.status is Status.AUTHORIZED or t.capture_open,
         )
         if txn is None:
-            raise BadRequest("transaction not found")
+            raise _CaptureRefused("unknown_transaction", "transaction not found", None)
         vendor = txn.vendor
         if not vendor.delayed_capture:
-            raise BadRequest(f"{vendor.code} does not support capture")
+            raise _CaptureRefused("capture_unsupported",
+                                  f"{vendor.code} does not support capture", txn)
         if (cmd.multi_capture or cmd.last_capture) and not vendor.multi_capture:
-            raise BadRequest("multi_capture is only supported for klarna")
+            raise _CaptureRefused("capture_unsupported",
+                                  "multi_capture is only supported for klarna", txn)
         if txn.status is Status.SUCCESS and not txn.capture_open:
-            raise BadRequest("transaction is already captured")
+            raise _CaptureRefused("already_captured", "transaction is already captured", txn)
         if txn.status is not Status.AUTHORIZED and not txn.capture_open:
-            raise BadRequest(f"transaction is {wire_status(txn) or 'pending'}, not authorized")
+            raise _CaptureRefused(
+                "not_authorized", f"transaction is {wire_status(txn) or 'pending'}, not "
+                "authorized", txn)
         if txn.capture_open and not cmd.multi_capture:
-            raise BadRequest("further captures need multi_capture=true")
+            raise _CaptureRefused("capture_closed", "further captures need multi_capture=true",
+                                  txn)
         left = txn.amount - txn.captured_amount
         amount = left if cmd.amount is None else cmd.amount
         if amount > left:
-            raise BadRequest(
-                f"capture amount {amount} is greater than the {left} left to capture"
-            )
+            raise _CaptureRefused(
+                "over_capture", f"capture amount {amount} is greater than the {left} left "
+                "to capture", txn)
         trans_amount = _follow(txn.captured_amount, amount, txn.amount,
                                txn.captured_trans_amount, txn.trans_amount)
         now = self.clock.time()
@@ -713,6 +756,9 @@ class Ledger:
         txn = self.get(txn_id)
         if txn.status is not Status.PENDING:
             raise TransitionError(f"transaction is {txn.status.value}, it cannot be paid")
+        return self._pay(txn)
+
+    def _pay(self, txn: Transaction) -> Transaction:
         now = self.clock.time()
         merchant = self.merchants[txn.token]
         if txn.auto_capture:
@@ -743,6 +789,43 @@ class Ledger:
         self._move(txn, Status.CANCELLED, by="consumer")
         self._emit("cancelled", txn)
         return txn
+
+    def late_confirm(self, txn_id: str) -> Transaction:
+        """The wallet confirms a payment the gateway had given up on: it expired, or it was
+        cancelled before anyone paid (a scenario's ``late_confirm``). Wallets do this when
+        the consumer pays as the order closes; the money is taken, so the payment is
+        reported paid (authorised, for delayed capture) and the merchant must refund it."""
+        txn = self.get(txn_id)
+        was = txn.status
+        if was not in (Status.EXPIRED, Status.CANCELLED) or txn.paid_at is not None \
+                or txn.refunds:
+            raise TransitionError(f"transaction is {was.value}, it cannot be confirmed late")
+        now = self.clock.time()
+        txn.status, txn.updated_at = Status.PENDING, now  # the wallet reopens it, at once:
+        txn.log(now, "late_confirm", {"was": was.value})
+        return self._pay(txn)  # ... and its consumer pays (past its expiry: no refresh)
+
+    def pay_twice(self, txn_id: str) -> Transaction:
+        """The consumer pays the same QR a second time (a scenario's ``paid_twice``): the
+        gateway takes a second payment for the same order, as a transaction of its own
+        (same reference, amount and URLs), paid at once and notified like any other."""
+        first = self.get(txn_id)
+        if first.status not in (Status.SUCCESS, Status.AUTHORIZED):
+            raise TransitionError(f"transaction is {first.status.value}, not paid")
+        now = self.clock.time()
+        twin = msgspec.structs.replace(
+            first, id=self.ids.transaction(first.face), created_at=now, updated_at=now,
+            expires_at=max(first.expires_at, now + 1), status=Status.PENDING, paid_at=None,
+            captured_amount=0, captured_trans_amount=0, capture_open=False,
+            refunded_amount=0, refunded_trans_amount=0, refunds=None, captures=None,
+            events=None, script=None)
+        merchant = self.merchants[first.token]
+        merchant.add(twin)
+        self.by_id[twin.id] = twin
+        twin.log(now, "paid_twice", {"of": first.id})
+        first.log(now, "paid_twice", {"twin": twin.id})
+        self._emit("created", twin)
+        return self._pay(twin)
 
     def expire(self, txn_id: str) -> Transaction:
         """Expire now, as if the timeout had passed (control surface and scenarios)."""

@@ -25,6 +25,10 @@ SCRIPT_BOUNDS: dict[tuple[str, str], tuple[int, int]] = {
     ("ipn", "delay"): (0, MAX_SCRIPT_SECONDS),
     ("ipn", "duplicates"): (1, MAX_DUPLICATES),  # the state reader also takes 0 (none)
     ("ipn", "tamper_amount"): (-MAX_TAMPER, MAX_TAMPER),
+    ("payment", "late_confirm"): (0, MAX_SCRIPT_SECONDS),
+    ("ipn", "amount_differs"): (-MAX_TAMPER, MAX_TAMPER),
+    ("api", "rate_limit"): (1, 86400),
+    ("api", "cdn_error"): (500, 599),
 }
 
 
@@ -46,6 +50,11 @@ class PaymentScript(msgspec.Struct, frozen=True):
     outcome: str  # pay | fail | expire | pending | authorize
     after: float = 0.0
     reason: str = "declined"
+    # Surprises after the end (docs/scenarios.md): the wallet confirms this many seconds
+    # after the payment expired or the merchant cancelled it unpaid; the consumer pays
+    # the same QR twice (a second paid transaction for the same order).
+    late_confirm: float | None = None
+    paid_twice: bool = False
 
 
 class IpnScript(msgspec.Struct, frozen=True):
@@ -58,6 +67,8 @@ class IpnScript(msgspec.Struct, frozen=True):
     bad_signature: bool = False
     tamper_amount: int = 0
     status: str | None = None
+    amount_differs: int = 0  # added to amount *before* signing: a valid notice, wrong sum
+    before_answer: bool = False  # delivered before the API call that paid is answered
 
 
 class ApiScript(msgspec.Struct, frozen=True):
@@ -68,6 +79,9 @@ class ApiScript(msgspec.Struct, frozen=True):
     http_status: int | None = None
     drop: bool = False
     timeout: bool = False
+    rate_limit: int | None = None  # answer 429 with Retry-After: this many seconds
+    cdn_error: int | None = None  # answer the CDN's own HTML error page with this 5xx
+    truncate: bool = False  # do the work, then answer with the body cut short
 
 
 class RefundScript(msgspec.Struct, frozen=True):
@@ -100,6 +114,28 @@ class Rule(msgspec.Struct):
     refund: RefundScript | None = None
     seen: int = 0  # requests that matched every key but nth (whichever rule decided)
     applied: int = 0
+
+    @property
+    def shapes_answer(self) -> bool:
+        """Whether applying the rule changes how (or when) the API call is answered."""
+        return self.api is not None or (self.ipn is not None and self.ipn.before_answer)
+
+    def surprises(self, creates: bool) -> str | None:
+        """The journal's tag for a call this rule decided: the surprises it scripts there
+        (a payment's and its notification's only on the call that ``creates`` it)."""
+        tags = []
+        if self.payment is not None and creates:
+            tags += ["late_confirm"] * (self.payment.late_confirm is not None)
+            tags += ["paid_twice"] * self.payment.paid_twice
+        if self.ipn is not None and creates:
+            tags += ["ipn_amount_differs"] * bool(self.ipn.amount_differs)
+            tags += ["ipn_before_answer"] * self.ipn.before_answer
+        if self.api is not None:
+            tags += ["rate_limited"] * (self.api.rate_limit is not None)
+            tags += ["cdn_error"] * (self.api.cdn_error is not None)
+            tags += ["truncated_body"] * self.api.truncate
+            tags += ["timeout_after_work"] * self.api.timeout
+        return ",".join(tags) or None
 
     def observe(self, facts: RequestFacts) -> bool:
         """Count a request towards ``nth``; whether this rule would apply to it.

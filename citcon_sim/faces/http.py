@@ -186,11 +186,19 @@ def _not_json(constant: str) -> float:
 
 
 def bearer_token(request: web.Request) -> str | None:
-    """``Authorization: Bearer <token>`` or a bare ``Authorization: <token>``."""
+    """``Authorization: Bearer <token>`` or a bare ``Authorization: <token>``.
+
+    Any other scheme (``Basic <credentials>``, ``Digest …``: a word, a space, the rest) is
+    refused with a 401 rather than taken whole as a bare token: such a client is
+    misconfigured, and in lenient mode it would silently become a merchant of its own."""
     header = request.headers.get("Authorization", "").strip()
     # "Bearer " with an empty token arrives as "Bearer" (trailing space stripped).
     if header[:7].lower() == "bearer " or header.lower() == "bearer":
         header = header[7:].strip()
+    elif len(header.split(None, 1)) == 2:
+        # Never echoes the header: the scheme word could be the start of a secret.
+        raise Unauthorized("only Bearer tokens are accepted "
+                           "(Authorization: Bearer <token>, or the bare token)")
     if not header.isascii():
         try:  # undecodable bytes arrive as lone surrogates, which no answer can carry
             header.encode("utf-8")

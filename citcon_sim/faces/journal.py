@@ -122,6 +122,7 @@ class JournalEntry(msgspec.Struct):
     scenario_rule: str | None
     charset: str = "utf-8"
     face: str = "online"  # the API face that served the call
+    surprise: str | None = None  # the scenario's surprises on this call, comma-separated
 
     @property
     def response_text(self) -> str | None:
@@ -148,6 +149,7 @@ class JournalEntry(msgspec.Struct):
             "duration_ms": self.duration_ms,
             "transaction_id": self.transaction_id,
             "scenario_rule": self.scenario_rule,
+            "surprise": self.surprise,
         }
 
 
@@ -184,7 +186,7 @@ class Journal:
         self, ts: float, method: str, path: str, endpoint: str, token: str | None,
         params: dict[str, Any], status: int, response: bytes | None, duration_s: float,
         transaction_id: str | None, scenario_rule: str | None, charset: str,
-        face: str = "online",
+        face: str = "online", surprise: str | None = None,
     ) -> None:
         """The middleware's per-request path: the virtual time as a float, the token as
         sent (only its hint and digest are kept) and the duration in seconds."""
@@ -193,6 +195,7 @@ class Journal:
             self._keep((
                 next(self._seq), ts, method, path, endpoint, *_token_keys(token), kept,
                 status, response, duration_s, transaction_id, scenario_rule, charset, face,
+                surprise,
             ), size + len(path) + (len(response) if response is not None else 0))
 
     def _keep(self, entry: JournalEntry | tuple[Any, ...], size: int) -> None:
@@ -213,11 +216,11 @@ class Journal:
         if isinstance(raw, JournalEntry):
             return raw
         (seq, ts, method, path, endpoint, hint, digest, params, status, response,
-         duration_s, transaction_id, scenario_rule, charset, face) = raw
+         duration_s, transaction_id, scenario_rule, charset, face, surprise) = raw
         return JournalEntry(
             seq, self._format_time(ts), method, path, endpoint, hint, digest, params,
             status, response, round(duration_s * 1000, 3), transaction_id, scenario_rule,
-            charset, face,
+            charset, face, surprise,
         )
 
     def query(

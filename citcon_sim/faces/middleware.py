@@ -21,9 +21,10 @@ from aiohttp.typedefs import Middleware
 
 from citcon_sim.domain import errors
 from citcon_sim.domain.errors import CitconError
-from citcon_sim.domain.events import RequestJournaled
+from citcon_sim.domain.events import MerchantCalled
 from citcon_sim.domain.ledger import Merchant
 from citcon_sim.domain.scripts import ApiScript, Rule
+from citcon_sim.faces import surprises
 from citcon_sim.faces.face import Face
 from citcon_sim.faces.http import SIM, bearer_token, error_response, read_params
 from citcon_sim.faces.journal import RESPONSE_BYTES
@@ -78,10 +79,12 @@ def merchant_api(face: Face) -> Middleware:
         sim = request.app[SIM]
         started = time.perf_counter()
         endpoint = face.endpoint(request.path.removeprefix(face.routes.prefix + "/"))
-        call = MerchantCall(endpoint, face.merchant_token(request))
+        call = MerchantCall(endpoint, None)
         try:
             if sim.failure is not None:  # the --state file failed: serve nothing more
                 raise sim.failure
+            # Inside the try: a refused Authorization header is a 401 in the face's shape.
+            call.token = face.merchant_token(request)
             call.params = await read_params(request)
             book = sim.scenarios
             # Authenticated calls only: an anonymous caller (or, in strict mode, an
@@ -92,17 +95,18 @@ def merchant_api(face: Face) -> Middleware:
                 # The serving face, whatever its facts say: rules match on it (``face:``).
                 call.rule = book.decide(msgspec.structs.replace(facts, face=face.name))
             request[CALL] = call
-            if call.rule is None or call.rule.api is None:  # nearly every request
+            if call.rule is None or not call.rule.shapes_answer:  # nearly every request
                 response = await handler(request)
             else:
-                response = await _scripted(request, handler, face, call, call.rule.api)
+                response = await _scripted(request, handler, face, call, call.rule)
         except web.HTTPException:  # 404, 405, 413: the application's middleware answers
             raise
         except CitconError as exc:
             response = face.error(exc)
         except Exception as exc:
             response = error_response(request, exc)
-        if sim.journal.enabled:
+        # The journal, and the console while it listens (a dict look-up when it does not).
+        if sim.journal.enabled or sim.events.handlers(MerchantCalled):
             _journal(request, face, call, response, started)
         return response
 
@@ -110,17 +114,29 @@ def merchant_api(face: Face) -> Middleware:
 
 
 async def _scripted(
-    request: web.Request, handler: Handler, face: Face, call: MerchantCall, script: ApiScript
+    request: web.Request, handler: Handler, face: Face, call: MerchantCall, rule: Rule
 ) -> web.StreamResponse:
-    """The scenario's ``api`` behaviour around the handler."""
+    """The scenario's ``api`` behaviour (and an IPN that must beat the answer) around the
+    handler."""
+    script = rule.api or _NO_API
+    sim = request.app[SIM]
     if script.latency_ms and not script.timeout:
         await asyncio.sleep(script.latency_ms / 1000)  # real time: it is the client who waits
     if script.drop:
         return drop_connection(request)
+    if script.rate_limit is not None:
+        return surprises.rate_limited(script.rate_limit)
+    if script.cdn_error is not None:
+        return surprises.cdn_error_page(script.cdn_error, request, sim.clock.time())
     failure = scripted_failure(face, script)
     if failure is not None:
         return failure
     response = await handler(request)
+    if rule.ipn is not None and rule.ipn.before_answer:
+        await surprises.ipn_first(sim, face.transaction_id(
+            call.endpoint, call.params, lambda: _text(response)))
+    if script.truncate:
+        return surprises.truncated(response)
     if script.timeout:  # the work is done (the payment exists), but no answer arrives
         if isinstance(response, web.Response) and (
                 response.content_type.startswith("text/") or "json" in response.content_type):
@@ -128,6 +144,18 @@ async def _scripted(
         await asyncio.sleep(script.latency_ms / 1000)
         return drop_connection(request)
     return response
+
+
+_NO_API = ApiScript()
+# The endpoints that create a payment, in the journal's vocabulary of every face (UPI's
+# charges are "pay"): where a rule's payment and IPN scripts take effect.
+CREATES = frozenset({"pay", "pay_qr", "chop"})
+
+
+def _text(response: web.StreamResponse) -> str | None:
+    if isinstance(response, web.Response) and isinstance(response.body, bytes):
+        return response.body.decode(response.charset or "utf-8", "replace")
+    return None
 
 
 def _journal(
@@ -153,23 +181,28 @@ def _journal(
         return body.decode(charset, "replace") if body is not None else call.unsent
 
     txn_id = face.transaction_id(call.endpoint, call.params, answer)
-    sim.journal.append(
-        sim.clock.time(),  # formatted when the journal is read
-        request.method,
-        request.path,
-        call.endpoint,
-        call.token,  # only its hint and digest are kept
-        call.params,  # redacted when read (JournalEntry.as_dict)
-        response.status,
-        body,
-        time.perf_counter() - started,
-        txn_id,
-        call.rule.name if call.rule is not None else None,
-        charset,
-        face.name,
-    )
-    if sim.events.handlers(RequestJournaled):  # an open dashboard's request log
-        sim.events.publish(RequestJournaled(face.name, call.token, txn_id))
+    now, took = sim.clock.time(), time.perf_counter() - started
+    if sim.journal.enabled:
+        sim.journal.append(
+            now,  # formatted when the journal is read
+            request.method,
+            request.path,
+            call.endpoint,
+            call.token,  # only its hint and digest are kept
+            call.params,  # redacted when read (JournalEntry.as_dict)
+            response.status,
+            body,
+            took,
+            txn_id,
+            call.rule.name if call.rule is not None else None,
+            charset,
+            face.name,
+            call.rule.surprises(call.endpoint in CREATES) if call.rule is not None else None,
+        )
+    if sim.events.handlers(MerchantCalled):
+        sim.events.publish(MerchantCalled(
+            now, face.name, request.method, request.path, call.endpoint, call.token,
+            response.status, took, txn_id, answer))
 
 
 async def merchant_call(request: web.Request) -> tuple[Simulator, Merchant, MerchantCall]:

@@ -24,4 +24,4 @@ class ErrorEnvelope(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 ErrorEnvelope.__doc__ = (
     "Every request error. The message starts with the documented text of the code ("
     + "; ".join(f"{c} {m}" for c, m in ERROR_CODES.items() if c >= 4000)
-    + ") and may add which field was wrong.")
+    + ") and may add which field was wrong; a 401 (code 4100) says `Unauthorized` instead.")

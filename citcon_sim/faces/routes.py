@@ -8,6 +8,8 @@ A schema is a JSON Schema dict, or a type (a msgspec Struct, a union of them, an
 
 from __future__ import annotations
 
+import hashlib
+import mimetypes
 import re
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from pathlib import Path
@@ -110,13 +112,37 @@ class Schemas:
         return found
 
 
+def read_files(folder: Path) -> dict[str, bytes]:
+    """Every file directly in ``folder``, by name. The package's assets are read when the
+    server starts, never per request: a `pip install` over a running server removes them."""
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def _static_file(name: str, content: bytes) -> Handler:
+    """A handler answering one asset from memory, with an ETag for revalidation."""
+    # Python's own table, not the machine's /etc/mime.types: the same type everywhere.
+    ctype, encoding = mimetypes.MimeTypes().guess_type(name)
+    etag = '"' + hashlib.sha256(content).hexdigest()[:16] + '"'
+
+    async def asset(request: web.Request) -> web.Response:
+        if etag in request.headers.get("If-None-Match", ""):
+            return web.Response(status=304, headers={"ETag": etag})
+        resp = web.Response(body=content, content_type=ctype or "application/octet-stream",
+                            headers={"ETag": etag})
+        if encoding is not None:
+            resp.headers["Content-Encoding"] = encoding
+        return resp
+    return asset
+
+
 class RouteTable:
     """The routes of one area, registered on one (sub-)application mounted at ``prefix``.
 
     ``tags``, ``errors`` and ``security`` apply to every route that sets none of its own;
     ``replies`` (status -> answer, such as the 401 of a missing credential) go with the
     table's security, to every route that has no security of its own. ``static`` maps a
-    URL prefix to a directory of files aiohttp serves (not documented: the pages' assets).
+    URL prefix to files (name -> content) served from memory (not documented: the pages'
+    assets, read when the server starts: see :func:`read_files`).
     ``head``: every GET route answers HEAD too (aiohttp's ``add_get``).
     """
 
@@ -124,7 +150,8 @@ class RouteTable:
                  tags: tuple[str, ...] = (), errors: tuple[int, ...] = (),
                  security: Security | None = None,
                  replies: Mapping[int, Reply | str | Schema] | None = None,
-                 static: Mapping[str, Path] | None = None, head: bool = True) -> None:
+                 static: Mapping[str, Mapping[str, bytes]] | None = None,
+                 head: bool = True) -> None:
         self.routes = tuple(routes)
         self.head = head
         self.prefix = prefix.rstrip("/")
@@ -142,8 +169,9 @@ class RouteTable:
                 app.router.add_get(route.path, route.handler)
             else:
                 app.router.add_route(route.method, route.path, route.handler)
-        for url, directory in self.static.items():
-            app.router.add_static(url, directory)
+        for url, files in self.static.items():
+            for name, content in files.items():
+                app.router.add_get(url + name, _static_file(name, content))
 
     def document_path(self, route: Route) -> str:
         """The route's path as the document names it: ``{action}``, no pattern."""

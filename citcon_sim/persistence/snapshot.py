@@ -646,8 +646,11 @@ def _script(raw: dict[str, Any], path: str, tz: tzinfo) -> Rule:
         outcome = pf.text("outcome")
         if outcome not in _OUTCOMES:
             raise StateError(f"{pf.path}.outcome: one of {', '.join(sorted(_OUTCOMES))}")
-        payment = PaymentScript(outcome, pf.number("after", 0.0, high=MAX_SCRIPT_SECONDS),
-                                pf.text("reason", "declined"))
+        payment = PaymentScript(
+            outcome, pf.number("after", 0.0, high=MAX_SCRIPT_SECONDS),
+            pf.text("reason", "declined"),
+            late_confirm=pf.number("late_confirm", None, high=MAX_SCRIPT_SECONDS),
+            paid_twice=pf.flag("paid_twice", False))
     i = f.mapping("ipn")
     if i is not None:
         f2 = _Fields(i, f"{path}.ipn", tz)
@@ -664,6 +667,8 @@ def _ipn_script(f: _Fields) -> IpnScript:
         bad_signature=f.flag("bad_signature", False),
         tamper_amount=f.integer("tamper_amount", 0, low=-MAX_TAMPER, high=MAX_TAMPER),
         status=f.text("status", None),
+        amount_differs=f.integer("amount_differs", 0, low=-MAX_TAMPER, high=MAX_TAMPER),
+        before_answer=f.flag("before_answer", False),
     )
 
 

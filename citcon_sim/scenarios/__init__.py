@@ -6,8 +6,12 @@ to the places that already make those decisions — the HTTP middleware (API beh
 the transaction (payment outcome, applied through the ledger's consumer operations) and
 the IPN sender (notification behaviour). There is no second code path.
 
-Magic amounts are a shipped scenario (``magic.yaml``) tried after all loaded rules, so
-they work with no file at all.
+Magic amounts are a shipped scenario (``magic.yaml``) tried after all loaded rules when
+``Config.magic_amounts`` is on (off by default: real prices end in 9905 too).
+
+The package's own files (the shipped scenarios, the schema) are read once, when the
+simulator starts (:func:`load_packaged_data`), never on a request: a ``pip install`` that
+replaces the installed files under a running server cannot break it.
 """
 
 from __future__ import annotations
@@ -24,7 +28,9 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from citcon_sim.domain.commands import MAX_REFERENCE_LENGTH, is_wire_safe
+from citcon_sim.domain.errors import CitconError
 from citcon_sim.domain.events import EventBus, ScenarioLoaded, ScenariosCleared
+from citcon_sim.domain.money import normalise_currency
 from citcon_sim.domain.redaction import token_hint
 from citcon_sim.domain.scripts import (
     SCRIPT_BOUNDS,
@@ -35,6 +41,7 @@ from citcon_sim.domain.scripts import (
     RequestFacts,
     Rule,
 )
+from citcon_sim.domain.vendors import GENERIC_VENDOR, VENDORS
 
 if TYPE_CHECKING:
     import yaml  # imported where used, not at start-up
@@ -44,21 +51,46 @@ FACES = ("online", "chop", "upi")  # the ``face`` match key's values
 
 
 class ScenarioError(ValueError):
-    """An unusable scenario; the message names the source, the line and the problem."""
+    """An unusable scenario; the message names the source, the line and the problem.
+
+    ``errors``: every problem found in the scenario (this one first), one per line of
+    the message; ``source``, ``line`` and ``problem`` are the first's."""
 
     def __init__(self, source: str, line: int | None, problem: str) -> None:
         self.source, self.line, self.problem = source, line, problem
-        where = f"{source}:{line}" if line else source
-        super().__init__(f"{where}: {problem}")
+        self.errors: list[ScenarioError] = [self]
+        super().__init__(self.where() + ": " + problem)
+
+    def where(self) -> str:
+        return f"{self.source}:{self.line}" if self.line else self.source
+
+    @classmethod
+    def of(cls, errors: list[ScenarioError]) -> ScenarioError:
+        """One error standing for ``errors`` (at least one), in the file's order."""
+        ordered = sorted(errors, key=lambda e: e.line or 0)
+        first = ordered[0]
+        found = cls(first.source, first.line, first.problem)
+        found.errors = ordered
+        found.args = ("\n".join(str(e) for e in ordered),)
+        return found
 
 
 class Scenario(msgspec.Struct):
-    """A named list of rules, tried in order."""
+    """A named list of rules, tried in order.
+
+    ``anonymous``: YAML text with no ``name:`` (named after its ``source``); loading it
+    adds it, where loading a named scenario replaces the one of that name."""
 
     name: str
     source: str
     rules: list[Rule] = msgspec.field(default_factory=list)
     description: str = ""
+    anonymous: bool = False
+
+    def fresh(self) -> Scenario:
+        """This scenario with its rules' counters (``nth``, ``times``) at zero."""
+        return msgspec.structs.replace(self, rules=[
+            msgspec.structs.replace(r, seen=0, applied=0) for r in self.rules])
 
     def rules_for(self, endpoint: str) -> tuple[Rule, ...]:
         """The rules whose ``endpoint`` key allows ``endpoint``, in order (any other rule
@@ -74,13 +106,43 @@ class Scenario(msgspec.Struct):
         }
 
 
+# -- the package's own files, read at start ----------------------------------------------
+
+
+class PackagedData(msgspec.Struct, frozen=True):
+    """The scenario files shipped inside the package, as text."""
+
+    schema: str  # scenario.schema.json
+    shipped: dict[str, str]  # shipped_scenarios/<name>.yaml by name, sorted
+
+
+@cache
+def load_packaged_data() -> PackagedData:
+    """Read the package's scenario files; once per process. ``Simulator`` calls it as it
+    starts, so that no request ever reads them (a reinstall may have removed them)."""
+    package = resources.files("citcon_sim")
+    folder = package.joinpath("shipped_scenarios")
+    return PackagedData(
+        schema=package.joinpath("scenario.schema.json").read_text("utf-8"),
+        shipped={
+            entry.name.removesuffix(".yaml"): entry.read_text("utf-8")
+            for entry in sorted(folder.iterdir(), key=lambda e: e.name)
+            if entry.name.endswith(".yaml")
+        },
+    )
+
+
+def schema_text() -> str:
+    """``scenario.schema.json`` as shipped (the OpenAPI document embeds it)."""
+    return load_packaged_data().schema
+
+
 # -- loading --------------------------------------------------------------------------
 
 
 @cache
 def schema() -> dict[str, Any]:
-    text = resources.files("citcon_sim").joinpath("scenario.schema.json").read_text("utf-8")
-    data = dict(json.loads(text))
+    data = dict(json.loads(schema_text()))
     for (section, key), (low, high) in SCRIPT_BOUNDS.items():  # the one set of bounds
         data["$defs"][section]["properties"][key].update(minimum=low, maximum=high)
     return data
@@ -180,10 +242,12 @@ def _expanded_size(root: yaml.Node | None, limit: int) -> int:
     return sizes.get(id(root), 0)
 
 
-def parse_scenario(text: str, source: str = "<scenario>", *, trusted: bool = False) -> Scenario:
+def parse_scenario(text: str, source: str = "<scenario>", *, trusted: bool = False,
+                   default_name: str | None = None) -> Scenario:
     """A scenario from YAML text, checked against the schema. ``trusted``: text shipped
-    in the package and validated by the tests (the magic amounts, parsed at every start):
-    libyaml's loader when present and no schema validation."""
+    in the package and validated by the tests (the magic amounts): libyaml's loader when
+    present and no schema validation. ``default_name`` names it when the text does not
+    (a file's stem); with neither, it is anonymous and named after ``source``."""
     import yaml
 
     fast = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -205,12 +269,41 @@ def parse_scenario(text: str, source: str = "<scenario>", *, trusted: bool = Fal
     if _expanded_size(root, MAX_EXPANDED_NODES) > MAX_EXPANDED_NODES:
         raise ScenarioError(source, None, f"more than {MAX_EXPANDED_NODES} values once YAML "
                             "aliases are expanded (or an alias that contains itself)")
-    error = None if trusted else _schema_error(data, source)
-    if error is not None:
+    if not trusted:
+        errors = [*_schema_errors(root, data, source), *_catalogue_errors(root, data, source)]
+        if not is_wire_safe(data):  # YAML's .nan/.inf, "\ud800": /_sim/scenarios could not show it
+            errors.append(ScenarioError(source, None,
+                                        "a value is NaN, infinite or not valid Unicode"))
+        if errors:
+            raise ScenarioError.of(errors)
+    name = str(data.get("name") or default_name or "")
+    scenario = Scenario(name or source, source, anonymous=not name,
+                        description=str(data.get("description") or ""))
+    for i, raw in enumerate(data["rules"]):
+        line = _line(root, ["rules", i])
+        scenario.rules.append(_build_rule(raw, source, line, f"{scenario.name}#{i + 1}"))
+    return scenario
+
+
+def _schema_errors(root: yaml.Node | None, data: Any, source: str) -> list[ScenarioError]:
+    """Every place the scenario breaks the schema, each named by its path and line."""
+    import jsonschema
+
+    try:
+        found = list(_validator().iter_errors(data))
+    except RecursionError:
+        raise ScenarioError(source, None, "nested too deeply") from None
+    errors = []
+    # A rule whose action is misspelt ("paymnet") lacks an action too: say the cause only.
+    misspelt = {tuple(e.absolute_path) for e in found if e.validator == "additionalProperties"}
+    for top in found:
+        error = jsonschema.exceptions.best_match([top])  # the telling one of a oneOf/anyOf
         path = list(error.absolute_path)
         where = "/".join(str(p) for p in path) or "top level"
         message = error.message
         if error.validator == "anyOf" and path[:1] == ["rules"]:
+            if tuple(path) in misspelt:
+                continue
             message = "a rule needs at least one action: payment, ipn, api or refund"
         line = _line(root, path)
         if error.validator == "additionalProperties" and isinstance(error.instance, dict):
@@ -218,29 +311,72 @@ def parse_scenario(text: str, source: str = "<scenario>", *, trusted: bool = Fal
             unexpected = [k for k in error.instance if k not in known]
             if unexpected:
                 line = _key_line(root, path, str(unexpected[0])) or line
-        raise ScenarioError(source, line, f"{where}: {message}")
-    if not is_wire_safe(data):  # YAML's .nan/.inf, "\ud800": /_sim/scenarios could not show it
-        raise ScenarioError(source, None, "a value is NaN, infinite or not valid Unicode")
-    scenario = Scenario(str(data.get("name") or Path(source).stem), source,
-                        description=str(data.get("description") or ""))
-    for i, raw in enumerate(data["rules"]):
-        line = _line(root, ["rules", i])
-        try:
-            rule = _build_rule(raw, source, line, f"{scenario.name}#{i + 1}")
-        except ScenarioError as exc:  # point at the offending value, not the rule
-            at = _line(root, ["rules", i, "match", "reference", "regex"])
-            raise ScenarioError(source, at or line, exc.problem) from None
-        scenario.rules.append(rule)
-    return scenario
+        errors.append(ScenarioError(source, line, f"{where}: {message}"))
+    return errors
 
 
-def _schema_error(data: Any, source: str) -> Any:
-    import jsonschema
+def _catalogue_errors(root: yaml.Node | None, data: Any, source: str) -> list[ScenarioError]:
+    """What the schema cannot know: vendors and currencies the simulator does not have
+    (such a rule could never match), reference patterns that are not usable, actions
+    that need another."""
+    rules = data.get("rules") if isinstance(data, dict) else None
+    errors: list[ScenarioError] = []
 
-    try:
-        return jsonschema.exceptions.best_match(_validator().iter_errors(data))
-    except RecursionError:
-        raise ScenarioError(source, None, "nested too deeply") from None
+    def error(path: list[str | int], problem: str) -> None:
+        where = "/".join(str(p) for p in path)
+        errors.append(ScenarioError(source, _line(root, path), f"{where}: {problem}"))
+
+    for i, rule in enumerate(rules if isinstance(rules, list) else ()):
+        if not isinstance(rule, dict):
+            continue
+        ipn, payment = rule.get("ipn"), rule.get("payment")
+        if isinstance(ipn, dict) and ipn.get("before_answer") is True and not (
+                isinstance(payment, dict) and payment.get("outcome") == "pay"
+                and not payment.get("after")):
+            # Only a payment paid while its create call is being answered has a
+            # notification that can beat the answer.
+            error(["rules", i, "ipn", "before_answer"], "ipn.before_answer needs payment: "
+                  "{outcome: pay} (paid at once, no after)")
+        match = rule.get("match")
+        if not isinstance(match, dict):
+            continue
+        at: list[str | int] = ["rules", i, "match"]
+        face = match.get("face")
+        faces = {face} if isinstance(face, str) else set(face) if isinstance(face, list) \
+            else set(FACES)
+        vendors = match.get("vendor")
+        for j, code in (enumerate(vendors) if isinstance(vendors, list) else [(None, vendors)]):
+            if not isinstance(code, str):
+                continue
+            path = [*at, "vendor"] + ([j] if j is not None else [])
+            vendor = VENDORS.get(code.strip().lower())
+            if code.strip().lower() == GENERIC_VENDOR and "online" in faces:
+                continue  # what the Online API's requests say, as the rule sees them
+            if vendor is None:
+                error(path, f"unknown vendor {code!r} (one of: {', '.join(VENDORS)})")
+            elif not vendor.faces & faces:
+                error(path, f"{code!r} is not accepted by the {'/'.join(sorted(faces))} "
+                      f"API (only {', '.join(sorted(vendor.faces))})")
+        currency = match.get("currency")
+        if isinstance(currency, str) and re.fullmatch(r"[A-Za-z]{3}", currency):
+            try:
+                normalise_currency(currency)
+            except CitconError as exc:
+                error([*at, "currency"], str(exc.detail))
+        reference = match.get("reference")
+        if isinstance(reference, dict) and isinstance(reference.get("regex"), str):
+            path = [*at, "reference", "regex"]
+            try:
+                re.compile(reference["regex"])
+            except (re.error, RecursionError, OverflowError) as exc:
+                errors.append(ScenarioError(source, _line(root, path),
+                                            f"bad reference regex: {exc}"))
+                continue
+            problem = regex_problem(reference["regex"])
+            if problem is not None:
+                errors.append(ScenarioError(source, _line(root, path),
+                                            f"reference regex refused: {problem}"))
+    return errors
 
 
 def load_scenario_file(path: str | Path) -> Scenario:
@@ -249,17 +385,13 @@ def load_scenario_file(path: str | Path) -> Scenario:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ScenarioError(str(path), None, f"cannot read: {exc}") from None
-    return parse_scenario(text, str(path))
+    return parse_scenario(text, str(path), default_name=path.stem)
 
 
 def shipped_scenarios() -> dict[str, str]:
-    """Names and texts of the scenarios shipped in the package (``scenarios/`` in the repo)."""
-    folder = resources.files("citcon_sim").joinpath("shipped_scenarios")
-    return {
-        entry.name.removesuffix(".yaml"): entry.read_text("utf-8")
-        for entry in sorted(folder.iterdir(), key=lambda e: e.name)
-        if entry.name.endswith(".yaml")
-    }
+    """Names and texts of the scenarios shipped in the package (``scenarios/`` in the
+    repo), as read at start."""
+    return dict(load_packaged_data().shipped)
 
 
 def resolve_scenario(spec: str | os.PathLike[str], *, text: bool = False, files: bool = True,
@@ -290,7 +422,7 @@ def resolve_scenario(spec: str | os.PathLike[str], *, text: bool = False, files:
         return load_scenario_file(spec)
     shipped = shipped_scenarios()
     if spec in shipped:
-        return parse_scenario(shipped[spec], f"{spec}.yaml")
+        return parse_scenario(shipped[spec], f"{spec}.yaml", default_name=spec)
     if files and spec.endswith((".yaml", ".yml", ".json")):
         return load_scenario_file(spec)
     if text:
@@ -409,13 +541,7 @@ def _build_rule(raw: dict[str, Any], source: str, line: int | None, default: str
         # A glob matches the whole reference (translate anchors only the end).
         rule.reference = re.compile(r"\A" + fnmatch.translate(reference))
     elif isinstance(reference, dict):
-        try:
-            rule.reference = re.compile(reference["regex"])
-        except (re.error, RecursionError, OverflowError) as exc:
-            raise ScenarioError(source, line, f"bad reference regex: {exc}") from None
-        problem = regex_problem(reference["regex"])
-        if problem is not None:
-            raise ScenarioError(source, line, f"reference regex refused: {problem}")
+        rule.reference = re.compile(reference["regex"])  # checked: _catalogue_errors
     if "nth" in match:
         nth = match["nth"]
         rule.nth = frozenset([nth] if isinstance(nth, int) else nth)
@@ -434,34 +560,44 @@ def _build_rule(raw: dict[str, Any], source: str, line: int | None, default: str
 
 
 def _magic() -> Scenario:
-    text = resources.files("citcon_sim").joinpath("shipped_scenarios", "magic.yaml")
-    return parse_scenario(text.read_text("utf-8"), "magic.yaml", trusted=True)
+    return parse_scenario(load_packaged_data().shipped["magic"], "magic.yaml", trusted=True,
+                          default_name="magic")
 
 
 class ScenarioBook:
-    """Loaded scenarios: per merchant token first, then global, then magic amounts."""
+    """Loaded scenarios: per merchant token first, then global, then magic amounts (when
+    ``magic`` is on)."""
 
-    def __init__(self, magic: bool = True, events: EventBus | None = None) -> None:
+    def __init__(self, magic: bool = False, events: EventBus | None = None) -> None:
         self.events = events if events is not None else EventBus()  # loaded / cleared
         self.global_scenarios: list[Scenario] = []
         self.by_token: dict[str, list[Scenario]] = {}
         self.magic_enabled = magic
-        self._magic_table: Scenario | None = None
+        # Parsed now when on (from the text read at start), so a request never parses it.
+        self._magic_table: Scenario | None = _magic() if magic else None
 
     @property
     def _magic(self) -> Scenario:
-        """The magic-amount table, read from magic.yaml the first time a request (or a
-        listing) needs it."""
+        """The magic-amount table (parsed here if magic amounts were turned on later)."""
         if self._magic_table is None:
             self._magic_table = _magic()
         return self._magic_table
 
-    def load(self, scenario: Scenario, token: str | None = None) -> None:
-        if token is None:
-            self.global_scenarios.append(scenario)
+    def load(self, scenario: Scenario, token: str | None = None) -> bool:
+        """Load ``scenario`` for every merchant or one ``token``. A scenario of the same
+        name already loaded there is replaced, in its place in the order (reloading a
+        changed file must not make it fire twice); an anonymous one is added. Whether it
+        replaced one."""
+        group = self.global_scenarios if token is None else self.by_token.setdefault(token, [])
+        at = next((i for i, s in enumerate(group)
+                   if not scenario.anonymous and not s.anonymous and s.name == scenario.name),
+                  None)
+        if at is None:
+            group.append(scenario)
         else:
-            self.by_token.setdefault(token, []).append(scenario)
+            group[at] = scenario
         self.events.publish(ScenarioLoaded(scenario.name, token))
+        return at is not None
 
     def clear(self, token: str | None = None) -> None:
         if token is None:

@@ -33,7 +33,7 @@ import os
 import threading
 from collections.abc import Callable, Coroutine
 from concurrent.futures import Future, InvalidStateError
-from typing import Any, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from aiohttp import web
 
@@ -46,10 +46,12 @@ from citcon_sim.faces.online.wire import sim_transaction
 from citcon_sim.faces.upi import tokens as upi_tokens
 from citcon_sim.scenarios import resolve_scenario
 from citcon_sim.simulator import Simulator
+from citcon_sim.testing.receiver import check_receiver, check_receiver_async
 from citcon_sim.web.app import create_app
 from citcon_sim.web.limits import Runner
 
-__all__ = ["ServerError", "SimulatorServer", "StartError"]
+__all__ = ["IpnNotAcknowledged", "ServerError", "ServerObserver", "SimulatorServer",
+           "StartError", "check_receiver", "check_receiver_async"]
 
 log = logging.getLogger("citcon_sim.testing")
 
@@ -74,8 +76,27 @@ class ServerError(AssertionError):
         self.errors = errors
 
 
+class IpnNotAcknowledged(AssertionError):
+    """The merchant's IPN endpoint did not acknowledge the attempt waited for: it answered
+    something other than a 2xx, or nothing (refused, timed out). The message says what;
+    ``notification`` is the notification as :meth:`SimulatorServer.ipn_log` shows it."""
+
+    def __init__(self, message: str, notification: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.notification = notification
+
+
 class StartError(RuntimeError):
     """The server could not start (port in use, start-up timeout); ``__cause__`` says why."""
+
+
+class ServerObserver(Protocol):
+    """Something that watches every started server (behaviour coverage does): told when a
+    server starts, before its state is cleared, and before it stops."""
+
+    def attach(self, server: SimulatorServer) -> None: ...
+    def harvest(self, server: SimulatorServer) -> None: ...
+    def detach(self, server: SimulatorServer) -> None: ...
 
 
 class SimulatorServer:
@@ -95,6 +116,9 @@ class SimulatorServer:
         True
         >>> server.stop(); server.stop()  # idempotent
     """
+
+    # Watchers of every server of this process (the pytest plugin's coverage recorder).
+    observers: ClassVar[list[ServerObserver]] = []
 
     def __init__(
         self,
@@ -173,6 +197,8 @@ class SimulatorServer:
                                      f"{failure}") from failure
                 self.base_url = ready.result()  # it finished starting just now
             self._thread = thread
+            for observer in self.observers:
+                observer.attach(self)
             return self
 
     def _serve(self, ready: Future[str]) -> None:
@@ -210,6 +236,9 @@ class SimulatorServer:
     def stop(self) -> None:
         """Stop serving and wait (at most ``stop_timeout``) for the thread; idempotent."""
         with self._lock:
+            if self._thread is not None:
+                for observer in self.observers:
+                    observer.detach(self)  # while the server can still answer
             thread, self._thread = self._thread, None
             if thread is None:
                 return
@@ -389,9 +418,15 @@ class SimulatorServer:
             transaction_id=transaction_id)))
 
     def wait_for_ipn(self, transaction_id: str, timeout: float = 10.0, *,
-                     attempts: int = 1) -> dict[str, Any]:
+                     attempts: int = 1, acknowledged: bool = True) -> dict[str, Any]:
         """Wait until the transaction's notification has had ``attempts`` finished delivery
         attempts (answered, refused or timed out); answer it as :meth:`ipn_log` does.
+
+        That attempt must have been acknowledged (a 2xx): otherwise
+        :class:`IpnNotAcknowledged` (an ``AssertionError``) says what the merchant's
+        endpoint answered, its HTTP status and the start of its body (or why nothing
+        came back). ``acknowledged=False`` answers the notification whatever the endpoint
+        said, for tests of retries.
 
         Waits on the delivery workers and the simulator's events, at most ``timeout`` wall
         seconds, then raises ``AssertionError`` listing the IPNs on record. It fails at
@@ -402,7 +437,8 @@ class SimulatorServer:
 
             sim.pay(txn_id)
             assert sim.wait_for_ipn(txn_id)["state"] == "delivered"
-            # the receiver answered 500: the retry is due 15 virtual seconds later
+            # a receiver that answers 500 first: the retry is due 15 virtual seconds later
+            sim.wait_for_ipn(txn_id, acknowledged=False)
             sim.advance(15)
             sim.wait_for_ipn(txn_id, attempts=2)
 
@@ -411,7 +447,10 @@ class SimulatorServer:
         """
         if attempts < 1:
             raise ValueError("attempts must be at least 1")
-        return self.run(self._await_ipn(transaction_id, attempts, timeout), timeout + 5)
+        found = self.run(self._await_ipn(transaction_id, attempts, timeout), timeout + 5)
+        if acknowledged:
+            _check_acknowledged(found, attempts, self.simulator.clock.frozen)
+        return found
 
     async def _await_ipn(self, txn_id: str, want: int, timeout: float) -> dict[str, Any]:
         sim = self.simulator
@@ -454,20 +493,28 @@ class SimulatorServer:
             for stop in unsubscribe:
                 stop()
 
-    def redeliver(self, notify_id: str, timeout: float = 30.0) -> dict[str, Any]:
+    def redeliver(self, notify_id: str, timeout: float = 30.0, *,
+                  acknowledged: bool = True) -> dict[str, Any]:
         """Send a notification again now (same form and ``notify_id``) and wait for that
-        attempt; answers the notification with it."""
+        attempt; answers the notification with it. Unless ``acknowledged=False``, an
+        answer other than a 2xx raises :class:`IpnNotAcknowledged`, as
+        :meth:`wait_for_ipn` does."""
         async def send() -> dict[str, Any]:
             ipn = self.simulator.ipn
             await asyncio.wait_for(ipn.redeliver(notify_id), timeout)
             return _plain(ipn.as_dict(ipn.notifications[notify_id]))
-        return self.run(send(), timeout + 5)
+        found = self.run(send(), timeout + 5)
+        if acknowledged:
+            _check_acknowledged(found, len(found["attempts"]), frozen=False)
+        return found
 
     # -- state between tests ---------------------------------------------------------------
 
     def reset(self, token: str | None = None) -> None:
         """Forget transactions, IPNs, due jobs and the journal (or one merchant's
         transactions and IPNs). Loaded scenarios stay loaded; the clock keeps its time."""
+        for observer in self.observers:
+            observer.harvest(self)
         self.call(lambda: self.simulator.reset(token))
 
     def load_scenario(self, scenario: str | os.PathLike[str], token: str | None = None) -> None:
@@ -497,14 +544,13 @@ class SimulatorServer:
         """A clean slate for the next test: :meth:`reset`, unload scenarios loaded since
         start (the configured ones are loaded afresh, their counters at zero) and discard
         recorded server-side errors. The pytest fixture calls it before each test."""
-        configured = [resolve_scenario(spec) for spec in self.config.scenarios]
+        for observer in self.observers:
+            observer.harvest(self)
 
         def clear() -> None:
             sim = self.simulator
             sim.reset()
-            sim.scenarios.clear()
-            for scenario in configured:
-                sim.scenarios.load(scenario)
+            sim.reload_scenarios()  # as parsed at start: no file is read again
             sim.take_errors()
         self.call(clear)
 
@@ -538,6 +584,34 @@ def _plain(value: T) -> T:
     return copy
 
 
+def _check_acknowledged(notification: dict[str, Any], number: int, frozen: bool) -> None:
+    """Raise :class:`IpnNotAcknowledged` unless finished attempt ``number`` got a 2xx."""
+    finished = [a for a in notification["attempts"]
+                if a["status"] is not None or a["error"] is not None]
+    attempt = finished[number - 1]
+    if attempt["ok"]:
+        return
+    which = (f"attempt {attempt['number']} ({attempt['trigger']}) of the IPN for "
+             f"{notification['transaction_id']}")
+    if attempt["status"] is not None:
+        body = attempt["body"]  # its start: the sender keeps the first characters only
+        what = (f"the merchant's IPN endpoint answered HTTP {attempt['status']} to {which}: "
+                + (repr(body) if body else "(empty body)"))
+    else:
+        what = f"the merchant's IPN endpoint did not answer {which}: {attempt['error']}"
+    if notification["state"] == ipn_states.FAILED:
+        then = "delivery has given up"
+    elif notification["next_attempt_time"] is not None:
+        then = f"the next attempt is due at {notification['next_attempt_time']} (virtual)"
+        if frozen:
+            then += f"; advance the clock, then wait_for_ipn(..., attempts={number + 1})"
+    else:
+        then = f"the notification is {notification['state']}"
+    raise IpnNotAcknowledged(
+        f"{what}\n({then}; acknowledged=False answers the notification instead)",
+        notification)
+
+
 def _main_notification(sim: Simulator, txn_id: str) -> ipn_states.Notification | None:
     """The transaction's success notification (oldest non-stale one)."""
     for n in reversed(sim.ipn.for_transaction(txn_id)):
@@ -563,7 +637,10 @@ def _why_no_attempt(sim: Simulator, txn_id: str, n: ipn_states.Notification | No
     if n.state == ipn_states.SUPPRESSED:
         return "a scenario suppressed its IPN (ipn: {never: true})"
     if n.state == ipn_states.FAILED:
-        return f"delivery gave up after {_finished(n)} attempt(s)"
+        last = n.attempts[-1]
+        said = (f"HTTP {last.status} {last.body!r}" if last.status is not None
+                else last.error or "nothing")
+        return f"delivery gave up after {_finished(n)} attempt(s); the last got {said}"
     if n.state == ipn_states.DELIVERED:  # duplicates were queued, and drained, already
         return f"it was acknowledged after {_finished(n)} attempt(s); no more are due"
     if n.next_attempt_at is not None and sim.clock.frozen:

@@ -20,11 +20,17 @@ Fixtures:
   ``check_assertions()`` right after the test body.
 - ``citcon_sim_config``: session scope; override it in a ``conftest.py`` to configure
   that server (default: a frozen clock, seed 0 and a free port, so parallel sessions
-  never clash; a port set there is used)::
+  never clash; a port set there is used; magic amounts as the ini option below)::
 
       @pytest.fixture(scope="session")
       def citcon_sim_config():
           return Config(frozen_clock=True, seed=7, scenarios=["declines"])
+
+- Magic amounts (docs/scenarios.md) are off, so every price is an ordinary one. Turn
+  them on for the session with the ini option ``citcon_sim_magic_amounts = true``
+  (it sets the default ``citcon_sim_config``'s ``magic_amounts``; an overriding fixture
+  says ``Config(magic_amounts=True)`` itself), or for one test with
+  ``citcon_sim.load_scenario("magic")``.
 
 - ``citcon_sim_server``: the session's server itself, without the per-test clearing.
 - ``make_citcon_sim``: a factory for more servers, independent of the session one and
@@ -46,16 +52,31 @@ from typing import Any
 import pytest
 
 from citcon_sim.config import Config
-from citcon_sim.testing import ServerError, SimulatorServer
+from citcon_sim.testing import ServerError, SimulatorServer, coverage_plugin
 
 __all__ = ["citcon_sim", "citcon_sim_config", "citcon_sim_server", "make_citcon_sim",
-           "pytest_runtest_call"]
+           "pytest_addoption", "pytest_configure", "pytest_runtest_call"]
+
+MAGIC_INI = "citcon_sim_magic_amounts"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    coverage_plugin.add_options(parser)
+    parser.addini(MAGIC_INI, type="bool", default=False,
+                  help="citcon-sim: script outcomes by amount (…9901 declines, …9905 pays "
+                  "without an IPN, …) in the default citcon_sim_config. Default: off.")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    coverage_plugin.configure(config)
+
 
 @pytest.fixture(scope="session")
-def citcon_sim_config() -> Config:
-    """The session server's configuration: a frozen clock, so tests drive time, and a
-    free port."""
-    return Config(frozen_clock=True, seed=0, port=0)
+def citcon_sim_config(pytestconfig: pytest.Config) -> Config:
+    """The session server's configuration: a frozen clock, so tests drive time, a free
+    port, and magic amounts only if the ini option asks for them."""
+    return Config(frozen_clock=True, seed=0, port=0,
+                  magic_amounts=bool(pytestconfig.getini(MAGIC_INI)))
 
 
 @pytest.fixture(scope="session")

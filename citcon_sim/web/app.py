@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from citcon_sim.console import Console
 from citcon_sim.domain.errors import BadRequest, CitconError, NotFound, PayloadTooLarge
 from citcon_sim.domain.events import EarliestJobChanged
 from citcon_sim.faces import FACES
@@ -153,6 +154,28 @@ async def _ipn_sender(app: web.Application) -> AsyncIterator[None]:
     await sender.close()
 
 
+async def _demo(app: web.Application) -> AsyncIterator[None]:
+    """``--demo``: the generated history, once the IPN workers run (its retried IPNs go
+    through them), into an empty ledger only (not again when the app restarts)."""
+    sim = app[SIM]
+    if sim.config.demo and not sim.ledger.by_id:
+        from citcon_sim import demo  # faker: only with --demo, not at every start-up
+
+        await demo.populate(sim)
+    yield
+
+
+async def _console(app: web.Application) -> AsyncIterator[None]:
+    """The console (``Config.console``) while the app runs; attached after the demo, whose
+    generated history is not news."""
+    sim = app[SIM]
+    detach = Console.of(sim.config, sim.clock.format).attach(sim.events) \
+        if sim.config.console else None
+    yield
+    if detach is not None:
+        detach()
+
+
 def create_app(sim: Simulator) -> web.Application:
     """The application: the wallet pages and ``/openapi.json`` on it; the merchant API
     (``/payment/``: scenarios and journal) and the control surface (``/_sim``: the admin
@@ -175,4 +198,6 @@ def create_app(sim: Simulator) -> web.Application:
     security.setup(app)  # redaction filters on aiohttp's loggers
     app.cleanup_ctx.append(_ticker)
     app.cleanup_ctx.append(_ipn_sender)
+    app.cleanup_ctx.append(_demo)
+    app.cleanup_ctx.append(_console)
     return app

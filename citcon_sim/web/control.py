@@ -160,8 +160,9 @@ async def load_scenarios(request: web.Request) -> web.Response:
     except ScenarioError as exc:
         raise BadRequest(str(exc)) from None
     token = request.query.get("token") or fields.get("token") or None
-    sim.scenarios.load(scenario, token)
-    return json_response({"loaded": scenario.describe(), "scope": "merchant" if token else "all"})
+    replaced = sim.scenarios.load(scenario, token)
+    return json_response({"loaded": scenario.describe(), "scope": "merchant" if token else "all",
+                          "replaced": replaced})
 
 
 _FORM_KEYS = frozenset({"name", "scenario", "token"})
@@ -324,10 +325,11 @@ ROUTES = RouteTable([
           errors=(400,), parameters=(S.TOKEN,)),
     Route("POST", "/scenarios", load_scenarios, "loadScenario", "Load a scenario at run time",
           {200: Reply("Loaded.", {JSON: {"allOf": [_SCOPE, S.obj({
-              "loaded": S.ref("ScenarioView")})]}})},
+              "loaded": S.ref("ScenarioView"), "replaced": S.BOOL})]}})},
           description="The scenario as the body (YAML or JSON), or as a form: "
           "`name=<shipped scenario>` or `scenario=<text>`. `token` scopes it to one "
-          "merchant.",
+          "merchant. One of the same `name` already loaded there is replaced "
+          "(`replaced`); a scenario without a `name` is added.",
           errors=(400, 413), parameters=(S.TOKEN,), body=S.ref("Scenario"),
           body_types=(JSON,), body_variants={"application/yaml": S.STR, "text/plain": S.STR,
                                              FORM: _scenario_form()}),

@@ -53,7 +53,7 @@ from citcon_sim.domain.errors import BadRequest, NotFound
 from citcon_sim.domain.events import (
     ClockMoved,
     IpnChanged,
-    RequestJournaled,
+    MerchantCalled,
     Reset,
     ScenarioLoaded,
     ScenariosCleared,
@@ -69,7 +69,7 @@ from citcon_sim.faces.params import text as param_text
 from citcon_sim.faces.routes import HTML, JSON, TEXT, Reply, Route, RouteTable
 from citcon_sim.scenarios import shipped_scenarios
 from citcon_sim.web import schemas as S
-from citcon_sim.web.pages import STATIC_DIR, render
+from citcon_sim.web.pages import STATIC_FILES, render
 
 if TYPE_CHECKING:
     from citcon_sim.simulator import Simulator
@@ -152,8 +152,8 @@ class Hub:
         self._secret = secrets.token_bytes(16)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
-        # Merchant calls are followed only while a page is open: a RequestJournaled event
-        # costs every merchant call something, and nobody else wants it.
+        # Merchant calls are followed only while a page is open: the middleware publishes
+        # MerchantCalled only while someone listens, so an unwatched call pays nothing.
         self._following = False
         self._stop_requests: Callable[[], None] | None = None
 
@@ -204,7 +204,7 @@ class Hub:
         """Subscribed to merchant calls exactly while the app runs and a page listens."""
         wanted = self._following and bool(self._clients)
         if wanted and self._stop_requests is None:
-            self._stop_requests = self.sim.events.subscribe(RequestJournaled, self.on_request)
+            self._stop_requests = self.sim.events.subscribe(MerchantCalled, self.on_request)
         elif not wanted and self._stop_requests is not None:
             self._stop_requests()
             self._stop_requests = None
@@ -293,9 +293,9 @@ class Hub:
         if self.clients:
             self.publish("reset", {})
 
-    def on_request(self, event: RequestJournaled) -> None:
-        """A merchant API call joined the journal: the request log fetches what its
-        filters show (the event names the merchant by key, never by token)."""
+    def on_request(self, event: MerchantCalled) -> None:
+        """A merchant API call was answered (and journaled): the request log fetches what
+        its filters show (the event names the merchant by key, never by token)."""
         if self.clients:
             self.publish("request", {
                 "face": event.face, "transaction_id": event.transaction_id,
@@ -403,8 +403,7 @@ async def state(request: web.Request) -> web.Response:
 
 
 def _asset_version() -> str:
-    stamp = "".join(str((STATIC_DIR / name).stat().st_mtime_ns) for name in ASSETS)
-    return hashlib.sha256(stamp.encode()).hexdigest()[:10]
+    return hashlib.sha256(b"".join(STATIC_FILES[name] for name in ASSETS)).hexdigest()[:10]
 
 
 async def page(request: web.Request) -> web.Response:
@@ -556,7 +555,7 @@ ROUTES = RouteTable([
           errors=(400, 404, 413),
           body=S.form({"merchant": S.text("A merchant key from the dashboard's state.")})),
 ], prefix="/_sim", tags=("control",), security=S.ADMIN, replies={401: S.ADMIN_REQUIRED},
-    static={"/static/": STATIC_DIR})
+    static={"/static/": STATIC_FILES})
 
 
 def add_routes(app: web.Application, control: web.Application) -> None:

@@ -94,7 +94,8 @@ def _static() -> dict[str, Any]:
                 "bearerAuth": {
                     "type": "http", "scheme": "bearer",
                     "description": "The merchant token: `Authorization: Bearer <token>`. The "
-                    "bare form `Authorization: <token>` is accepted too, as production does. "
+                    "bare form `Authorization: <token>` is accepted too, as production does; "
+                    "other schemes (`Basic …`) are refused with a 401. "
                     "Any non-empty token is its own merchant unless a merchants file lists "
                     "them.",
                 },

@@ -7,6 +7,16 @@ POST answered with a 303 (post/redirect/get) to where Citcon would send the brow
 Alipay/WeChat Pay apps. Once the payment is final the same URL shows its final state, so
 a refresh, a back button or a second click never pays twice.
 
+Before the outcome, each method has the consumer journey the Online API document describes
+(``Vendor.journey``): a QR to scan on a computer and an "open the app" step on a phone; the
+wallet's sign-in form, then a confirmation; a card-number form (checked with the Luhn
+algorithm here and in the browser); a choice of bank, then the bank's confirmation. The
+steps are ``?step=app|confirm|bank`` on the same URL, so the page stays stateless. Every
+journey ends in the same three POSTs; the first step of a multi-step journey also carries
+them as a "skip the journey" shortcut, so tools that click ``#pay`` on the landing page
+keep working. Whether a page is the desktop or the mobile one is decided by the
+User-Agent (the Online API has no such request field), overridable with ``?view=``.
+
 Time on these pages is the simulator's virtual clock; the page polls a small status
 endpoint so a desktop checkout follows a payment made elsewhere (a phone that scanned the
 QR, or the control surface), as the documented desktop flows do.
@@ -28,11 +38,14 @@ from aiohttp import web
 
 from citcon_sim.domain.commands import check_url
 from citcon_sim.domain.errors import BadRequest, CitconError, TransitionError
+from citcon_sim.domain.events import ConsumerReturned
 from citcon_sim.domain.ledger import Status, Transaction
 from citcon_sim.domain.money import exponent, to_major
+from citcon_sim.domain.vendors import KOREAN_BANK_NAMES, Journey, Vendor
 from citcon_sim.faces.http import SIM, json_response
-from citcon_sim.faces.routes import HTML, JSON, TEXT, Reply, Route, RouteTable
+from citcon_sim.faces.routes import HTML, JSON, TEXT, Reply, Route, RouteTable, read_files
 from citcon_sim.web import schemas as S
+from citcon_sim.web.consumers import consumer_for
 
 if TYPE_CHECKING:
     import jinja2
@@ -41,8 +54,18 @@ if TYPE_CHECKING:
     from citcon_sim.simulator import Simulator
 
 STATIC_DIR = Path(__file__).with_name("static")
+# The package's templates and assets, read as the server's code is loaded (at start),
+# never per request: a `pip install` over a running server replaces these files.
+STATIC_FILES = read_files(STATIC_DIR)
+TEMPLATES = {name: data.decode("utf-8")
+             for name, data in read_files(Path(__file__).with_name("templates")).items()}
 DEFAULT_LOCALE_NAME = "en_US"
 VIEWS = ("desktop", "mobile")
+STEPS = ("app", "confirm", "bank")  # the later steps of a journey (the first has none)
+# Documented inputs that end a journey in the fail outcome, as a real wallet refusing them.
+DECLINED_CARD = "4000000000000002"
+WRONG_PASSWORD = "wrong"
+MAX_INPUT = 200  # characters of a journey form field kept (a page, not a store)
 # Phones, tablets and the wallets' own in-app browsers (WeChat, Alipay) get the mobile page.
 _MOBILE_UA = re.compile(
     r"Mobi|Android|iPhone|iPad|iPod|Windows Phone|MicroMessenger|AlipayClient", re.IGNORECASE
@@ -63,14 +86,12 @@ def _env() -> jinja2.Environment:
     import jinja2
 
     return jinja2.Environment(
-        loader=jinja2.PackageLoader("citcon_sim.web", "templates"),
+        loader=jinja2.DictLoader(TEMPLATES),
         autoescape=True,  # every merchant-supplied string is escaped unless a template says not
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
-        # Package data never changes while the server runs; the default stat()ed every
-        # template file on every render.
-        auto_reload=False,
+        auto_reload=False,  # the sources are in memory and never change
     )
 
 
@@ -218,6 +239,49 @@ def on_brand(colour: str) -> str:
     return "#111111" if luminance > 160 else "#ffffff"
 
 
+def luhn_ok(digits: str) -> bool:
+    """The Luhn check digit test every card number passes (ISO/IEC 7812)."""
+    if not digits.isdigit():
+        return False
+    total = 0
+    for i, c in enumerate(reversed(digits)):
+        d = int(c) * (2 if i % 2 else 1)
+        total += d - 9 if d > 9 else d
+    return total % 10 == 0
+
+
+def card_digits(raw: str) -> str:
+    """The number as typed, without the spaces and dashes people group it with."""
+    return "".join(c for c in raw if c not in " -")
+
+
+def check_card(number: str, expiry: str, cvc: str, year: int, month: int) -> dict[str, str]:
+    """What is wrong with a typed card, by field (empty when it can be charged).
+
+    ``year``/``month`` are today's on the simulator's clock: a card expired by then is
+    refused, as an issuer would.
+    """
+    errors: dict[str, str] = {}
+    digits = card_digits(number)
+    if not digits.isdigit() or not 12 <= len(digits) <= 19:
+        errors["card_number"] = "Enter the 12 to 19 digits of the card number."
+    elif not luhn_ok(digits):
+        errors["card_number"] = "This card number is not valid: check the digits."
+    found = re.fullmatch(r"\s*(\d{1,2})\s*/\s*(\d{2})\s*", expiry)
+    if not found or not 1 <= int(found.group(1)) <= 12:
+        errors["expiry"] = "Enter the expiry date as MM/YY."
+    elif (2000 + int(found.group(2)), int(found.group(1))) < (year, month):
+        errors["expiry"] = "This card has expired."
+    if not re.fullmatch(r"\d{3,4}", cvc.strip()):
+        errors["cvc"] = "Enter the 3 or 4 digit security code."
+    return errors
+
+
+def bank_choices(vendor: Vendor) -> list[tuple[str, str]]:
+    """(code, name) of the banks a bank-transfer page lists, in the catalogue's order."""
+    return [(code, name) for code, name in KOREAN_BANK_NAMES.items() if code in vendor.banks]
+
+
 def choose_view(request: web.Request, override: str | None = None) -> str:
     """``view=mobile|desktop`` wins; otherwise the User-Agent decides."""
     wanted = (override or request.query.get("view") or "").strip().lower()
@@ -235,9 +299,9 @@ def _web_url(url: str | None) -> str | None:
         return None
 
 
-def landing_path(txn_id: str, view: str | None = None) -> str:
+def landing_path(txn_id: str, view: str | None = None, **more: str) -> str:
     query = {"q": txn_id} if view is None else {"q": txn_id, "view": view}
-    return f"/u_landing?{urlencode(query)}"
+    return f"/u_landing?{urlencode({**query, **more})}"
 
 
 def next_url(txn: Transaction, view: str) -> str:
@@ -261,31 +325,58 @@ def next_url(txn: Transaction, view: str) -> str:
     return target or landing_path(txn.id, view)
 
 
+def back_to_merchant(sim: Simulator, txn: Transaction, view: str) -> web.HTTPSeeOther:
+    """The redirect once the consumer acted (:func:`next_url`); a redirect to one of the
+    merchant's own URLs is published (``ConsumerReturned``: behaviour coverage counts a
+    consumer sent to the fail URL)."""
+    target = next_url(txn, view)
+    if not target.startswith("/u_landing"):
+        outcome = {Status.FAILED: "fail", Status.CANCELLED: "cancel"}.get(txn.status,
+                                                                          "success")
+        sim.events.publish(ConsumerReturned(txn, outcome, target))
+    return web.HTTPSeeOther(target)
+
+
 def _merchant_name(sim: Simulator, txn: Transaction) -> str:
     merchant = sim.ledger.merchants.get(txn.token)
     return (merchant.settings.name if merchant else "") or "Merchant"
 
 
-def _context(sim: Simulator, txn: Transaction, view: str) -> dict[str, Any]:
+def _context(sim: Simulator, txn: Transaction, view: str, step: str = "",
+             bank: str | None = None) -> dict[str, Any]:
     locale = page_locale(txn)
     vendor = txn.vendor
     remaining = remaining_seconds(sim, txn)
+    authorise = vendor.delayed_capture and not txn.auto_capture
+    amount = money(txn.trans_amount, txn.trans_currency, locale)
     return {
         "txn": txn,
         "vendor": vendor,
         "view": view,
+        "journey": vendor.journey.value,
+        "step": step,
+        "consumer": consumer_for(txn.id, vendor),
+        "banks": bank_choices(vendor),
+        "bank": bank,
+        "bank_name": KOREAN_BANK_NAMES.get(bank or ""),
+        "preset_bank": _preset_bank(txn),
+        "start_url": landing_path(txn.id, view),
+        "app_url": landing_path(txn.id, view, step="app"),
+        "errors": {},
+        "form": {},
         "lang": locale.language,
         "brand": vendor.colour,
         "on_brand": on_brand(vendor.colour),
         "merchant": _merchant_name(sim, txn),
-        "amount": money(txn.trans_amount, txn.trans_currency, locale),
+        "amount": amount,
         # The settlement side only when it differs: one amount twice is noise.
         "settlement": (
             money(txn.amount, txn.currency, locale)
             if (txn.amount, txn.currency) != (txn.trans_amount, txn.trans_currency) else None
         ),
         "items": goods_items(txn, locale),
-        "authorise": vendor.delayed_capture and not txn.auto_capture,
+        "authorise": authorise,
+        "pay_label": ("Authorise " if authorise else "Pay ") + amount,
         "show_qr": vendor.qr_scan and view == "desktop",
         "remaining": remaining,
         "remaining_text": countdown_text(remaining),
@@ -311,14 +402,52 @@ def not_found() -> web.Response:
                   lang="en")
 
 
+def fail_reason(txn: Transaction) -> str | None:
+    """Why a failed payment failed (a wrong password, a declined card, a scenario's
+    reason), as its timeline records it; None for the plain consumer decline."""
+    for _, event, detail in reversed(txn.events or []):
+        if event == "fail":
+            reason = (detail or {}).get("reason")
+            return str(reason) if reason and reason != "declined" else None
+    return None
+
+
+def _preset_bank(txn: Transaction) -> str | None:
+    """The bank the merchant named at creation (``bank``): its page comes first."""
+    bank = (txn.extra or {}).get("bank")
+    return bank if isinstance(bank, str) and bank in txn.vendor.banks else None
+
+
+def _wallet(sim: Simulator, txn: Transaction, view: str, step: str = "",
+            bank: str | None = None, status: int = 200, **context: Any) -> web.Response:
+    """An open payment's page at one step of its journey."""
+    if step == "bank" and bank is None:
+        step = ""
+    if not step and txn.vendor.journey is Journey.BANK and bank is None:
+        bank = _preset_bank(txn)
+        step = "bank" if bank else ""
+    return render("wallet.html", status=status,
+                  **{**_context(sim, txn, view, step, bank), **context})
+
+
 async def landing(request: web.Request) -> web.Response:
     sim = request.app[SIM]
     txn = _lookup(sim, request.query.get("q", ""))
     if txn is None:
         return not_found()
-    context = _context(sim, txn, choose_view(request))
+    view = choose_view(request)
     if txn.status is Status.PENDING:
-        return render("wallet.html", **context)
+        step = request.query.get("step", "")
+        step = step if step in STEPS else ""
+        bank: str | None = None
+        if step == "bank" and txn.vendor.journey is Journey.BANK:
+            bank = request.query.get("bank", "").strip().lower()
+            if bank not in txn.vendor.banks:
+                return _wallet(sim, txn, view, status=422,
+                               errors={"bank": "Choose your bank from the list."})
+        return _wallet(sim, txn, view, step, bank)
+    context = _context(sim, txn, view)
+    context["reason"] = fail_reason(txn) if txn.status is Status.FAILED else None
     # A fallback target may point here; "return" then would loop back to this page.
     if context["return_url"] and context["return_url"].startswith("/u_landing"):
         context["return_url"] = None
@@ -334,16 +463,62 @@ async def consumer_action(request: web.Request) -> web.StreamResponse:
         raise BadRequest("malformed form body") from None
     raw_view = form.get("view")
     view = choose_view(request, raw_view if isinstance(raw_view, str) else None)
-    if _lookup(sim, txn_id) is None:
+    found = _lookup(sim, txn_id)
+    if found is None:
         return not_found()
+    reason = "declined"
+    if action == "pay" and "card_number" in form and found.status is Status.PENDING:
+        # The card journey's form: checked as the hosted card page would before charging.
+        fields = {k: _field(form, k) for k in ("card_number", "expiry", "cvc", "holder")}
+        today = sim.clock.now()
+        errors = check_card(fields["card_number"], fields["expiry"], fields["cvc"],
+                            today.year, today.month)
+        if errors:
+            fields.pop("cvc")  # a security code is never written back into a page
+            return _wallet(sim, found, view, status=422, errors=errors, form=fields)
+        if card_digits(fields["card_number"]) == DECLINED_CARD:
+            action, reason = "fail", "card declined"
     try:
-        txn = sim.ledger.consumer_act(txn_id, action)
+        txn = sim.ledger.consumer_act(txn_id, action, reason)
     except TransitionError:
         # A second click, a resubmitted form or an expired link: show the final state.
         raise web.HTTPSeeOther(landing_path(txn_id, view)) from None
     except CitconError:
         return not_found()
-    raise web.HTTPSeeOther(next_url(txn, view))
+    raise back_to_merchant(sim, txn, view)
+
+
+def _field(form: Any, key: str) -> str:
+    value = form.get(key)
+    return value[:MAX_INPUT] if isinstance(value, str) else ""
+
+
+async def login(request: web.Request) -> web.StreamResponse:
+    """The wallet's sign-in form: any user name and password sign in (then the consumer
+    confirms the payment); the password ``wrong`` is refused and the payment fails."""
+    sim = request.app[SIM]
+    txn_id = request.match_info["id"]
+    try:
+        form = await request.post()
+    except ValueError:
+        raise BadRequest("malformed form body") from None
+    view = choose_view(request, _field(form, "view") or None)
+    txn = _lookup(sim, txn_id)
+    if txn is None:
+        return not_found()
+    if txn.status is not Status.PENDING:
+        raise web.HTTPSeeOther(landing_path(txn_id, view))
+    user, password = _field(form, "user").strip(), _field(form, "password")
+    if not user or not password:
+        errors = {"login": "Enter your user name and password."}
+        return _wallet(sim, txn, view, status=422, errors=errors, form={"user": user})
+    if password == WRONG_PASSWORD:
+        try:
+            txn = sim.ledger.consumer_act(txn_id, "fail", "wrong password")
+        except TransitionError:
+            raise web.HTTPSeeOther(landing_path(txn_id, view)) from None
+        raise back_to_merchant(sim, txn, view)
+    raise web.HTTPSeeOther(landing_path(txn_id, view, step="confirm"))
 
 
 async def status(request: web.Request) -> web.Response:
@@ -365,14 +540,20 @@ async def status(request: web.Request) -> web.Response:
 
 _HTML = {HTML: S.STR}
 _VIEW = S.query("view", {"enum": ["desktop", "mobile"]}, "Overrides the User-Agent.")
+_STEP = S.query("step", {"enum": list(STEPS)},
+                "A later step of the method's journey: `app` (in the wallet app), `confirm` "
+                "(signed in), `bank` (on the chosen bank's page, with `bank`).")
+_BANK = S.query("bank", {"type": "string", "maxLength": S.MAX_TEXT},
+                "The bank chosen on a bank-transfer page (`step=bank`).")
 
 ROUTES = RouteTable([
     Route("GET", "/u_landing", landing, "walletPage",
           "The simulated wallet page a pay URL or QR code leads to",
           {200: Reply("The open payment, or its final state.", _HTML),
-           404: Reply("No such payment.", _HTML)},
+           404: Reply("No such payment.", _HTML),
+           422: Reply("`step=bank` with a bank the method does not list.", _HTML)},
           parameters=(S.query("q", {"type": "string", "maxLength": S.MAX_TEXT},
-                              "The transaction id.", required=True), _VIEW)),
+                              "The transaction id.", required=True), _VIEW, _STEP, _BANK)),
     Route("GET", "/u_landing/{id}/status", status, "walletStatus",
           "What an open wallet page polls",
           {200: Reply("State, virtual seconds left, where to go next.", {JSON: S.obj({
@@ -386,7 +567,27 @@ ROUTES = RouteTable([
                       "`mobile_result_url`), else back to the page.", {TEXT: S.STR},
                       headers={"Location": {"required": True, "schema": S.STR}}),
            404: Reply("No such payment (a page), or no such action.",
-                      {**_HTML, JSON: S.ref("ErrorEnvelope")})},
+                      {**_HTML, JSON: S.ref("ErrorEnvelope")}),
+           422: Reply("The card journey's form (`card_number`...) did not pass its "
+                      "checks: the page again, saying why; nothing changed.", _HTML)},
           errors=(400, 413),
-          body=S.form({"view": {"enum": ["desktop", "mobile"]}}), body_required=False),
-], tags=("pages",), static={"/u_landing/static/": STATIC_DIR})
+          body=S.form({"view": {"enum": ["desktop", "mobile"]},
+                       "card_number": S.text("Card journey: the card number (Luhn-checked; "
+                                             f"{DECLINED_CARD} is declined)."),
+                       "expiry": S.text("Card journey: MM/YY."),
+                       "cvc": S.text("Card journey: 3 or 4 digits."),
+                       "holder": S.text("Card journey: the name on the card.")}),
+          body_required=False),
+    Route("POST", "/u_landing/{id}/login", login, "walletLogin",
+          "The wallet's sign-in form (login journeys)",
+          {303: Reply("Signed in: to the confirmation step. The password `wrong`: the "
+                      "payment fails, to the fail URL.", {TEXT: S.STR},
+                      headers={"Location": {"required": True, "schema": S.STR}}),
+           404: Reply("No such payment.", _HTML),
+           422: Reply("User name or password missing: the form again.", _HTML)},
+          errors=(400, 413),
+          body=S.form({"view": {"enum": ["desktop", "mobile"]},
+                       "user": S.text("Any user name."),
+                       "password": S.text(f"Any password; `{WRONG_PASSWORD}` is refused.")}),
+          body_required=False),
+], tags=("pages",), static={"/u_landing/static/": STATIC_FILES})

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 from functools import cache
-from importlib import resources
 from typing import Any
 
 from citcon_sim.domain.ledger import Status
 from citcon_sim.domain.vendors import FACES
 from citcon_sim.faces.params import MAX_VALUE_LENGTH
+from citcon_sim.scenarios import schema_text
 
 Schema = dict[str, Any]
 
@@ -125,7 +125,8 @@ def components() -> dict[str, Schema]:
             "endpoint": STR,
             "token": nullable(STR), "params": {"type": "object"}, "status": INT,
             "response": nullable(STR), "duration_ms": NUM,
-            "transaction_id": nullable(STR), "scenario_rule": nullable(STR)}),
+            "transaction_id": nullable(STR), "scenario_rule": nullable(STR),
+            "surprise": nullable(STR)}),
         "Scope": {"enum": ["merchant", "all"]},
         "Redelivery": obj({"redelivered": {"const": True},
                            "attempt": nullable(ref("IpnAttempt")),
@@ -138,8 +139,7 @@ def components() -> dict[str, Schema]:
 @cache
 def _scenario_schemas() -> dict[str, Schema]:
     """``scenario.schema.json`` as components: its ``$defs`` become ``Scenario*`` schemas."""
-    source = resources.files("citcon_sim").joinpath("scenario.schema.json").read_text("utf-8")
-    raw = json.loads(source)
+    raw = json.loads(schema_text())  # as read at start
     names = {name: "Scenario" + name[:1].upper() + name[1:] for name in raw.get("$defs", {})}
 
     def rewrite(node: Any) -> Any:
@@ -171,7 +171,8 @@ RESPONSES: dict[str, Schema] = {
         "4100-4105: a parameter is missing or malformed. A request line or header over "
         "8190 bytes is refused by the HTTP parser itself, before the simulator sees it, "
         "with a short text/plain answer.", text_too=True),
-    "Unauthorized": _envelope("No token (or, with a merchants file, an unknown one)."),
+    "Unauthorized": _envelope("No token, a scheme other than Bearer (or, with a merchants "
+                              "file, an unknown token): the message says `Unauthorized`."),
     "NotFound": _envelope("No such transaction, notification or endpoint."),
     "MethodNotAllowed": {
         **_envelope("Any method a path does not list; `Allow` names the ones it does."),

@@ -64,6 +64,14 @@ def _digest(value: str) -> bytes:
     return hashlib.sha256(value.encode("utf-8", "surrogateescape")).digest()
 
 
+def _bearer_or_none(request: web.Request) -> str | None:
+    """The Bearer token, or None for another scheme (answered below as any wrong token)."""
+    try:
+        return bearer_token(request)
+    except Unauthorized:
+        return None
+
+
 def _same(given: str | None, expected: str) -> bool:
     return given is not None and hmac.compare_digest(_digest(given), _digest(expected))
 
@@ -102,7 +110,7 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     allowed = (
         from_query
         or _same(request.headers.get(HEADER), admin)
-        or _same(bearer_token(request), admin)
+        or _same(_bearer_or_none(request), admin)
         or _same(request.cookies.get(COOKIE), cookie_value(admin))
     )
     if not allowed:

@@ -11,7 +11,8 @@ MERCHANT: tuple[dict[str, list[str]], ...] = ({"bearerAuth": []},)
 # CHOP's own failure shape; a body over the limit (413) is the shared envelope.
 FAILURES = {
     400: Reply("A bad request: `code` 41xx.", {JSON: m.ChopError}),
-    401: Reply("No token, or (merchants file) an unknown one: `code` 4100.",
+    401: Reply("No token, a scheme other than Bearer, or (merchants file) an unknown "
+               "one: `code` 4100, `Unauthorized: …`.",
                {JSON: m.ChopError}),
     500: Reply("Unknown error: `code` 4000.", {JSON: m.ChopError}),
 }

@@ -22,7 +22,7 @@ from citcon_sim.domain.commands import (
 from citcon_sim.domain.errors import BadRequest, InvalidAmount
 from citcon_sim.domain.merchants import DEFAULT_VENDOR
 from citcon_sim.domain.money import normalise_currency
-from citcon_sim.domain.vendors import check_bank, get_vendor
+from citcon_sim.domain.vendors import GENERIC_VENDOR, check_bank, get_vendor
 from citcon_sim.faces import params as p
 
 if TYPE_CHECKING:
@@ -54,9 +54,6 @@ def parse_price(params: dict[str, Any]) -> tuple[Money | None, Money | None]:
 
 def parse_url(params: dict[str, Any], key: str) -> str | None:
     return check_url(p.text(params, key), key)
-
-
-GENERIC_VENDOR = "generic"  # "the merchant's default wallet" (Citcon's QA suite sends it)
 
 
 def parse_payment(
