@@ -1141,7 +1141,7 @@
     $("scn-list").replaceChildren(...nodes);
     $("scn-magic").textContent = book.magic_amounts
       ? "Magic amounts are on (amounts ending 9901 decline, 9902 expire…)."
-      : "Magic amounts are off.";
+      : "Magic amounts are off (citcon-sim serve --magic-amounts turns them on).";
   }
 
   $("scn-form").addEventListener("submit", async (ev) => {
