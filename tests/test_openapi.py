@@ -426,7 +426,16 @@ async def test_real_answers_match_the_declared_schemas(
                                                        "bank": "nope"}), "/u_landing")
     await check(await client.get("/_sim", allow_redirects=False), "/_sim")
     await check(await client.get("/_sim/"), "/_sim/")
-    await check(await client.get("/_sim/dashboard/state"), "/_sim/dashboard/state")
+    shown = await check(await client.get("/_sim/dashboard/state"), "/_sim/dashboard/state")
+    key = shown["merchants"][0]["key"]
+    log = "/_sim/dashboard/requests"
+    assert (await check(await client.get(log, params={"merchant": key}), log))["requests"]
+    await check(await client.get(log, params={"merchant": "nope"}), log)  # 404
+    await check(await client.get(log, params={"limit": "x"}), log)  # 400
+    one = "/_sim/dashboard/reset"
+    await check(await client.post(one), one)  # 400: which merchant?
+    await check(await client.post(one, data={"merchant": "nope"}), one)  # 404
+    await check(await client.post(one, data={"merchant": key}), one)
     await check(await client.get("/openapi.json"), "/openapi.json")
     await check(await client.post("/_sim/reset", data={"token": TOKEN}), "/_sim/reset")
     await check(await client.post("/_sim/reset"), "/_sim/reset")
