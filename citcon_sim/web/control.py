@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -15,7 +14,7 @@ from citcon_sim.delivery.ipn import BODY_START, Handoff, PostResult
 from citcon_sim.domain.errors import BadRequest, NotFound, TransitionError
 from citcon_sim.domain.redaction import token_hint
 from citcon_sim.domain.vendors import VENDORS
-from citcon_sim.faces.http import SIM, json_response, read_params
+from citcon_sim.faces.http import SIM, json_response, read_params, sse_message
 from citcon_sim.faces.online import wire
 from citcon_sim.faces.params import MAX_OFFSET, page
 from citcon_sim.faces.params import text as param_text
@@ -270,9 +269,6 @@ _LOOK = 1.0  # wall seconds between looks at whether the listener's connection i
 MAX_ERROR_CHARS = 500
 
 
-def _sse(event: str, data: Any) -> bytes:
-    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
-
 
 def _handoff_view(handoff: Handoff, timeout: float) -> dict[str, Any]:
     n, attempt = handoff.notification, handoff.attempt
@@ -316,7 +312,7 @@ async def listen(request: web.Request) -> web.StreamResponse:
         "X-Accel-Buffering": "no", "X-Content-Type-Options": "nosniff"})
     try:
         await resp.prepare(request)
-        await resp.write(_sse("hello", {
+        await resp.write(sse_message("hello", {
             "listener": listener.id, "timeout": sim.ipn.timeout,
             "merchants": sorted(token_hint(t) for t in tokens) or "all"}))
         quiet = 0.0
@@ -337,7 +333,7 @@ async def listen(request: web.Request) -> web.StreamResponse:
             if handoff.result.done():
                 continue  # timed out while queued behind others: nobody waits for it
             quiet = 0.0
-            await resp.write(_sse("ipn", _handoff_view(handoff, sim.ipn.timeout)))
+            await resp.write(sse_message("ipn", _handoff_view(handoff, sim.ipn.timeout)))
     except ConnectionError:
         pass  # the listener went away
     finally:

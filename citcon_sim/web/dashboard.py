@@ -41,7 +41,6 @@ import asyncio
 import functools
 import hashlib
 import hmac
-import json
 import secrets
 import threading
 from collections.abc import AsyncIterator, Callable, KeysView
@@ -64,7 +63,7 @@ from citcon_sim.domain.ledger import Merchant, Transaction, wire_status
 from citcon_sim.domain.redaction import token_digest, token_hint
 from citcon_sim.domain.vendors import accepted_by
 from citcon_sim.faces import FACES
-from citcon_sim.faces.http import SIM, json_response, read_params
+from citcon_sim.faces.http import SIM, json_response, read_params, sse_message
 from citcon_sim.faces.params import text as param_text
 from citcon_sim.faces.routes import HTML, JSON, TEXT, Reply, Route, RouteTable
 from citcon_sim.scenarios import shipped_scenarios
@@ -93,12 +92,8 @@ def exponents() -> dict[str, int]:
     return {c.code: int(c.exponent) for c in Currency if c.exponent is not None}
 
 
-def _sse(event: str, data: Any) -> bytes:
-    # json.dumps never emits a raw newline, so one data: line always holds the message.
-    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
 
-
-RESYNC = _sse("resync", {})
+RESYNC = sse_message("resync", {})
 # How long a dropped page waits before its browser reconnects (it polls meanwhile).
 DROPPED_RETRY_MS = 10 * 60 * 1000
 
@@ -190,7 +185,7 @@ class Hub:
         return self._clients.keys()
 
     def _dropped_message(self) -> bytes:
-        notice = _sse("dropped", {
+        notice = sse_message("dropped", {
             "reason": f"more than {self.max_clients} live dashboards are open: this one "
             "was the oldest, and now refreshes by polling",
             "max_event_streams": self.max_clients})
@@ -212,7 +207,7 @@ class Hub:
     def publish(self, event: str, data: Any) -> None:
         if not self.clients:
             return
-        message = _sse(event, data)
+        message = sse_message(event, data)
         loop = self._loop
         if loop is not None and threading.get_ident() != self._loop_thread:
             # Published from another thread (a test driving the simulator directly): the
@@ -488,7 +483,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     client = hub.connect()  # before the headers go out: a reader sees every later change
     try:
         await resp.prepare(request)
-        await resp.write(b"retry: 2000\n\n" + _sse("hello", clock_view(request.app[SIM])))
+        await resp.write(b"retry: 2000\n\n" + sse_message("hello", clock_view(request.app[SIM])))
         while True:
             try:
                 message = await asyncio.wait_for(client.queue.get(), hub.heartbeat)
