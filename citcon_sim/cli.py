@@ -27,6 +27,7 @@ from citcon_sim.domain.errors import StateError
 from citcon_sim.domain.ids import IdFactory
 from citcon_sim.domain.merchants import MerchantSettings, MerchantsFileError
 from citcon_sim.faces.online.ipn import build_form
+from citcon_sim.remote import commands as remote_commands
 from citcon_sim.scenarios import ScenarioError, resolve_scenario, shipped_scenarios
 from citcon_sim.simulator import Simulator
 from citcon_sim.web.app import create_app
@@ -141,6 +142,8 @@ def main() -> None:
     Start it with `citcon-sim serve` (no configuration needed). Every option below can
     also be set by its environment variable; merchants (strict mode) and FX rates come
     from a merchants file.
+
+    The other commands drive a running simulator (--url or CITCON_SIM_URL picks it).
     """
 
 
@@ -252,9 +255,9 @@ def scenarios_list() -> None:
         click.echo(f"{name:16} {first}")
 
 
-@main.group()
+@main.group(short_help="ipn send URL: test your handler; ipn resend NOTIFY_ID.")
 def ipn() -> None:
-    """Check a merchant's IPN handler."""
+    """Check a merchant's IPN handler (send); resend a simulator's IPN (resend)."""
 
 
 @ipn.command("send")
@@ -357,6 +360,10 @@ def check_receiver(url: str, token: str, face: str, timeout: float | None, gatew
     if junit_file is not None:
         junit_file.write(report.junit_xml())
     sys.exit(report.exit_status)
+
+
+# pay, fail, expire, cancel, advance, trigger, logs, listen, ipn resend (a running simulator)
+remote_commands.register(main, ipn)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -109,6 +109,8 @@ def attempt_outcome(n: Notification, attempt: Attempt) -> str:
     """An IPN attempt's outcome: delivered, or what went wrong and what happens next."""
     what = "delivered" if attempt.ok else (
         f"HTTP {attempt.status}" if attempt.status is not None else attempt.error or "failed")
+    if attempt.via:  # `citcon-sim listen` posted it, not the simulator
+        what = f"{what} via listener"
     if attempt.trigger not in ("first", "retry"):
         what = f"{what} ({attempt.trigger})"
     elif not attempt.ok:

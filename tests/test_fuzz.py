@@ -55,7 +55,7 @@ EXAMPLES = examples(int(os.environ.get("CITCON_SIM_FUZZ_EXAMPLES", "6")))
 RANDOM_BODIES = int(os.environ.get("CITCON_SIM_FUZZ_BODIES", "10000"))
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_headers_conformance, response_schema_conformance]
-STREAMS = {"GET /_sim/events"}  # never ends: documented, not fuzzed
+STREAMS = {"GET /_sim/events", "GET /_sim/listen"}  # never end: documented, not fuzzed
 SELF = "GET /openapi.json"  # Schemathesis leaves out the URL it loaded the schema from
 FUZZ_TOKEN = "fuzz-merchant"
 KNOWN_CURRENCIES = ("USD", "CNY", "JPY", "KRW", "HKD", "EUR")
@@ -495,7 +495,9 @@ async def raw_request(host: str, port: int, request: bytes) -> tuple[int, dict[s
     try:
         writer.write(request)
         await writer.drain()
-        raw = await asyncio.wait_for(reader.read(1 << 20), 10)
+        # Every caller sends Connection: close: read to the end (one read() may return
+        # only the first part of a large answer, such as /openapi.json).
+        raw = await asyncio.wait_for(reader.read(), 10)
     finally:
         writer.close()
     head, _, body = raw.partition(b"\r\n\r\n")

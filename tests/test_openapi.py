@@ -22,7 +22,7 @@ from .helpers import IpnReceiver
 
 METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 # Answers that never end (Server-Sent Events) are not called here.
-STREAMS = {("get", "/_sim/events")}
+STREAMS = {("get", "/_sim/events"), ("get", "/_sim/listen")}
 
 
 @pytest.fixture(scope="module")
@@ -377,6 +377,10 @@ async def test_real_answers_match_the_declared_schemas(
     await check(await client.delete(scenarios), scenarios)
     await check(await client.get("/_sim/requests", params={"limit": "3"}), "/_sim/requests")
     await check(await client.get("/_sim/requests", params={"limit": "x"}), "/_sim/requests")
+    await check(await client.get("/_sim/requests", params={"after": "2"}), "/_sim/requests")
+    report = "/_sim/listen/{listener}/{delivery}"
+    await check(await client.post("/_sim/listen/nope/1", data={"status": "200"}), report)
+    await check(await client.post("/_sim/listen/nope/1", data={"status": "x"}), report)
     log = await check(await client.get("/_sim/ipn"), "/_sim/ipn")
     [sent] = [n["notify_id"] for n in log["notifications"] if n["url"] == ipn_url]
     [unsent] = [n["notify_id"] for n in log["notifications"] if n["url"] is None]
@@ -425,7 +429,16 @@ async def test_real_answers_match_the_declared_schemas(
                 "/")  # 302, a browser
     await check(await client.get("/"), "/")  # 404, anyone else
     await check(await client.get("/_sim/"), "/_sim/")
-    await check(await client.get("/_sim/dashboard/state"), "/_sim/dashboard/state")
+    shown = await check(await client.get("/_sim/dashboard/state"), "/_sim/dashboard/state")
+    key = shown["merchants"][0]["key"]
+    log = "/_sim/dashboard/requests"
+    assert (await check(await client.get(log, params={"merchant": key}), log))["requests"]
+    await check(await client.get(log, params={"merchant": "nope"}), log)  # 404
+    await check(await client.get(log, params={"limit": "x"}), log)  # 400
+    one = "/_sim/dashboard/reset"
+    await check(await client.post(one), one)  # 400: which merchant?
+    await check(await client.post(one, data={"merchant": "nope"}), one)  # 404
+    await check(await client.post(one, data={"merchant": key}), one)
     await check(await client.get("/openapi.json"), "/openapi.json")
     await check(await client.post("/_sim/reset", data={"token": TOKEN}), "/_sim/reset")
     await check(await client.post("/_sim/reset"), "/_sim/reset")

@@ -78,7 +78,8 @@ def sim_routes(app: web.Application, txn_id: str) -> list[tuple[str, str]]:
         if "prefix" in info:  # static assets
             path = info["prefix"].rstrip("/") + "/dashboard.css"
         path = (path.replace("{id}", txn_id).replace("{action}", "pay")
-                .replace("{notify_id}", "N0000000000-00000000000000000000"))
+                .replace("{notify_id}", "N0000000000-00000000000000000000")
+                .replace("{listener}", "L1").replace("{delivery}", "1"))
         assert "{" not in path, path
         out.add((route.method, path))
     return sorted(out)
@@ -120,14 +121,15 @@ async def test_the_admin_token_opens_every_route(
 ) -> None:
     txn_id = await create(client)
     for method, path in sim_routes(client.app, txn_id):
-        if path == "/_sim/events":
-            continue  # a stream: checked on its own below
+        if path in ("/_sim/events", "/_sim/listen"):
+            continue  # streams: checked on their own below
         resp = await client.request(method, path, headers=headers, allow_redirects=False)
         assert resp.status != 401, (method, path, await resp.text())
         assert "Set-Cookie" not in resp.headers  # only ?admin_token= sets the cookie
-    stream = await client.get("/_sim/events", headers=headers)
-    assert stream.status == 200 and stream.headers["Content-Type"].startswith("text/event")
-    stream.close()
+    for path in ("/_sim/events", "/_sim/listen"):
+        stream = await client.get(path, headers=headers)
+        assert stream.status == 200 and stream.headers["Content-Type"].startswith("text/event")
+        stream.close()
 
 
 async def test_query_token_sets_a_strict_httponly_cookie_for_the_dashboard(

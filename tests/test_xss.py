@@ -279,12 +279,16 @@ async def test_dashboard_shell_and_its_json_are_inert(aiohttp_client: Callable[.
     assert config["base_url"] in (f"http://{host}", "http://0.0.0.0:8080")
     assert [tag for tag, _ in page.tags].count("script") == 2
     for path in ("/_sim/dashboard/state", f"/_sim/transactions/{txn_id}", "/_sim/ipn",
-                 "/_sim/requests", f"/u_landing/{txn_id}/status", "/_sim/scenarios"):
+                 "/_sim/requests", f"/u_landing/{txn_id}/status", "/_sim/scenarios",
+                 "/_sim/dashboard/requests"):
         resp = await client.get(path)
         assert resp.content_type == "application/json", path
         assert resp.headers["X-Content-Type-Options"] == "nosniff", path
     detail = await (await client.get(f"/_sim/transactions/{txn_id}")).json()
     assert detail["reference"].endswith(PAYLOADS[0]) and detail["note"] == PAYLOADS[0]
+    # The request log carries what the merchant sent as data, for textContent to show.
+    logged = (await (await client.get("/_sim/dashboard/requests")).json())["requests"][0]
+    assert logged["params"]["note"] == PAYLOADS[0]
 
 
 @pytest.mark.parametrize("payload", MARKUP)

@@ -40,6 +40,18 @@ Every change of a notification is published on the simulator's event bus as an
 :class:`~citcon_sim.domain.events.IpnChanged` (the dashboard, ``--state`` and the test
 helpers' waits subscribe); a worker's unexpected failure as an ``UnexpectedError``.
 
+Listeners (``citcon-sim listen``, :class:`Listeners`). While a listener that wants a
+merchant's IPNs is connected, each attempt of that merchant's notifications is handed to
+it instead of being POSTed: the listener (a CLI on the developer's machine, which the
+simulator may not be able to reach) posts the same form to its own endpoint and reports
+the answer, which is recorded as the attempt (``via`` names the listener) and decides
+retries exactly as a direct POST's answer would. A listener *replaces* direct delivery
+(Citcon sends one notification to one ``ipn_url``: two deliveries of one attempt could
+not both decide its outcome). The hand-off happens inside a worker's turn, holding the
+endpoint's slot, so the queue's fairness and bounds are unchanged. A listener that goes
+away gives back its attempts still waiting, which are then POSTed directly; one that does
+not report in time is a timed-out attempt.
+
 The worker and session live in an app ``cleanup_ctx`` (:meth:`IpnSender.start` /
 :meth:`IpnSender.close`); recording works without them, sending waits for them.
 """
@@ -48,7 +60,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import logging
+import secrets
 import socket
 import time
 from collections import deque
@@ -188,6 +202,7 @@ class Attempt(msgspec.Struct):
     body: str = ""
     latency_ms: float | None = None
     sent: bool = True  # False only in logs saved by older versions (a full queue)
+    via: str | None = None  # a listener's report (``listener <id> -> <url>``), not a POST
 
     @property
     def ok(self) -> bool:
@@ -415,6 +430,117 @@ class FairQueue:
                 joiner.set_result(None)
 
 
+# -- listeners (``citcon-sim listen``) ----------------------------------------------------------
+
+MAX_LISTENERS = 16  # connected at once: each holds a stream and up to `workers` attempts
+LISTENER_GRACE = 5.0  # wall seconds a listener may take beyond the POST timeout to report
+
+
+class Handoff(msgspec.Struct):
+    """One delivery attempt handed to a listener, and the answer it reports."""
+
+    id: str
+    notification: Notification
+    attempt: Attempt
+    result: asyncio.Future[PostResult | None]  # None: the listener went away
+
+
+class Listener:
+    """One connected listener: the merchants it wants (None: all) and its hand-offs."""
+
+    def __init__(self, listener_id: str, tokens: frozenset[str] | None,
+                 forward_to: str) -> None:
+        self.id, self.tokens, self.forward_to = listener_id, tokens, forward_to
+        self.queue: asyncio.Queue[Handoff | None] = asyncio.Queue()  # None ends the stream
+        self.pending: dict[str, Handoff] = {}  # handed off, answer not reported yet
+        self.closed = False
+        self._ids = itertools.count(1)
+
+    def wants(self, token: str) -> bool:
+        return self.tokens is None or token in self.tokens
+
+    def next_id(self) -> str:
+        return str(next(self._ids))
+
+    @property
+    def label(self) -> str:
+        """What an attempt it made says: ``listener <id>`` and where it forwards."""
+        return f"listener {self.id}" + (f" -> {self.forward_to}" if self.forward_to else "")
+
+
+class Listeners:
+    """The connected listeners. A merchant's attempts go to the newest listener naming its
+    token, else to the newest listening for every merchant; with none, they are POSTed."""
+
+    def __init__(self, limit: int = MAX_LISTENERS, grace: float = LISTENER_GRACE) -> None:
+        self.limit = limit
+        self.grace = grace  # beyond the POST timeout, for the report's round trip
+        self._by_id: dict[str, Listener] = {}  # oldest first
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def connect(self, tokens: frozenset[str] | None, forward_to: str = "") -> Listener:
+        """A new listener; ValueError when ``limit`` are connected already."""
+        if len(self._by_id) >= self.limit:
+            raise ValueError(f"{self.limit} listeners are connected already")
+        listener = Listener(secrets.token_hex(6), tokens, forward_to)
+        self._by_id[listener.id] = listener
+        return listener
+
+    def disconnect(self, listener: Listener) -> None:
+        """End ``listener``: its stream stops and the attempts it still holds are given
+        back (their workers POST them directly). Idempotent."""
+        self._by_id.pop(listener.id, None)
+        if listener.closed:
+            return
+        listener.closed = True
+        for handoff in listener.pending.values():
+            if not handoff.result.done():
+                handoff.result.set_result(None)
+        listener.pending.clear()
+        listener.queue.put_nowait(None)
+
+    def close(self) -> None:
+        """End every listener (shutdown)."""
+        for listener in list(self._by_id.values()):
+            self.disconnect(listener)
+
+    def pick(self, token: str) -> Listener | None:
+        listening = [ear for ear in reversed(self._by_id.values()) if ear.wants(token)]
+        named = [ear for ear in listening if ear.tokens is not None]
+        return next(iter(named or listening), None)
+
+    def report(self, listener_id: str, handoff_id: str, result: PostResult) -> None:
+        """A listener's answer to a hand-off; KeyError when nothing waits for it (unknown,
+        timed out already, or its listener is gone)."""
+        listener = self._by_id[listener_id]
+        handoff = listener.pending.pop(handoff_id)
+        if not handoff.result.done():
+            handoff.result.set_result(result)
+
+    async def hand_off(self, listener: Listener, n: Notification, attempt: Attempt,
+                       wait: float) -> PostResult | None:
+        """Hand ``attempt`` to ``listener`` and wait (at most ``wait`` wall seconds) for
+        its answer; None when the listener goes away first (POST it directly)."""
+        if listener.closed:
+            return None
+        future: asyncio.Future[PostResult | None] = \
+            asyncio.get_running_loop().create_future()
+        handoff = Handoff(listener.next_id(), n, attempt, future)
+        listener.pending[handoff.id] = handoff
+        listener.queue.put_nowait(handoff)
+        started = time.perf_counter()
+        try:
+            return await asyncio.wait_for(future, wait)
+        except TimeoutError:
+            took = round((time.perf_counter() - started) * 1000, 1)
+            return PostResult(None, "", f"timeout: {listener.label} did not report within "
+                              f"{wait:g} s", took)
+        finally:
+            listener.pending.pop(handoff.id, None)
+
+
 class IpnSender:
     """Records notifications, queues their sends and runs the delivery workers."""
 
@@ -449,6 +575,7 @@ class IpnSender:
         self._backlog_warned = False  # the backlog limit was crossed and not left since
         self._tasks: list[asyncio.Task[None]] = []
         self._session: aiohttp.ClientSession | None = None
+        self.listeners = Listeners()  # `citcon-sim listen` clients (they replace the POST)
         # How one attempt is POSTed; ``serve --demo`` puts its own in while it generates
         # its history (citcon_sim/demo.py), so retries take this very path, offline.
         self.post: Poster = post_form
@@ -620,11 +747,21 @@ class IpnSender:
         assert self._session is not None
         attempt = Attempt(len(n.attempts) + 1, item.trigger, self.clock.time())
         n.attempts.append(attempt)
-        refused = await self._destination_problem(n.url)
-        if refused is not None:  # a failed attempt, like a name that does not resolve
-            result = PostResult(None, "", f"not sent: {refused}", 0.0)
-        else:
-            result = await self.post(self._session, n.url, n.form, self.timeout, n.encoding)
+        result: PostResult | None = None
+        listener = self.listeners.pick(n.token)
+        if listener is not None:  # it posts from where it runs: no --ipn-allow check here
+            attempt.via = listener.label
+            result = await self.listeners.hand_off(listener, n, attempt,
+                                                   self.timeout + self.listeners.grace)
+            if result is None:  # it went away meanwhile: delivery falls back to a POST
+                attempt.via = None
+        if result is None:
+            refused = await self._destination_problem(n.url)
+            if refused is not None:  # a failed attempt, like a name that does not resolve
+                result = PostResult(None, "", f"not sent: {refused}", 0.0)
+            else:
+                result = await self.post(self._session, n.url, n.form, self.timeout,
+                                         n.encoding)
         attempt.status, attempt.error = result.status, result.error
         attempt.body, attempt.latency_ms = result.body, result.latency_ms
         self.stats["attempts"] += 1
@@ -817,6 +954,7 @@ class IpnSender:
                     "error": a.error,
                     "latency_ms": a.latency_ms,
                     "body": a.body,
+                    "via": a.via,
                 }
                 for a in n.attempts
             ],
@@ -826,7 +964,8 @@ class IpnSender:
         return {**self.stats, "queued": self._queue.qsize(), "queue_size": self._queue.maxsize,
                 "in_flight": self._queue.in_flight, "endpoints": self._queue.endpoints(),
                 "workers": self.workers, "per_endpoint": self.per_endpoint,
-                "running": self.running, "timeout": self.timeout, "backoff": list(self.backoff)}
+                "running": self.running, "timeout": self.timeout, "backoff": list(self.backoff),
+                "listeners": len(self.listeners)}
 
 
 async def send_once(url: str, form: Mapping[str, str], timeout: float = 10.0) -> PostResult:

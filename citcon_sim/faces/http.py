@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 import msgspec
@@ -205,3 +205,9 @@ def bearer_token(request: web.Request) -> str | None:
         except UnicodeEncodeError:
             raise Unauthorized("Authorization token is not valid UTF-8") from None
     return header or None
+
+
+def sse_message(event: str, data: Any) -> bytes:
+    """One Server-Sent Events message (the dashboard's and the listener's streams).
+    json.dumps never emits a raw newline, so one ``data:`` line always holds it."""
+    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()

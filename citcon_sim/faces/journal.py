@@ -231,11 +231,15 @@ class Journal:
         transaction_id: str | None = None,
         face: str | None = None,
         limit: int = 100,
+        after: int = 0,
     ) -> list[JournalEntry]:
-        """Newest first, filtered; never more than the buffer holds."""
+        """Newest first, filtered; never more than the buffer holds. ``after``: only calls
+        whose ``seq`` is greater (``citcon-sim logs --follow`` reads what is new)."""
         digest = token_digest(token) if token else None
         out: list[JournalEntry] = []
         for raw in reversed(self._entries):
+            if (raw.seq if isinstance(raw, JournalEntry) else raw[0]) <= after:
+                break  # seq grows with each call: everything older is not new either
             entry = self._entry(raw)
             if digest is not None and entry.token_digest != digest:
                 continue

@@ -160,7 +160,8 @@ def notification_dict(n: Notification) -> dict[str, Any]:
         "next_attempt_at": n.next_attempt_at, "follow_ups_sent": n.follow_ups_sent,
         "attempts": [
             {"number": a.number, "trigger": a.trigger, "at": a.at, "status": a.status,
-             "error": a.error, "body": a.body, "latency_ms": a.latency_ms, "sent": a.sent}
+             "error": a.error, "body": a.body, "latency_ms": a.latency_ms, "sent": a.sent,
+             "via": a.via}
             for a in n.attempts
         ],
     }
@@ -703,6 +704,7 @@ def _notification(raw: Any, path: str, tz: tzinfo,
             status=af.integer("status", None, low=100, high=999),
             error=af.text("error", None), body=af.text("body", ""),
             latency_ms=af.number("latency_ms", None, high=1e9), sent=af.flag("sent", True),
+            via=af.text("via", None),
         )
         if attempt.sent and attempt.status is None and attempt.error is None:
             attempt.error = "interrupted: the simulator stopped before the answer"

@@ -185,6 +185,7 @@ def create_app(sim: Simulator) -> web.Application:
     sim_app = web.Application(middlewares=[security.admin_guard])
     sim_app[SIM] = sim
     control.ROUTES.register(sim_app)
+    app.on_shutdown.append(control.end_listeners)  # `citcon-sim listen` streams end first
     state_routes.ROUTES.register(sim_app)
     dashboard.add_routes(app, sim_app)
     pages.ROUTES.register(app)

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 from aiohttp import web
 
 from citcon_sim.config import LATEST_TIME
-from citcon_sim.domain.errors import BadRequest, NotFound
+from citcon_sim.delivery.ipn import BODY_START, Handoff, PostResult
+from citcon_sim.domain.errors import BadRequest, NotFound, TransitionError
+from citcon_sim.domain.redaction import token_hint
 from citcon_sim.domain.vendors import VENDORS
-from citcon_sim.faces.http import SIM, json_response, read_params
+from citcon_sim.faces.http import SIM, json_response, read_params, sse_message
 from citcon_sim.faces.online import wire
 from citcon_sim.faces.params import MAX_OFFSET, page
 from citcon_sim.faces.params import text as param_text
@@ -24,6 +27,7 @@ from citcon_sim.scenarios import (
     shipped_scenarios,
 )
 from citcon_sim.web import schemas as S
+from citcon_sim.web.security import Forbidden, origin_allowed
 
 
 async def health(request: web.Request) -> web.Response:
@@ -206,9 +210,11 @@ async def requests_journal(request: web.Request) -> web.Response:
     q = request.query
     try:
         limit = min(1000, max(1, int(q.get("limit", "100"))))
+        after = max(0, int(q.get("after", "0")))
     except ValueError:
-        raise BadRequest("limit must be a whole number") from None
+        raise BadRequest("limit and after must be whole numbers") from None
     entries = sim.journal.query(
+        after=after,
         token=q.get("token") or None,
         path=q.get("path") or None,
         transaction_id=q.get("transaction_id") or None,
@@ -254,6 +260,118 @@ async def ipn_redeliver(request: web.Request) -> web.Response:
     attempt = view["attempts"][waiter.result().number - 1] if done and view else None
     return json_response({"redelivered": True, "attempt": attempt, "notification": view},
                          status=200 if done else 202)
+
+
+# -- listeners: `citcon-sim listen` (delivery/ipn.py's Listeners) ------------------------------
+
+LISTEN_HEARTBEAT = 15.0  # wall seconds of silence before a keep-alive comment
+_LOOK = 1.0  # wall seconds between looks at whether the listener's connection is gone
+MAX_ERROR_CHARS = 500
+
+
+
+def _handoff_view(handoff: Handoff, timeout: float) -> dict[str, Any]:
+    n, attempt = handoff.notification, handoff.attempt
+    return {"delivery": handoff.id, "notify_id": n.notify_id,
+            "transaction_id": n.transaction_id, "token_hint": token_hint(n.token),
+            "url": n.url, "encoding": n.encoding, "form": dict(n.form),
+            "attempt": attempt.number, "trigger": attempt.trigger, "timeout": timeout}
+
+
+async def listen(request: web.Request) -> web.StreamResponse:
+    """A listener's stream: every attempt of the IPNs it takes, as ``ipn`` events, until
+    it disconnects (then delivery falls back to POSTing)."""
+    sim = request.app[SIM]
+    origin = request.headers.get("Origin")
+    if origin is not None and not sim.config.admin_token and not origin_allowed(
+            request, origin, sim.config):
+        # A GET, yet it changes where IPNs go: a page elsewhere must not open one
+        # (an EventSource needs no CORS to connect) and swallow every delivery.
+        raise Forbidden("cross-site listener refused: /_sim/listen serves its own pages "
+                        "and clients that send no Origin")
+    tokens = frozenset(t.strip() for t in request.query.getall("token", []) if t.strip())
+    forward_to = request.query.get("forward_to", "").strip()
+    if forward_to:
+        try:
+            parts = urlsplit(forward_to)
+        except ValueError:
+            parts = None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.netloc \
+                or len(forward_to) > 2000:
+            raise BadRequest("forward_to must be an absolute http(s) URL")
+    if sim.ledger.strict:
+        unknown = [t for t in tokens if t not in sim.ledger.merchants]
+        if unknown:  # never echo a token
+            raise BadRequest(f"{len(unknown)} token(s) are not in the merchants file")
+    try:
+        listener = sim.ipn.listeners.connect(tokens or None, forward_to)
+    except ValueError as exc:
+        raise TransitionError(str(exc)) from None
+    resp = web.StreamResponse(headers={
+        "Content-Type": "text/event-stream", "Cache-Control": "no-store",
+        "X-Accel-Buffering": "no", "X-Content-Type-Options": "nosniff"})
+    try:
+        await resp.prepare(request)
+        await resp.write(sse_message("hello", {
+            "listener": listener.id, "timeout": sim.ipn.timeout,
+            "merchants": sorted(token_hint(t) for t in tokens) or "all"}))
+        quiet = 0.0
+        while True:
+            try:
+                handoff = await asyncio.wait_for(listener.queue.get(), _LOOK)
+            except TimeoutError:
+                transport = request.transport
+                if transport is None or transport.is_closing():
+                    break  # gone: give back what it holds now, not at the next write
+                quiet += _LOOK
+                if quiet >= LISTEN_HEARTBEAT:
+                    quiet = 0.0
+                    await resp.write(b": heartbeat\n\n")
+                continue
+            if handoff is None:
+                break
+            if handoff.result.done():
+                continue  # timed out while queued behind others: nobody waits for it
+            quiet = 0.0
+            await resp.write(sse_message("ipn", _handoff_view(handoff, sim.ipn.timeout)))
+    except ConnectionError:
+        pass  # the listener went away
+    finally:
+        sim.ipn.listeners.disconnect(listener)
+    return resp
+
+
+async def listen_report(request: web.Request) -> web.Response:
+    """A listener's answer to one hand-off: what the forward URL answered."""
+    sim = request.app[SIM]
+    params = await read_params(request)
+    status_text, error = param_text(params, "status"), param_text(params, "error")
+    body, latency_text = param_text(params, "body") or "", param_text(params, "latency_ms")
+    try:
+        status = int(status_text) if status_text else None
+        latency = float(latency_text) if latency_text else 0.0
+    except ValueError:
+        raise BadRequest("status must be a whole number and latency_ms a number") from None
+    if status is not None and not 100 <= status <= 599:
+        raise BadRequest("status must be an HTTP status, 100 to 599")
+    if (status is None) == (not error):
+        raise BadRequest("send status (the answer's HTTP status) or error (why none came)")
+    if not (math.isfinite(latency) and 0 <= latency <= 1e9):
+        raise BadRequest("latency_ms must be a number of milliseconds")
+    result = PostResult(status, body[:BODY_START], error[:MAX_ERROR_CHARS] if error else None,
+                        round(latency, 1))
+    try:
+        sim.ipn.listeners.report(request.match_info["listener"], request.match_info["delivery"],
+                                 result)
+    except KeyError:
+        raise NotFound("no delivery waits for that answer (it timed out, or the listener "
+                       "disconnected)") from None
+    return json_response({"reported": True})
+
+
+async def end_listeners(app: web.Application) -> None:
+    """``on_shutdown``: end every listener's stream so shutdown does not wait for them."""
+    app[SIM].ipn.listeners.close()
 
 
 # -- the routes (mounted at /_sim) -----------------------------------------------------------
@@ -344,6 +462,8 @@ ROUTES = RouteTable([
               "requests": {"type": "array", "items": S.ref("JournalEntry")}})})},
           errors=(400,),
           parameters=(S.TOKEN, S.query("path", S.STR), S.query("transaction_id", S.STR),
+                      S.query("after", {"type": "integer", "minimum": 0},
+                              "Only calls after this `seq` (follow the journal)."),
                       S.query("face", S.STR, "Only calls to this API face: online, chop, "
                               "upi."),
                       S.query("limit", {"type": "integer"}, "Clamped to 1..1000."))),
@@ -360,4 +480,26 @@ ROUTES = RouteTable([
           errors=(400, 404, 413),
           parameters=(S.query("wait", _WAIT, "`no` answers 202 at once."),),
           body=S.form({"wait": _WAIT}), body_required=False),
+    Route("GET", "/listen", listen, "ipnListen",
+          "Take IPN deliveries (a `citcon-sim listen` client): they replace direct POSTs",
+          {200: Reply("A stream that stays open: `hello`, then an `ipn` event per "
+                      "delivery attempt.", {"text/event-stream": S.STR})},
+          description="While connected, each attempt of the selected merchants' IPNs "
+          "is sent here instead of to its `ipn_url`; the listener POSTs the `form` "
+          "(`encoding`: form or json) and reports the answer to "
+          "`POST /_sim/listen/{listener}/{delivery}` within the `timeout` plus 5 s.",
+          errors=(400, 409),
+          parameters=(S.query("token", S.STR, "A merchant whose IPNs to take "
+                              "(repeatable; none: every merchant)."),
+                      S.query("forward_to", S.STR, "Where the listener posts (shown "
+                              "in each attempt)."))),
+    Route("POST", "/listen/{listener}/{delivery}", listen_report, "ipnListenReport",
+          "A listener reports what its forward URL answered to one delivery",
+          {200: Reply("Recorded as the attempt.", {JSON: S.obj({"reported": {"const": True}})})},
+          errors=(400, 404, 413),
+          body=S.form({"status": {"type": "integer", "minimum": 100, "maximum": 599},
+                       "error": S.text("Why no answer came (refused, timeout).",
+                                       MAX_ERROR_CHARS),
+                       "body": S.text("The start of the answer's body."),
+                       "latency_ms": {"type": "number", "minimum": 0}})),
 ], prefix="/_sim", tags=("control",), security=S.ADMIN, replies={401: S.ADMIN_REQUIRED})

@@ -14,16 +14,25 @@ nothing here changes state by itself. Three things are the dashboard's own:
   ``ipn`` for every notification recorded or attempted (the IPN counters, the
   ``notification`` and its transaction's ``row``), ``clock`` when virtual time jumps,
   ``reset`` when transactions are forgotten (``{}``, or ``{"merchant": key}`` for one
-  merchant) or the state is replaced. Each client has a bounded queue; on overflow it is
-  emptied and a single ``resync`` takes its place, so a slow client costs a bounded
-  amount of memory and still ends up current. At most ``--max-event-streams`` streams
-  are open: a new one ends the oldest with a ``dropped`` event and a long ``retry:``, so
-  that page polls instead of reconnecting at once (and pushing the next one out); every
-  event is encoded once and queued to each stream in O(1). A comment line goes out after
-  15 s (wall)
-  of silence to keep proxies from closing the stream, and every stream ends when the
-  app shuts down (``on_shutdown``), so shutdown never waits for them.
+  merchant) or the state is replaced, ``request`` for every merchant API call journaled
+  (its face, transaction id and merchant key; followed only while a page is open) and
+  ``scenarios`` when scenarios are loaded or cleared. Each client has a bounded queue;
+  on overflow it is emptied and a single ``resync`` takes its place, so a slow client
+  costs a bounded amount of memory and still ends up current. At most
+  ``--max-event-streams`` streams are open: a new one ends the oldest with a ``dropped``
+  event and a long ``retry:``, so that page polls instead of reconnecting at once (and
+  pushing the next one out); every event is encoded once and queued to each stream in
+  O(1). A comment line goes out after 15 s (wall) of silence to keep proxies from
+  closing the stream, and every stream ends when the app shuts down (``on_shutdown``),
+  so shutdown never waits for them.
+- ``GET /_sim/dashboard/requests`` (the request log: the journal filtered by merchant key
+  and transaction id) and ``POST /_sim/dashboard/reset`` (one merchant, by key).
 - ``GET /_sim`` redirects to ``/_sim/``; the assets are under ``/_sim/static/``.
+
+What the page creates, refunds, captures and cancels goes to the merchant APIs
+themselves (``/payment/*``, ``/chop/*``, ``/v1/*``) with the token the tester types, so
+the journal shows real calls and every ledger rule applies; the faces and vendors it
+offers come from the catalogue (``faces()``).
 """
 
 from __future__ import annotations
@@ -32,7 +41,6 @@ import asyncio
 import functools
 import hashlib
 import hmac
-import json
 import secrets
 import threading
 from collections.abc import AsyncIterator, Callable, KeysView
@@ -40,17 +48,25 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from citcon_sim.domain.errors import BadRequest, NotFound
 from citcon_sim.domain.events import (
     ClockMoved,
     IpnChanged,
+    MerchantCalled,
     Reset,
+    ScenarioLoaded,
+    ScenariosCleared,
     StateRestored,
     TransactionChanged,
 )
 from citcon_sim.domain.ledger import Merchant, Transaction, wire_status
-from citcon_sim.domain.redaction import token_hint
-from citcon_sim.faces.http import SIM, json_response
+from citcon_sim.domain.redaction import token_digest, token_hint
+from citcon_sim.domain.vendors import accepted_by
+from citcon_sim.faces import FACES
+from citcon_sim.faces.http import SIM, json_response, read_params, sse_message
+from citcon_sim.faces.params import text as param_text
 from citcon_sim.faces.routes import HTML, JSON, TEXT, Reply, Route, RouteTable
+from citcon_sim.scenarios import shipped_scenarios
 from citcon_sim.web import schemas as S
 from citcon_sim.web.pages import STATIC_FILES, render
 
@@ -61,7 +77,10 @@ if TYPE_CHECKING:
 HEARTBEAT_SECONDS = 15.0  # wall seconds of silence before a keep-alive comment
 CLIENT_QUEUE_SIZE = 256
 DEFAULT_ROWS, MAX_ROWS = 200, 1000
-ASSETS = ("dashboard.css", "dashboard.js")
+ASSETS = ("theme.css", "dashboard.css", "dashboard.js")
+# The merchant token the page's "new payment" form starts with (README: Dashboard).
+DEFAULT_TOKEN = "test-token"
+FACE_LABELS = {"online": "Online API", "chop": "CHOP API", "upi": "UPI v1 API"}
 # ISO 4217 exponents, so the page formats minor units exactly as the API holds them.
 
 
@@ -73,12 +92,8 @@ def exponents() -> dict[str, int]:
     return {c.code: int(c.exponent) for c in Currency if c.exponent is not None}
 
 
-def _sse(event: str, data: Any) -> bytes:
-    # json.dumps never emits a raw newline, so one data: line always holds the message.
-    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
 
-
-RESYNC = _sse("resync", {})
+RESYNC = sse_message("resync", {})
 # How long a dropped page waits before its browser reconnects (it polls meanwhile).
 DROPPED_RETRY_MS = 10 * 60 * 1000
 
@@ -132,6 +147,10 @@ class Hub:
         self._secret = secrets.token_bytes(16)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
+        # Merchant calls are followed only while a page is open: the middleware publishes
+        # MerchantCalled only while someone listens, so an unwatched call pays nothing.
+        self._following = False
+        self._stop_requests: Callable[[], None] | None = None
 
     # -- merchants ------------------------------------------------------------------------
 
@@ -157,6 +176,7 @@ class Hub:
             oldest.end(self._dropped_message())
         client = _Client(self.queue_size)
         self._clients[client] = None
+        self._follow_requests()
         return client
 
     @property
@@ -165,7 +185,7 @@ class Hub:
         return self._clients.keys()
 
     def _dropped_message(self) -> bytes:
-        notice = _sse("dropped", {
+        notice = sse_message("dropped", {
             "reason": f"more than {self.max_clients} live dashboards are open: this one "
             "was the oldest, and now refreshes by polling",
             "max_event_streams": self.max_clients})
@@ -173,11 +193,21 @@ class Hub:
 
     def disconnect(self, client: _Client) -> None:
         self._clients.pop(client, None)
+        self._follow_requests()
+
+    def _follow_requests(self) -> None:
+        """Subscribed to merchant calls exactly while the app runs and a page listens."""
+        wanted = self._following and bool(self._clients)
+        if wanted and self._stop_requests is None:
+            self._stop_requests = self.sim.events.subscribe(MerchantCalled, self.on_request)
+        elif not wanted and self._stop_requests is not None:
+            self._stop_requests()
+            self._stop_requests = None
 
     def publish(self, event: str, data: Any) -> None:
         if not self.clients:
             return
-        message = _sse(event, data)
+        message = sse_message(event, data)
         loop = self._loop
         if loop is not None and threading.get_ident() != self._loop_thread:
             # Published from another thread (a test driving the simulator directly): the
@@ -210,11 +240,18 @@ class Hub:
             events.subscribe(ClockMoved, self.on_clock),
             events.subscribe(Reset, self.on_reset),
             events.subscribe(StateRestored, self.on_restored),
+            events.subscribe(ScenarioLoaded, self.on_scenarios),
+            events.subscribe(ScenariosCleared, self.on_scenarios),
         ]
+
+        self._following = True
+        self._follow_requests()
 
         def unsubscribe() -> None:
             for stop in stops:
                 stop()
+            self._following = False
+            self._follow_requests()
 
         return unsubscribe
 
@@ -250,6 +287,19 @@ class Hub:
     def on_restored(self, event: StateRestored) -> None:
         if self.clients:
             self.publish("reset", {})
+
+    def on_request(self, event: MerchantCalled) -> None:
+        """A merchant API call was answered (and journaled): the request log fetches what
+        its filters show (the event names the merchant by key, never by token)."""
+        if self.clients:
+            self.publish("request", {
+                "face": event.face, "transaction_id": event.transaction_id,
+                "merchant": None if event.token is None else self.key(event.token)})
+
+    def on_scenarios(self, event: ScenarioLoaded | ScenariosCleared) -> None:
+        if self.clients:
+            self.publish("scenarios", {
+                "merchant": None if event.token is None else self.key(event.token)})
 
 
 HUB: web.AppKey[Hub] = web.AppKey("citcon_sim.dashboard", Hub)
@@ -354,9 +404,65 @@ def _asset_version() -> str:
 async def page(request: web.Request) -> web.Response:
     sim = request.app[SIM]
     base = sim.base_url(request.host)
-    config = {"base_url": base, "exponents": exponents()}
+    config = {"base_url": base, "exponents": exponents(), "faces": faces(),
+              "default_token": DEFAULT_TOKEN, "scenarios": sorted(shipped_scenarios())}
     return render("dashboard.html", base_url=base, config=config, version=_asset_version(),
                   clock=clock_view(sim))
+
+
+def faces() -> list[dict[str, Any]]:
+    """The APIs the page can create payments on, each with the methods the catalogue says
+    it accepts (``accepted_by``): the page has no list of its own."""
+    return [
+        {"name": face.name, "label": FACE_LABELS.get(face.name, face.name),
+         "vendors": [
+             {"code": v.code, "name": v.name, "colour": v.colour, "currency": v.currency,
+              "delayed_capture": v.delayed_capture, "multi_capture": v.multi_capture}
+             for v in accepted_by(face.name).values()]}
+        for face in FACES
+    ]
+
+
+# -- what the page drives (its own calls: merchants by key, never by token) ---------------
+
+
+def _merchant_token(hub: Hub, key: str) -> str:
+    merchant = hub.merchant_by_key(key)
+    if merchant is None:
+        raise NotFound("no merchant with that key (reset already, or never used)")
+    return merchant.token
+
+
+async def requests_log(request: web.Request) -> web.Response:
+    """The request journal as the page's request log shows it: ``merchant=<key>`` and
+    ``transaction_id=`` filter; bodies with secrets redacted (the journal's rules)."""
+    sim, hub = request.app[SIM], request.app[HUB]
+    q = request.query
+    try:
+        limit = min(MAX_ROWS, max(1, int(q.get("limit", DEFAULT_ROWS))))
+    except ValueError:
+        raise BadRequest("limit must be a whole number") from None
+    key, txn_id = q.get("merchant", "").strip(), q.get("transaction_id", "").strip()
+    token = _merchant_token(hub, key) if key else None
+    entries = sim.journal.query(token=token, transaction_id=txn_id or None, limit=limit)
+    # The journal keeps a digest of each token: the merchants' keys by that digest.
+    keys = {token_digest(tok): hub.key(tok) for tok in sim.ledger.merchants}
+    rows = [{**e.as_dict(), "merchant": keys.get(e.token_digest or "")} for e in entries]
+    resp = json_response({"requests": rows, "enabled": sim.journal.enabled})
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+async def reset_merchant(request: web.Request) -> web.Response:
+    """``POST /_sim/reset`` for one merchant picked by its key (the page has no tokens)."""
+    sim, hub = request.app[SIM], request.app[HUB]
+    params = await read_params(request)
+    key = param_text(params, "merchant")
+    if not key:
+        raise BadRequest("merchant is required (a key from /_sim/dashboard/state)")
+    token = _merchant_token(hub, key)
+    sim.reset(token)
+    return json_response({"reset": True, "scope": "merchant", "merchant": key})
 
 
 async def redirect(request: web.Request) -> web.Response:
@@ -377,7 +483,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     client = hub.connect()  # before the headers go out: a reader sees every later change
     try:
         await resp.prepare(request)
-        await resp.write(b"retry: 2000\n\n" + _sse("hello", clock_view(request.app[SIM])))
+        await resp.write(b"retry: 2000\n\n" + sse_message("hello", clock_view(request.app[SIM])))
         while True:
             try:
                 message = await asyncio.wait_for(client.queue.get(), hub.heartbeat)
@@ -426,6 +532,23 @@ ROUTES = RouteTable([
           parameters=(S.query("merchant", S.STR, "A merchant key."),
                       S.query("token", S.STR, "A merchant token."),
                       S.query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}))),
+    Route("GET", "/dashboard/requests", requests_log, "dashboardRequests",
+          "The request journal for the dashboard's request log",
+          {200: Reply("Merchant API calls, newest first, with request and answer bodies "
+                      "(secrets redacted) and each call's merchant key.", {JSON: S.obj({
+                          "requests": {"type": "array", "items": {"type": "object"}},
+                          "enabled": S.BOOL})})},
+          errors=(400, 404),
+          parameters=(S.query("merchant", S.STR, "A merchant key."),
+                      S.query("transaction_id", S.STR),
+                      S.query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}))),
+    Route("POST", "/dashboard/reset", reset_merchant, "dashboardResetMerchant",
+          "Forget one merchant, picked by its dashboard key",
+          {200: Reply("Done.", {JSON: S.obj({"reset": {"const": True},
+                                             "scope": {"const": "merchant"},
+                                             "merchant": S.STR})})},
+          errors=(400, 404, 413),
+          body=S.form({"merchant": S.text("A merchant key from the dashboard's state.")})),
 ], prefix="/_sim", tags=("control",), security=S.ADMIN, replies={401: S.ADMIN_REQUIRED},
     static={"/static/": STATIC_FILES})
 

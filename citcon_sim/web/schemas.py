@@ -77,7 +77,9 @@ ADMIN_REQUIRED: Schema = {
 def components() -> dict[str, Schema]:
     attempt = obj({"number": INT, "trigger": STR, "time": TIME, "sent": BOOL,
                    "ok": BOOL, "status": nullable(INT), "error": nullable(STR),
-                   "latency_ms": nullable(NUM), "body": STR})
+                   "latency_ms": nullable(NUM), "body": STR,
+                   # A `citcon-sim listen` client made it: which, and where it posted.
+                   "via": nullable(STR)})
     notification = obj({
         "notify_id": STR, "transaction_id": STR, "event": STR, "url": nullable(STR),
         "state": {"enum": ["pending", "retrying", "delivered", "failed", "not_sent",

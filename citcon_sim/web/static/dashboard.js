@@ -40,9 +40,16 @@
     expired: "expired", cancelled: "cancelled",
   };
 
-  function badge(status) {
-    const b = el("span", "badge", STATUS_TEXT[status] || status);
-    b.dataset.status = status;
+  // A paid payment refunded in full reads "refunded", in part "part refunded".
+  function shownStatus(status, amount, refunded) {
+    if (status !== "success" || !refunded) return [status, STATUS_TEXT[status] || status];
+    return ["refunded", refunded >= amount ? "refunded" : "part refunded"];
+  }
+
+  function badge(status, amount, refunded) {
+    const [key, words] = shownStatus(status, amount, refunded);
+    const b = el("span", "badge", words);
+    b.dataset.status = key;
     return b;
   }
 
@@ -205,6 +212,20 @@
     }
     select.replaceChildren(...opts);
     select.value = selected || "";
+    // The request log's filter and the reset's scope list the same merchants.
+    [["req-merchant", "All merchants", reqView.merchant],
+     ["reset-scope", "every merchant", $("reset-scope").value]].forEach(([id, first, keep]) => {
+      const other = [el("option", null, first)];
+      other[0].value = "";
+      list.forEach((m) => {
+        const o = el("option", null, (id === "reset-scope" ? "merchant " : "") + m.hint +
+                     (m.name ? " · " + m.name : "") + " (" + m.transactions + ")");
+        o.value = m.key;
+        other.push(o);
+      });
+      $(id).replaceChildren(...other);
+      $(id).value = list.some((m) => m.key === keep) ? keep : "";
+    });
   }
 
   function ipnCell(row) {
@@ -235,7 +256,7 @@
     created.title = row.created_time;
 
     const status = el("td");
-    status.append(badge(row.status));
+    status.append(badge(row.status, row.amount, row.refunded_amount));
 
     const amount = el("td", "num");
     amount.append(el("span", "amount-main", money(row.amount, row.currency)));
@@ -266,6 +287,9 @@
     const ipn = el("td");
     ipn.append(ipnCell(row));
 
+    // Labels for the phone layout, where each row is a card.
+    [[created, "Created"], [status, "Status"], [amount, "Amount"], [vendor, "Vendor"],
+     [ref, "Reference"], [ipn, "IPN"]].forEach(([td, label]) => { td.dataset.label = label; });
     tr.append(created, status, amount, vendor, ref, ipn);
     return tr;
   }
@@ -429,14 +453,22 @@
     node.classList.toggle("muted", empty);
   }
 
+  let shownId = "";
   function showDetail(d) {
     view.detail = d;
     $("detail-empty").hidden = !!d;
     $("detail-body").hidden = !d;
     if (!d) return;
     const status = $("d-status");
-    status.textContent = STATUS_TEXT[d.internal_status] || d.internal_status;
-    status.dataset.status = d.internal_status;
+    if (d.id !== shownId) {  // answers belong to the transaction they were about
+      shownId = d.id;
+      $("m-answer").hidden = true;
+      $("ipn-answer").hidden = true;
+    }
+    const [key, words] = shownStatus(d.internal_status, d.amount, d.refunded_amount);
+    status.textContent = words;
+    status.dataset.status = key;
+    fillMerchantActs(d);
     const row = view.rows.find((r) => r.id === d.id);
     const dot = el("span", "vendor-dot");
     if (row) dot.style.background = row.vendor_colour;
@@ -475,7 +507,7 @@
   const EVENT_TITLES = {
     created: ["Created", "info"], success: ["Paid", "ok"], authorized: ["Authorised", "info"],
     fail: ["Payment failed", "bad"], expired: ["Expired", "warn"],
-    cancelled: ["Cancelled", "warn"], refunded: ["Refunded", "warn"],
+    cancelled: ["Cancelled", "neutral"], refunded: ["Refunded", "refund"],
     captured: ["Captured", "ok"],
   };
 
@@ -582,11 +614,12 @@
     if (!b) return;
     b.disabled = true;
     try {
-      await call("POST", "/_sim/ipn/" + encodeURIComponent(b.dataset.notify) +
-                 "/redeliver?wait=no");
-      toast("IPN queued for redelivery");
-    } catch (e) {
-      toast("Redeliver failed: " + e.message, "error");
+      // Waits (bounded) for the attempt, so the answer says what the receiver replied.
+      const path = "/_sim/ipn/" + encodeURIComponent(b.dataset.notify) + "/redeliver";
+      const r = await raw("POST", path);
+      const attempt = r.body && r.body.attempt;
+      showAnswer("ipn-answer", {status: r.status, ok: r.ok && !!attempt && attempt.ok,
+                                body: r.body, title: "POST " + path});
     } finally {
       b.disabled = false;
       refresh();
@@ -613,6 +646,526 @@
 
   $("d-close").addEventListener("click", () => selectRow(null));
 
+  // -- answers: every action shows what the API said --------------------------------------
+
+  // kind: "ok" or "bad"; body: parsed JSON or text. Shown as text, never as HTML.
+  function showAnswer(id, what) {
+    const box = $(id);
+    const head = el("div", "answer-head");
+    const pill = el("span", "pill-status", what.status ? "HTTP " + what.status : "no answer");
+    pill.dataset.status = what.ok ? "success" : "fail";
+    head.append(pill, el("span", "answer-what", what.title));
+    const pre = el("pre", "answer-body");
+    pre.textContent = typeof what.body === "string" ? what.body
+      : JSON.stringify(what.body, null, 2);
+    box.replaceChildren(head, pre);
+    box.dataset.ok = what.ok ? "1" : "0";
+    box.hidden = false;
+  }
+
+  // One HTTP call whose answer is shown as it came: {status, ok, body}.
+  async function raw(method, path, opts) {
+    const init = {method: method, cache: "no-store", headers: {Accept: "application/json"}};
+    if (opts && opts.token) init.headers.Authorization = "Bearer " + opts.token;
+    if (opts && opts.form) init.body = new URLSearchParams(opts.form);
+    if (opts && opts.json) {
+      init.body = JSON.stringify(opts.json);
+      init.headers["Content-Type"] = "application/json";
+    }
+    let resp;
+    try {
+      resp = await fetch(path, init);
+    } catch (e) {
+      return {status: 0, ok: false, body: "The simulator did not answer: " + e.message};
+    }
+    const textBody = await resp.text();
+    let body = textBody;
+    try { body = JSON.parse(textBody); } catch (e) { /* plain text, as pay answers */ }
+    return {status: resp.status, ok: resp.ok, body: body};
+  }
+
+  // A failure the API answers with HTTP 200 (refund: refunded false; cancel: not cancelled).
+  function refused(body) {
+    if (!body || typeof body !== "object") return false;
+    if (body.result === "fail" || body.status === "fail") return true;
+    if (body.refunded === false || body.cancelled === false) return true;
+    return false;
+  }
+
+  // -- the merchant APIs (the faces), called as a merchant backend would ------------------
+
+  const upiTokens = new Map();  // private key -> access token (minted on first use)
+
+  async function upiToken(key, fresh) {
+    if (!fresh && upiTokens.has(key)) return {token: upiTokens.get(key)};
+    const r = await raw("POST", "/v1/access-tokens", {token: key, json: {token_type: "server"}});
+    if (!r.ok || !r.body || !r.body.data || !r.body.data.access_token) {
+      return {error: r, title: "POST /v1/access-tokens"};
+    }
+    upiTokens.set(key, r.body.data.access_token);
+    return {token: r.body.data.access_token};
+  }
+
+  // UPI call with the access-token step; a token that expired (virtual clock) is renewed.
+  async function upiCall(key, path, json) {
+    let t = await upiToken(key, false);
+    if (t.error) return {r: t.error, title: t.title};
+    let r = await raw("POST", path, {token: t.token, json: json});
+    if (r.status === 401) {
+      t = await upiToken(key, true);
+      if (t.error) return {r: t.error, title: t.title};
+      r = await raw("POST", path, {token: t.token, json: json});
+    }
+    return {r: r, title: "POST " + path};
+  }
+
+  const FACE_INFO = {};
+  cfg.faces.forEach((f) => { FACE_INFO[f.name] = f; });
+  const lastToken = () => sessionStorage.getItem("citcon-sim-token") || cfg.default_token;
+
+  function created(face, body) {
+    if (!body || typeof body !== "object") {
+      // pay/pay_qr answer a URL whose first "=" precedes the id (the documented shape).
+      return typeof body === "string" && body.includes("=")
+        ? body.split("=")[1].split("&")[0] : null;
+    }
+    if (face === "upi") return body.data && body.data.id ? body.data.id : null;
+    return body.transaction_id || null;
+  }
+
+  async function createPayment(f) {
+    const vendor = (FACE_INFO[f.face].vendors.find((v) => v.code === f.vendor)) || {};
+    const capture = vendor.delayed_capture ? (f.autoCapture ? "true" : "false") : null;
+    if (f.face === "upi") {
+      const txn = {reference: f.reference, amount: Number(f.amount), currency: f.currency};
+      if (capture !== null) txn.auto_capture = capture === "true";
+      const body = {transaction: txn, payment: {method: f.vendor}};
+      if (f.ipn) body.urls = {ipn: f.ipn};
+      // A non-numeric amount goes as typed, so the API (not the page) says what is wrong.
+      if (!/^\d+$/.test(f.amount)) txn.amount = f.amount;
+      return upiCall(f.token, "/v1/charges", body);
+    }
+    const form = {amount: f.amount, currency: f.currency, reference: f.reference};
+    if (f.ipn) form.ipn_url = f.ipn;
+    if (capture !== null) form.auto_capture = capture;
+    let path;
+    if (f.face === "chop") {
+      path = "/chop/chop";
+      form.payment_method = f.vendor;
+    } else {
+      path = "/payment/" + f.endpoint;
+      form.vendor = f.vendor;
+      form.response_format = "json";
+    }
+    return {r: await raw("POST", path, {token: f.token, form: form}), title: "POST " + path};
+  }
+
+  async function merchantAct(action, d, token, amount, reason) {
+    if (d.face === "upi") {
+      const body = {id: d.id};
+      if (action === "refund") {
+        body.reference = "refund-" + Date.now().toString(36);
+        body.amount = /^\d+$/.test(amount) ? Number(amount) : amount;
+        body.currency = d.currency;
+        if (reason) body.note = reason;
+      } else if (action === "capture" && amount) {
+        body.amount = /^\d+$/.test(amount) ? Number(amount) : amount;
+      }
+      return upiCall(token, "/v1/" + action + "s", body);
+    }
+    const prefix = d.face === "chop" ? "/chop/" : "/payment/";
+    const form = {transaction_id: d.id};
+    if (action === "refund") {
+      form.amount = amount;
+      form.currency = d.currency;
+      if (reason) form.reason = reason;
+    } else if (action === "capture") {
+      form.amount = amount;
+    }
+    const path = prefix + action;
+    return {r: await raw("POST", path, {token: token, form: form}), title: "POST " + path};
+  }
+
+  // -- new payment -----------------------------------------------------------------------
+
+  function fillVendors() {
+    const face = FACE_INFO[$("c-face").value];
+    const before = $("c-vendor").value;
+    $("c-vendor").replaceChildren(...face.vendors.map((v) => {
+      const o = el("option", null, v.name + " (" + v.code + ")");
+      o.value = v.code;
+      return o;
+    }));
+    if (face.vendors.some((v) => v.code === before)) $("c-vendor").value = before;
+    $("c-endpoint-label").hidden = face.name !== "online";
+    syncCapture();
+  }
+
+  function syncCapture() {
+    const face = FACE_INFO[$("c-face").value];
+    const v = face.vendors.find((x) => x.code === $("c-vendor").value);
+    $("c-capture-label").hidden = !(v && v.delayed_capture);
+  }
+
+  function amountHint(inputId, hintId, currency) {
+    const value = $(inputId).value.trim();
+    $(hintId).textContent = /^\d+$/.test(value) && currency
+      ? "= " + money(Number(value), currency) : "";
+  }
+
+  function newReference() {
+    return "order-" + Date.now().toString(36);
+  }
+
+  cfg.faces.forEach((f) => {
+    const o = el("option", null, f.label);
+    o.value = f.name;
+    $("c-face").append(o);
+  });
+  $("c-face").addEventListener("change", fillVendors);
+  $("c-vendor").addEventListener("change", syncCapture);
+  ["c-amount", "c-currency"].forEach((id) => $(id).addEventListener("input", () =>
+    amountHint("c-amount", "c-amount-shown", $("c-currency").value.trim().toUpperCase())));
+  fillVendors();
+
+  function openPanel(id, open) {
+    $(id).hidden = !open;
+    const button = id === "create" ? $("open-create") : $("open-reset");
+    button.setAttribute("aria-expanded", open ? "true" : "false");
+    if (open) {
+      const first = $(id).querySelector("input, select");
+      if (first) first.focus({preventScroll: true});
+      $(id).scrollIntoView({block: "nearest"});
+    }
+  }
+
+  $("open-create").addEventListener("click", () => {
+    const open = $("create").hidden;
+    if (open) {
+      if (!$("c-token").value) $("c-token").value = lastToken();
+      if (!$("c-reference").value) $("c-reference").value = newReference();
+      amountHint("c-amount", "c-amount-shown", $("c-currency").value.trim().toUpperCase());
+    }
+    openPanel("create", open);
+  });
+  $("open-reset").addEventListener("click", () => openPanel("reset-panel", $("reset-panel").hidden));
+  document.querySelectorAll("[data-close]").forEach((b) => {
+    b.addEventListener("click", () => openPanel(b.dataset.close, false));
+  });
+
+  $("create-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const f = {
+      face: $("c-face").value, endpoint: $("c-endpoint").value,
+      token: $("c-token").value.trim(), vendor: $("c-vendor").value,
+      amount: $("c-amount").value.trim(), currency: $("c-currency").value.trim().toUpperCase(),
+      reference: $("c-reference").value.trim(), ipn: $("c-ipn").value.trim(),
+      autoCapture: $("c-auto-capture").checked,
+    };
+    $("c-submit").disabled = true;
+    try {
+      const {r, title} = await createPayment(f);
+      const id = r.ok ? created(f.face, r.body) : null;
+      showAnswer("c-answer", {status: r.status, ok: r.ok && !!id, body: r.body, title: title});
+      if (id) {
+        sessionStorage.setItem("citcon-sim-token", f.token);
+        $("c-reference").value = newReference();  // the next one is a new order
+        toast("Created " + id);
+        showTab("transactions");
+        selectRow(id);
+        refresh();
+      }
+    } finally {
+      $("c-submit").disabled = false;
+    }
+  });
+
+  // -- merchant actions on the selected transaction ---------------------------------------
+
+  let actsFor = "";
+  function fillMerchantActs(d) {
+    const face = FACE_INFO[d.face] || {label: d.face};
+    $("d-face-label").textContent = face.label;
+    const refundable = d.internal_status === "success" && d.refunded_amount < d.amount;
+    const authorised = d.internal_status === "authorized";
+    const cancellable = ["pending", "authorized", "success"].includes(d.internal_status);
+    const canCapture = authorised && d.face !== "chop";
+    $("m-refund").hidden = !refundable;
+    $("m-capture").hidden = !canCapture;
+    $("m-cancel").hidden = !cancellable;
+    $("d-merchant-acts").hidden = !(refundable || authorised || cancellable);
+    $("m-note").textContent = authorised && d.face === "chop"
+      ? "CHOP has no capture call: capture it through the Online API, or cancel it." : "";
+    // A new transaction (or a new state) proposes the amount left to refund or capture.
+    const key = d.id + "|" + d.internal_status + "|" + d.refunded_amount + "|" + d.captured_amount;
+    if (key !== actsFor) {
+      actsFor = key;
+      const left = authorised ? d.amount - (d.captured_amount || 0)
+        : d.amount - (d.refunded_amount || 0);
+      $("m-amount").value = left > 0 ? String(left) : "";
+      if (!$("m-token").value) $("m-token").value = lastToken();
+      amountHint("m-amount", "m-amount-shown", d.currency);
+    }
+  }
+
+  $("m-amount").addEventListener("input", () => {
+    if (view.detail) amountHint("m-amount", "m-amount-shown", view.detail.currency);
+  });
+
+  $("d-merchant-acts").addEventListener("click", async (ev) => {
+    const b = ev.target.closest("button[data-merchant]");
+    const d = view.detail;
+    if (!b || !d) return;
+    const buttons = $("d-merchant-acts").querySelectorAll("button");
+    buttons.forEach((x) => { x.disabled = true; });
+    try {
+      const token = $("m-token").value.trim();
+      const {r, title} = await merchantAct(b.dataset.merchant, d, token,
+                                           $("m-amount").value.trim(), $("m-reason").value.trim());
+      const ok = r.ok && !refused(r.body);
+      showAnswer("m-answer", {status: r.status, ok: ok, body: r.body, title: title});
+      if (ok) sessionStorage.setItem("citcon-sim-token", token);
+    } finally {
+      buttons.forEach((x) => { x.disabled = false; });
+      refresh();
+    }
+  });
+
+  // -- reset -----------------------------------------------------------------------------
+
+  $("reset-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    $("reset-confirm").hidden = false;
+    $("reset-go").hidden = true;
+    $("reset-yes").focus();
+  });
+  function endConfirm() {
+    $("reset-confirm").hidden = true;
+    $("reset-go").hidden = false;
+  }
+  $("reset-no").addEventListener("click", endConfirm);
+
+  // Forgotten by a reset (all, or {merchant: key}): the selection goes, unasked.
+  function dropForgotten(scope) {
+    if (!view.selected) return;
+    const row = view.rows.find((r) => r.id === view.selected);
+    if (!scope || !scope.merchant || (row && row.merchant === scope.merchant)) selectRow(null);
+  }
+  $("reset-yes").addEventListener("click", async () => {
+    const key = $("reset-scope").value;
+    const r = key ? await raw("POST", "/_sim/dashboard/reset", {form: {merchant: key}})
+      : await raw("POST", "/_sim/reset");
+    showAnswer("reset-answer", {status: r.status, ok: r.ok, body: r.body,
+                                title: key ? "POST /_sim/dashboard/reset" : "POST /_sim/reset"});
+    endConfirm();
+    if (r.ok) dropForgotten(key ? {merchant: key} : {});
+    if (r.ok && key && view.merchant === key) view.merchant = "";
+    if (r.ok && key && reqView.merchant === key) { reqView.merchant = ""; }
+    refresh();
+    loadRequests();
+  });
+
+  // -- tabs ------------------------------------------------------------------------------
+
+  let tabShown = "transactions";
+  function showTab(name) {
+    tabShown = name;
+    document.querySelectorAll("[role=tab]").forEach((t) => {
+      const on = t.dataset.tab === name;
+      t.setAttribute("aria-selected", on ? "true" : "false");
+      t.tabIndex = on ? 0 : -1;
+      $("tab-" + t.dataset.tab).hidden = !on;
+    });
+    if (name === "requests") loadRequests();
+    if (name === "scenarios") loadScenarios();
+  }
+  document.querySelectorAll("[role=tab]").forEach((t) => {
+    t.addEventListener("click", () => showTab(t.dataset.tab));
+    t.addEventListener("keydown", (ev) => {
+      if (ev.key !== "ArrowRight" && ev.key !== "ArrowLeft") return;
+      const tabs = [...document.querySelectorAll("[role=tab]")];
+      const i = tabs.indexOf(t) + (ev.key === "ArrowRight" ? 1 : -1);
+      const next = tabs[(i + tabs.length) % tabs.length];
+      next.focus();
+      showTab(next.dataset.tab);
+    });
+  });
+
+  // -- request log ---------------------------------------------------------------------------
+
+  const reqView = {merchant: "", txn: ""};
+  let reqTimer = 0, reqRunning = false, reqAgain = false;
+
+  function loadRequests() {
+    if (tabShown !== "requests" || reqTimer) return;
+    reqTimer = setTimeout(runRequests, 60);
+  }
+  async function runRequests() {
+    reqTimer = 0;
+    if (reqRunning) { reqAgain = true; return; }
+    reqRunning = true;
+    try {
+      const params = new URLSearchParams({limit: "200"});
+      if (reqView.merchant) params.set("merchant", reqView.merchant);
+      if (reqView.txn) params.set("transaction_id", reqView.txn);
+      const r = await raw("GET", "/_sim/dashboard/requests?" + params.toString());
+      if (r.ok) renderRequests(r.body);
+      else if (r.status === 404) { reqView.merchant = ""; $("req-merchant").value = ""; reqAgain = true; }
+    } finally {
+      reqRunning = false;
+      if (reqAgain) { reqAgain = false; loadRequests(); }
+    }
+  }
+
+  function pretty(value) {
+    if (value === null || value === undefined) return "(no body)";
+    if (typeof value !== "string") return JSON.stringify(value, null, 2);
+    try { return JSON.stringify(JSON.parse(value), null, 2); } catch (e) { return value; }
+  }
+
+  const opened = new Set();  // entries whose bodies are shown stay open across refreshes
+  function requestNode(e) {
+    const li = el("li", "req");
+    li.dataset.seq = String(e.seq);
+    const details = el("details");
+    details.open = opened.has(e.seq);
+    details.addEventListener("toggle", () => {
+      if (details.open) opened.add(e.seq); else opened.delete(e.seq);
+    });
+    const summary = el("summary");
+    const code = el("span", "pill-status", String(e.status));
+    code.dataset.status = e.status < 400 ? "success" : "fail";
+    const line = el("span", "req-line");
+    line.append(el("strong", null, e.method + " "), el("span", "mono", e.path));
+    const meta = el("span", "req-meta muted");
+    meta.append(el("span", null, e.time), el("span", "face", e.face),
+                el("span", "merchant-hint", e.token || "no token"));
+    summary.append(code, line, meta);
+    details.append(summary);
+    const bodies = el("div", "req-bodies");
+    if (e.transaction_id) {
+      const link = el("button", "btn linkish req-txn", e.transaction_id);
+      link.type = "button";
+      link.dataset.txn = e.transaction_id;
+      link.title = "Only this transaction's requests";
+      bodies.append(el("span", "muted small", "Transaction "), link);
+    }
+    if (e.scenario_rule) bodies.append(el("div", "small", "Scenario rule: " + e.scenario_rule));
+    bodies.append(el("h4", null, "Request"), el("pre", "req-request", pretty(e.params)),
+                  el("h4", null, "Response · " + e.duration_ms + " ms"),
+                  el("pre", "req-response", pretty(e.response)));
+    details.append(bodies);
+    li.append(details);
+    return li;
+  }
+
+  function renderRequests(body) {
+    const list = body.requests;
+    $("req-list").replaceChildren(...list.map(requestNode));
+    $("req-count").textContent = list.length ? "· " + list.length : "";
+    const empty = $("req-empty");
+    empty.hidden = list.length > 0;
+    empty.textContent = !body.enabled ? "The journal is off (--journal-size 0)."
+      : reqView.merchant || reqView.txn ? "No requests match these filters."
+        : "No merchant API calls yet.";
+  }
+
+  $("req-merchant").addEventListener("change", () => {
+    reqView.merchant = $("req-merchant").value;
+    loadRequests();
+  });
+  $("req-txn").addEventListener("input", () => {
+    reqView.txn = $("req-txn").value.trim();
+    loadRequests();
+  });
+  $("req-clear").addEventListener("click", () => {
+    reqView.merchant = reqView.txn = "";
+    $("req-merchant").value = "";
+    $("req-txn").value = "";
+    loadRequests();
+  });
+  $("req-list").addEventListener("click", (ev) => {
+    const b = ev.target.closest("button[data-txn]");
+    if (!b) return;
+    reqView.txn = b.dataset.txn;
+    $("req-txn").value = reqView.txn;
+    loadRequests();
+  });
+  $("d-requests").addEventListener("click", (ev) => {
+    ev.preventDefault();
+    if (!view.detail) return;
+    reqView.txn = view.detail.id;
+    $("req-txn").value = reqView.txn;
+    showTab("requests");
+  });
+
+  // -- scenarios -----------------------------------------------------------------------------
+
+  (cfg.scenarios || []).forEach((name) => {
+    const o = el("option", null, name);
+    o.value = name;
+    $("scn-name").append(o);
+  });
+
+  async function loadScenarios() {
+    if (tabShown !== "scenarios") return;
+    const r = await raw("GET", "/_sim/scenarios");
+    if (r.ok) renderScenarios(r.body);
+  }
+
+  function scenarioNode(s, scope) {
+    const box = el("div", "scn-item");
+    box.dataset.name = s.name;
+    const head = el("div", "scn-head");
+    head.append(el("strong", null, s.name), el("span", "muted small", " · " + scope));
+    box.append(head);
+    if (s.description) box.append(el("p", "muted small", s.description));
+    const rules = el("ul", "scn-rules");
+    s.rules.forEach((rule) => {
+      const li = el("li");
+      li.append(el("span", null, rule.name),
+                el("span", "muted small", " · matched " + rule.seen + ", applied " +
+                   rule.applied + (rule.times ? " of " + rule.times : "")));
+      rules.append(li);
+    });
+    box.append(rules);
+    return box;
+  }
+
+  function renderScenarios(book) {
+    const nodes = book.global.map((s) => scenarioNode(s, "every merchant"));
+    Object.keys(book.by_token).forEach((hint) => {
+      book.by_token[hint].forEach((s) => nodes.push(scenarioNode(s, "merchant " + hint)));
+    });
+    if (!nodes.length) nodes.push(el("p", "muted", "No scenario loaded."));
+    $("scn-list").replaceChildren(...nodes);
+    $("scn-magic").textContent = book.magic_amounts
+      ? "Magic amounts are on (amounts ending 9901 decline, 9902 expire…)."
+      : "Magic amounts are off (citcon-sim serve --magic-amounts turns them on).";
+  }
+
+  $("scn-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const form = {};
+    const textValue = $("scn-text").value;
+    if (textValue.trim()) form.scenario = textValue;
+    else if ($("scn-name").value) form.name = $("scn-name").value;
+    const token = $("scn-token").value.trim();
+    if (token) form.token = token;
+    const r = await raw("POST", "/_sim/scenarios", {form: form});
+    showAnswer("scn-answer", {status: r.status, ok: r.ok, body: r.body,
+                              title: "POST /_sim/scenarios"});
+    loadScenarios();
+  });
+  $("scn-clear").addEventListener("click", async () => {
+    const token = $("scn-token").value.trim();
+    const path = "/_sim/scenarios" + (token ? "?" + new URLSearchParams({token: token}) : "");
+    const r = await raw("DELETE", path);
+    showAnswer("scn-answer", {status: r.status, ok: r.ok, body: r.body,
+                              title: "DELETE /_sim/scenarios" + (token ? "?token=…" : "")});
+    loadScenarios();
+  });
+
   // -- live updates -------------------------------------------------------------------------
 
   function setLive(state) {
@@ -624,7 +1177,11 @@
 
   let pollTimer = 0;
   function startPolling() {
-    if (!pollTimer) pollTimer = setInterval(refresh, 3000);
+    // Without the stream, the open tab keeps itself current (each load is a no-op when
+    // its tab is hidden).
+    if (!pollTimer) {
+      pollTimer = setInterval(() => { refresh(); loadRequests(); loadScenarios(); }, 3000);
+    }
   }
   function stopPolling() {
     clearInterval(pollTimer);
@@ -669,7 +1226,21 @@
       setStats(d);
       patchRow(d.row, "ipn");
     });
-    ["reset", "resync"].forEach((name) => es.addEventListener(name, refresh));
+    // A reset that took the selected transaction away: let it go before refetching.
+    es.addEventListener("reset", (e) => dropForgotten(parse(e)));
+    ["reset", "resync"].forEach((name) => es.addEventListener(name, () => {
+      refresh();
+      loadRequests();
+      loadScenarios();
+    }));
+    // A merchant API call was journalled: the request log fetches what its filters show.
+    es.addEventListener("request", (e) => {
+      const d = parse(e);
+      if (d && reqView.merchant && d.merchant !== reqView.merchant) return;
+      if (d && reqView.txn && d.transaction_id !== reqView.txn) return;
+      loadRequests();
+    });
+    es.addEventListener("scenarios", () => loadScenarios());
     ["hello", "clock"].forEach((name) => es.addEventListener(name, (e) => {
       try { setClock(JSON.parse(e.data)); } catch (err) { /* keep the last clock */ }
       if (name === "clock") refresh();
