@@ -199,7 +199,7 @@ def test_following_the_readme_in_a_fresh_venv(tmp_path: Path) -> None:
         assert re.fullmatch(rf"{re.escape(base)}/payment/qr\?q={TXN_ID}\s*", pasted), pasted
         ids: list[str] = []
         # A command that finds the server by its settings (not a URL) finds this one.
-        step_env = {**env, "CITCON_SIM_PORT": base.rsplit(":", 1)[1]}
+        step_env = {**env, "CITCON_SIM_PORT": base.rsplit(":", 1)[1], "CITCON_SIM_URL": base}
         for step in payment:
             run_step(step, base=base, ids=ids, cwd=tmp_path, env=step_env)
         assert ids, "no step printed a transaction id"
