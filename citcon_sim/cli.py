@@ -18,7 +18,6 @@ from typing import Any, TextIO, TypeVar
 import click
 from aiohttp import web
 
-from citcon_sim import receiver_lab
 from citcon_sim._version import __version__
 from citcon_sim.config import Config, ConfigError, Setting, settings
 from citcon_sim.delivery.ipn import send_once
@@ -26,6 +25,7 @@ from citcon_sim.domain.clock import TIME_FORMAT
 from citcon_sim.domain.errors import StateError
 from citcon_sim.domain.ids import IdFactory
 from citcon_sim.domain.merchants import MerchantSettings, MerchantsFileError
+from citcon_sim.faces import FACES
 from citcon_sim.faces.online.ipn import build_form
 from citcon_sim.remote import commands as remote_commands
 from citcon_sim.scenarios import ScenarioError, resolve_scenario, shipped_scenarios
@@ -321,7 +321,7 @@ def ipn_send(url: str, token: str, amount: str, currency: str, trans_amount: str
 @click.option("--token", required=True, envvar="CITCON_SIM_IPN_TOKEN",
               help="The merchant token the receiver verifies with (UPI: the private key) "
               "[env CITCON_SIM_IPN_TOKEN].")
-@click.option("--face", type=click.Choice(receiver_lab.FACES), default="online",
+@click.option("--face", type=click.Choice([face.name for face in FACES]), default="online",
               show_default=True, help="Whose IPN format to send.")
 @click.option("--timeout", type=click.FloatRange(min=0.05),
               help="Seconds each answer may take [default: --ipn-timeout's 10].")
@@ -344,6 +344,8 @@ def check_receiver(url: str, token: str, face: str, timeout: float | None, gatew
     """
     if not url.startswith(("http://", "https://")):
         raise click.BadParameter("must be an http:// or https:// URL", param_hint="URL")
+
+    from citcon_sim import receiver_lab  # only here: `serve` need not import it
 
     async def run() -> receiver_lab.ReceiverReport:
         async with receiver_lab.lab_gateway(gateway_port) as gateway:

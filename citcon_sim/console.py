@@ -11,12 +11,14 @@ how long it took::
 ``log_format=json`` writes the same facts as one JSON object a line. Text is coloured
 by outcome on a terminal (``color``: auto, always, never; auto honours ``NO_COLOR`` and
 ``FORCE_COLOR``). Lines are formatted only when the console is attached, and written to
-a buffered stream flushed once per event-loop turn, so a burst of calls costs one write.
+a buffered stream flushed at most every FLUSH_EVERY seconds, so a burst of calls costs one
+write, not one per call (the per-call cost is in docs/performance.md).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import sys
 from collections.abc import Callable
@@ -41,6 +43,9 @@ RED = "\033[31m"
 CYAN = "\033[36m"
 
 _OUTCOME_CHARS = 80  # an error message shown is cut there
+# Wall seconds a written line may wait in the buffer: soon enough for a person or `docker
+# logs`, and under load one write system call for a whole batch of lines.
+FLUSH_EVERY = 0.05
 # Answers whose 200 may still be a refusal, read to say so: {"refunded": false, ...}.
 _REFUSALS = {"refund": "refunded", "cancel": "cancelled"}
 
@@ -129,6 +134,14 @@ class Console:
         self.stream, self.format_time = stream, format_time
         self.json, self.colour = json, colour
         self._flush_pending = False
+        self._second: tuple[int, str] = (-1, "")  # the last whole second formatted
+
+    def _time(self, at: float) -> str:
+        # Lines come many a second (and a frozen clock stands still): format each second once.
+        second = int(at)
+        if second != self._second[0]:
+            self._second = (second, self.format_time(second))
+        return self._second[1]
 
     @classmethod
     def of(cls, config: Config, format_time: Callable[[float], str],
@@ -155,11 +168,11 @@ class Console:
 
     def on_call(self, event: MerchantCalled) -> None:
         outcome = call_outcome(event)
-        hint = token_hint(event.token) if event.token else "-"
+        hint = _hint(event.token) if event.token else "-"
         ms = event.seconds * 1000
         if self.json:
             self._write_json({
-                "time": self.format_time(event.at), "kind": "call", "face": event.face,
+                "time": self._time(event.at), "kind": "call", "face": event.face,
                 "method": event.method, "path": event.path, "endpoint": event.endpoint,
                 "merchant": hint, "transaction_id": event.transaction_id,
                 "status": event.status, "outcome": outcome, "ms": round(ms, 3)})
@@ -174,11 +187,11 @@ class Console:
         n: Notification = event.notification
         attempt = n.attempts[-1]
         outcome = attempt_outcome(n, attempt)
-        hint = token_hint(n.token)
+        hint = _hint(n.token)
         ms = attempt.latency_ms or 0.0
         if self.json:
             self._write_json({
-                "time": self.format_time(attempt.at), "kind": "ipn", "method": "POST",
+                "time": self._time(attempt.at), "kind": "ipn", "method": "POST",
                 "path": n.url, "merchant": hint, "transaction_id": n.transaction_id,
                 "notify_id": n.notify_id, "attempt": attempt.number,
                 "trigger": attempt.trigger, "status": attempt.status, "state": n.state,
@@ -192,7 +205,7 @@ class Console:
 
     def _write_text(self, at: float, kind: str, request: str, hint: str, txn_id: str | None,
                     status: str, outcome: str, ms: float, colour: str) -> None:
-        when, middle = self.format_time(at), f"{request:<28} {hint:<10} {txn_id or '-':<32}"
+        when, middle = self._time(at), f"{request:<28} {hint:<10} {txn_id or '-':<32}"
         if self.colour:
             self._write(f"{DIM}{when}{RESET} {CYAN if kind == 'IPN' else ''}{kind:<4}{RESET}"
                         f"{middle} {colour}{status} {outcome}{RESET} {DIM}{ms:.1f} ms{RESET}\n")
@@ -215,7 +228,7 @@ class Console:
             self.flush()
             return
         self._flush_pending = True
-        loop.call_soon(self.flush)  # once per loop turn, however many lines it wrote
+        loop.call_later(FLUSH_EVERY, self.flush)  # one write for every line until then
 
     def flush(self) -> None:
         self._flush_pending = False
@@ -223,6 +236,10 @@ class Console:
             self.stream.flush()
         except (OSError, ValueError):  # a closed pipe must not fail a payment
             pass
+
+
+# A handful of merchants make every call: a short token's hint is a digest, worth keeping.
+_hint = functools.lru_cache(maxsize=1024)(token_hint)
 
 
 def _status_colour(status: int) -> str:

@@ -573,8 +573,9 @@ class ScenarioBook:
         self.global_scenarios: list[Scenario] = []
         self.by_token: dict[str, list[Scenario]] = {}
         self.magic_enabled = magic
-        # Parsed now when on (from the text read at start), so a request never parses it.
-        self._magic_table: Scenario | None = _magic() if magic else None
+        # Parsed by the first request that needs it, from the text read at start (never
+        # from disk): parsing here would import YAML and cost every start-up ~15 ms.
+        self._magic_table: Scenario | None = None
 
     @property
     def _magic(self) -> Scenario:

@@ -61,9 +61,16 @@ def last_four(digits: str) -> str:
 
 def consumer_for(txn_id: str, vendor: Vendor) -> Consumer:
     """The consumer of payment ``txn_id`` in ``vendor``'s market; the same on every call."""
-    fake = _faker(vendor.market)
+    return _consumer(txn_id, vendor.market)
+
+
+# A wallet page is reloaded while it waits (and the status poll asks for its state):
+# Faker costs a quarter of a page, and its answer never changes for the same payment.
+@functools.lru_cache(maxsize=4096)
+def _consumer(txn_id: str, market: str) -> Consumer:
+    fake = _faker(market)
     fake.seed_instance(seed_of(txn_id))
-    if vendor.market.startswith(_NATIVE_ORDER):
+    if market.startswith(_NATIVE_ORDER):
         name = fake.name()
     else:  # first_name + last_name: Faker's name() adds titles in some locales ("S.T.")
         name = f"{fake.first_name()} {fake.last_name()}"
