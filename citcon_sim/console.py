@@ -134,6 +134,7 @@ class Console:
         self.stream, self.format_time = stream, format_time
         self.json, self.colour = json, colour
         self._flush_pending = False
+        self._pending: list[str] = []  # lines written since the last flush
         self._second: tuple[int, str] = (-1, "")  # the last whole second formatted
 
     def _time(self, at: float) -> str:
@@ -216,10 +217,9 @@ class Console:
         self._write(msgspec.json.encode(fields).decode() + "\n")
 
     def _write(self, text: str) -> None:
-        try:
-            self.stream.write(text)
-        except (OSError, ValueError):  # a closed pipe must not fail a payment
-            return
+        # Kept here, not in the stream: with PYTHONUNBUFFERED=1 (set in most images, and
+        # in ours) every stream write is a system call; this way a batch of lines is one.
+        self._pending.append(text)
         if self._flush_pending:
             return
         try:
@@ -232,7 +232,10 @@ class Console:
 
     def flush(self) -> None:
         self._flush_pending = False
+        lines, self._pending = self._pending, []
         try:
+            if lines:
+                self.stream.write("".join(lines))
             self.stream.flush()
         except (OSError, ValueError):  # a closed pipe must not fail a payment
             pass

@@ -20,28 +20,41 @@ from .helpers import AUTH, advance, consumer_pays, create, frozen_config
 T0 = "2026-03-02 09:00:00"  # helpers.START as the clock shows it
 
 
-class Tty(io.StringIO):
+class Out(io.StringIO):
+    """A console's stream; reading it flushes the lines the console batches first."""
+
+    console: Console | None = None
+
+    def getvalue(self) -> str:
+        if self.console is not None:
+            self.console.flush()
+        return super().getvalue()
+
+
+class Tty(Out):
     def isatty(self) -> bool:
         return True
 
 
 async def watched(aiohttp_client: Callable[..., Any], **console: Any
-                  ) -> tuple[TestClient, Simulator, io.StringIO]:
+                  ) -> tuple[TestClient, Simulator, Out]:
     """A client, its simulator, and what a console attached to it wrote."""
     sim = Simulator(frozen_config())
-    out = io.StringIO()
-    Console(out, sim.clock.format, **console).attach(sim.events)
+    out = Out()
+    out.console = Console(out, sim.clock.format, **console)
+    out.console.attach(sim.events)
     return await aiohttp_client(create_app(sim)), sim, out
 
 
-def lines(out: io.StringIO) -> list[str]:
+def lines(out: Out) -> list[str]:
     return out.getvalue().splitlines()
 
 
 async def test_a_call_is_one_plain_line_when_not_a_terminal(aiohttp_client):
     sim = Simulator(frozen_config())
-    out = io.StringIO()  # not a TTY: auto means no colour
-    Console.of(Config(), sim.clock.format, out).attach(sim.events)
+    out = Out()  # not a TTY: auto means no colour
+    out.console = Console.of(Config(), sim.clock.format, out)
+    out.console.attach(sim.events)
     client = await aiohttp_client(create_app(sim))
     txn_id = await create(client)
     (line,) = lines(out)
@@ -116,7 +129,8 @@ async def test_ipn_attempt_lines_failure_then_success(aiohttp_client, ipn_receiv
 async def test_ipn_attempt_json_and_giving_up(aiohttp_client, ipn_receiver):
     sim = Simulator(frozen_config(ipn_backoff=(5,)))
     out = Tty()
-    Console(out, sim.clock.format, json=True).attach(sim.events)
+    out.console = Console(out, sim.clock.format, json=True)
+    out.console.attach(sim.events)
     client = await aiohttp_client(create_app(sim))
     ipn_receiver.answer(503)
     txn_id = await create(client, ipn_url=ipn_receiver.url)
@@ -135,8 +149,9 @@ async def test_ipn_attempt_json_and_giving_up(aiohttp_client, ipn_receiver):
 
 async def test_a_failed_ipn_is_red(aiohttp_client, ipn_receiver):
     sim = Simulator(frozen_config(ipn_backoff=(5,)))
-    out = io.StringIO()
-    Console(out, sim.clock.format, colour=True).attach(sim.events)
+    out = Out()
+    out.console = Console(out, sim.clock.format, colour=True)
+    out.console.attach(sim.events)
     client = await aiohttp_client(create_app(sim))
     ipn_receiver.answer(503)
     await consumer_pays(client, await create(client, ipn_url=ipn_receiver.url))
@@ -154,8 +169,8 @@ async def test_the_app_attaches_a_console_only_when_asked(aiohttp_client, capsys
     loud = Simulator(frozen_config(console=True))
     client = await aiohttp_client(create_app(loud))
     await create(client)
+    await client.close()  # the app's end detaches the console, which flushes its lines
     assert capsys.readouterr().out.count(" POST /payment/pay_qr ") == 1
-    await client.close()
     assert loud.events.handlers(MerchantCalled) == ()  # detached with the app
 
 
@@ -204,3 +219,25 @@ async def test_other_faces_errors_are_said_in_their_words(aiohttp_client, path, 
     assert entry["status"] == resp.status and entry["path"] == path
     assert entry["outcome"].startswith(f"{said['code']} ")
     assert (said.get("message") or said["error"])[:40] in entry["outcome"]
+
+
+class CountingOut(Out):
+    writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+
+async def test_lines_are_written_in_one_batch_not_one_write_each():
+    """With PYTHONUNBUFFERED=1 (as in the image) every stream write is a system call: a
+    burst of calls must cost one."""
+    out = CountingOut()
+    console = Console(out, lambda at: f"t{at:g}")
+    for n in range(3):
+        console.on_call(MerchantCalled(float(n), "online", "POST", "/payment/inquire",
+                                       "inquire", "test-token", 200, 0.001, None,
+                                       lambda: None))
+    assert out.writes == 0  # batched until the flush the loop runs shortly
+    console.flush()
+    assert out.writes == 1 and len(out.getvalue().splitlines()) == 3

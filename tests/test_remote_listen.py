@@ -244,12 +244,14 @@ async def test_the_console_says_a_listener_made_the_attempt(client, sim):
     from citcon_sim.console import Console
 
     out = io.StringIO()
-    Console(out, sim.clock.format).attach(sim.events)
+    console = Console(out, sim.clock.format)
+    console.attach(sim.events)
     resp, listener = await open_listener(client)
     await create_paid(client, ipn_url=NOWHERE)
     delivery = (await next_event(resp))[1]["delivery"]
     await client.post(f"/_sim/listen/{listener}/{delivery}", data={"status": "200"})
     await sim.ipn.drain()
+    console.flush()  # lines are written in batches
     (line,) = [line for line in out.getvalue().splitlines() if " IPN " in line]
     assert "delivered via listener" in line and NOWHERE in line
     resp.close()
