@@ -189,8 +189,8 @@
     // The rest of the summary: who delivers, how wide, how patient (one line, wraps).
     const parts = [];
     if (s.listeners) {
-      parts.push(s.listeners + (s.listeners === 1 ? " listener" : " listeners") +
-                 " (citcon-sim listen) deliver instead of direct POSTs");
+      parts.push(s.listeners + (s.listeners === 1 ? " listener (citcon-sim listen) delivers"
+        : " listeners (citcon-sim listen) deliver") + " instead of direct POSTs");
     }
     if (s.endpoints !== undefined) {
       parts.push(s.endpoints + (s.endpoints === 1 ? " endpoint" : " endpoints") + " busy");
@@ -1285,8 +1285,9 @@
     dropped = true;
     const why = d && d.reason ? d.reason
       : "the simulator closed this page's live stream for a newer one";
+    // The server's reason already says it polls: add how often.
     $("stream-notice-text").textContent = "Live updates stopped: " + why +
-      ". This page now polls every 3 seconds, so changes show up a little later.";
+      " (every 3 seconds, so changes show up a little later).";
     $("stream-notice").hidden = false;
     $("live").title = "Polling: " + why;
     setLive("polling");
