@@ -240,3 +240,23 @@ async def test_a_dropped_stream_says_it_polls_and_why(browser, simulator, sim):
     await first.close()
     await second.close()
     assert problems == []
+
+
+@pytest.mark.parametrize("size", ["desktop", "phone"])
+async def test_the_new_payment_form_names_the_vendors_journey(browser, simulator, sim, size):
+    context, page, problems = await open_page(browser, simulator, size)
+    await page.click("#open-create")
+    await page.select_option("#c-face", "online")
+    for vendor, words in (("alipay", "QR / wallet app"), ("naverpay", "wallet sign-in"),
+                          ("card", "card page"), ("banktransfer", "bank choice"),
+                          ("gcash", "redirect")):
+        await page.select_option("#c-vendor", vendor)
+        assert await page.inner_text("#c-journey") == f"Consumer's journey: {words}"
+    await page.select_option("#c-vendor", "linepay")
+    await fits(page)
+    await shot(page, "journey", size)
+    await page.select_option("#c-face", "chop")
+    await page.select_option("#c-vendor", "paypal")
+    assert await page.inner_text("#c-journey") == "Consumer's journey: redirect"
+    await context.close()
+    assert problems == []

@@ -834,8 +834,7 @@
     const face = FACE_INFO[$("c-face").value];
     const before = $("c-vendor").value;
     $("c-vendor").replaceChildren(...face.vendors.map((v) => {
-      const journey = JOURNEYS[v.journey];
-      const o = el("option", null, v.name + " (" + v.code + ")" + (journey ? " · " + journey : ""));
+      const o = el("option", null, v.name + " (" + v.code + ")");
       o.value = v.code;
       o.dataset.journey = v.journey || "";
       return o;
@@ -848,6 +847,8 @@
   function syncCapture() {
     const face = FACE_INFO[$("c-face").value];
     const v = face.vendors.find((x) => x.code === $("c-vendor").value);
+    $("c-journey").textContent = v && JOURNEYS[v.journey]
+      ? "Consumer's journey: " + JOURNEYS[v.journey] : "";
     $("c-capture-label").hidden = !(v && v.delayed_capture);
   }
 
