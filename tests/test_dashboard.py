@@ -317,3 +317,93 @@ async def test_works_behind_the_admin_token(aiohttp_client: Callable[..., Any]) 
     txn = await create(c, reference="locked")
     assert (await next_event(stream, "txn"))["id"] == txn
     stream.close()
+
+
+# -- what the newer features record ---------------------------------------------------------
+
+SUMMARY_FIELDS = {"notifications", "attempts", "delivered", "failed", "retries_scheduled",
+                  "queue_full", "queued", "queue_size", "in_flight", "endpoints", "workers",
+                  "per_endpoint", "running", "timeout", "backoff", "listeners"}
+
+
+async def test_state_and_ipn_events_carry_the_whole_ipn_summary(
+    client: TestClient, ipn_receiver: IpnReceiver, sim: Simulator
+) -> None:
+    state = await (await client.get("/_sim/dashboard/state")).json()
+    assert set(state["ipn"]) == SUMMARY_FIELDS  # what the IPN card shows, all of it
+    assert state["ipn"]["listeners"] == 0 and state["ipn"]["queue_full"] == 0
+    assert state["ipn"]["backoff"] == [15, 60, 300, 900, 3600, 10800, 21600]
+    assert state["ipn"]["workers"] == sim.config.ipn_workers
+    assert state["ipn"]["per_endpoint"] == sim.config.ipn_per_endpoint
+    assert state["ipn"]["queue_size"] == sim.config.ipn_queue_size
+
+    # A listener (citcon-sim listen) is counted while it is connected.
+    listener = await client.get("/_sim/listen",
+                                params={"forward_to": "http://localhost:8000/ipn"})
+    assert listener.status == 200
+    state = await (await client.get("/_sim/dashboard/state")).json()
+    assert state["ipn"]["listeners"] == 1
+    listener.close()
+
+    stream = await open_stream(client)
+    txn = await create(client, reference="sum-1", ipn_url=ipn_receiver.url)
+    await client.post(f"/_sim/transactions/{txn}/pay")
+    note = await next_event(stream, "ipn")
+    while note["delivered"] < 1:
+        note = await next_event(stream, "ipn")
+    assert SUMMARY_FIELDS <= set(note)  # each push brings the whole summary up to date
+    stream.close()
+    await sim.ipn.drain()
+    state = await (await client.get("/_sim/dashboard/state")).json()
+    assert (state["ipn"]["delivered"], state["ipn"]["in_flight"], state["ipn"]["endpoints"],
+            state["ipn"]["queued"]) == (1, 0, 0, 0)
+
+
+async def test_vendors_list_each_journey_and_its_flags_as_openapi_says(
+    client: TestClient,
+) -> None:
+    import jsonschema
+
+    from citcon_sim.domain.vendors import VENDORS
+
+    listed = (await (await client.get("/_sim/vendors")).json())["vendors"]
+    vendors = {v["code"]: v for v in listed}
+    assert set(vendors) == set(VENDORS)
+    for code, v in VENDORS.items():
+        got = vendors[code]
+        assert (got["journey"], got["app_switch"], got["scan_option"], got["mobile_login"],
+                got["market"]) == (v.journey.value, v.app_switch, v.scan_option,
+                                   v.mobile_login, v.market), code
+    # What the API document's redirect section describes (domain/vendors.py).
+    journeys = {code: v["journey"] for code, v in vendors.items()}
+    assert {c for c, j in journeys.items() if j == "qr_app"} == {
+        "alipay", "wechatpay", "alipay_hk", "kakaopay"}
+    assert journeys["banktransfer"] == "bank" and journeys["upop"] == "card"
+    assert journeys["dana"] == "login" and journeys["gcash"] == "redirect"
+    assert {c for c, v in vendors.items() if v["scan_option"]} == {"upop", "linepay", "paypay"}
+    assert {c for c, v in vendors.items() if v["mobile_login"]} == {"alipay", "alipay_hk"}
+    assert not vendors["dana"]["app_switch"] and vendors["payco"]["app_switch"]
+    assert vendors["dana"]["market"] == "id_ID" and vendors["klarna"]["market"] == "en_US"
+
+    # /openapi.json declares exactly these fields, each required, and every answer fits.
+    doc = await (await client.get("/openapi.json")).json()
+    answer = doc["paths"]["/_sim/vendors"]["get"]["responses"]["200"]["content"][
+        "application/json"]["schema"]
+    item = answer["properties"]["vendors"]["items"]
+    for v in vendors.values():
+        assert set(item["properties"]) == set(item["required"]) == set(v)
+    jsonschema.Draft202012Validator({**answer, "components": doc.get("components", {})}
+                                    ).validate({"vendors": list(vendors.values())})
+    bad = {**vendors["alipay"], "journey": "teleport"}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.Draft202012Validator(item).validate(bad)
+
+
+async def test_the_new_payment_form_knows_each_vendors_journey(client: TestClient) -> None:
+    html = await (await client.get("/_sim/")).text()
+    config = json.loads(re.search(r'<script type="application/json" id="config">(.*?)</script>',
+                                  html, re.S).group(1))
+    by_face = {f["name"]: {v["code"]: v for v in f["vendors"]} for f in config["faces"]}
+    assert by_face["online"]["alipay"]["journey"] == "qr_app"
+    assert by_face["online"]["naverpay"]["journey"] == "login"
+    assert by_face["chop"]["paypal"]["journey"] == "redirect"

@@ -364,3 +364,77 @@ async def test_no_payload_runs_in_chromium_even_without_csp(
     assert ADMIN not in admin[0]["value"]
     await context.close()
     assert dialogs == []
+
+
+@pytest.mark.browser
+async def test_listener_via_and_scenario_tags_render_as_text_in_chromium(
+    browser: Any, simulator: TestServer, sim: Simulator
+) -> None:
+    """What the newer records carry onto the dashboard: an attempt's ``via`` (a listener's
+    ``forward_to``, which its user types), a scenario rule's name, and the journal's
+    surprise tag (fixed names today; a hostile one is written to the journal directly).
+    CSP bypassed: only textContent stands between them and a dialog."""
+    import asyncio
+
+    from aiohttp import ClientSession
+
+    from .browser_support import TIMEOUT_MS
+
+    forward = 'http://localhost:8000/ipn?x="><img src=x onerror=alert(1)>'
+    rule = "<script>alert(2)</script><img src=x onerror=alert(3)>"
+    surprise = 'cdn_error,"><svg/onload=alert(4)>'
+    async with ClientSession(headers=auth(TOKEN)) as session:
+        url = simulator.make_url
+        resp = await session.post(url("/_sim/scenarios"), data={"scenario": (
+            f"rules:\n  - name: {json.dumps(rule)}\n    match: {{reference: \"cdn-*\"}}\n"
+            "    api: {cdn_error: 502}\n")})
+        assert resp.status == 200, await resp.text()
+        assert (await session.post(url("/payment/pay"), data={
+            "vendor": "alipay", "amount": "100", "currency": "USD",
+            "reference": "cdn-1"})).status == 502
+        sim.journal.append(sim.clock.time(), "POST", "/payment/inquire", "inquire", TOKEN,
+                           {}, 200, b"{}", 0.001, None, None, "utf-8", "online", surprise)
+
+        # A listener whose forward URL is hostile takes one IPN and reports it delivered.
+        listen = await session.get(url("/_sim/listen"), params={"forward_to": forward})
+        assert listen.status == 200
+
+        async def event(name: str) -> Any:
+            kind = ""
+            while True:
+                line = (await asyncio.wait_for(listen.content.readline(), 10)).decode()
+                if line.startswith("event: "):
+                    kind = line[7:].strip()
+                elif line.startswith("data: ") and kind == name:
+                    return json.loads(line[6:])
+
+        listener = (await event("hello"))["listener"]
+        resp = await session.post(url("/payment/pay"), data={
+            "vendor": "alipay", "amount": "100", "currency": "USD", "reference": "via-1",
+            "ipn_url": "http://127.0.0.1:9/ipn"})
+        txn = (await resp.text()).split("=")[1]
+        await session.post(url(f"/_sim/transactions/{txn}/pay"))
+        delivery = (await event("ipn"))["delivery"]
+        report = await session.post(url(f"/_sim/listen/{listener}/{delivery}"),
+                                    data={"status": "200"})
+        assert report.status == 200, await report.text()
+        await sim.ipn.drain()
+        listen.close()
+
+    context = await browser.new_context(bypass_csp=True)
+    page = await context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    await page.goto(str(simulator.make_url(f"/_sim/#txn={txn}")))
+    await page.wait_for_selector(".tl-via")
+    assert await page.inner_text(".tl-via") == "via listener " + listener + " → " + forward
+    await page.click("#tab-btn-requests")
+    await page.wait_for_selector("#req-list li[data-surprise]")
+    assert rule in await page.locator("#req-list .rule").all_inner_texts()
+    tags = await page.locator("#req-list .surprise").all_inner_texts()
+    assert sorted(tags) == sorted(["cdn_error", "cdn_error", '"><svg/onload=alert(4)>'])
+    assert await page.locator("#detail img, #req-list img, #req-list svg, "
+                              "#req-list script").count() == 0
+    await context.close()
+    assert dialogs == []

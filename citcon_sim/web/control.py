@@ -13,7 +13,7 @@ from citcon_sim.config import LATEST_TIME
 from citcon_sim.delivery.ipn import BODY_START, Handoff, PostResult
 from citcon_sim.domain.errors import BadRequest, NotFound, TransitionError
 from citcon_sim.domain.redaction import token_hint
-from citcon_sim.domain.vendors import VENDORS
+from citcon_sim.domain.vendors import FACES, VENDORS, Journey
 from citcon_sim.faces.http import SIM, json_response, read_params, sse_message
 from citcon_sim.faces.online import wire
 from citcon_sim.faces.params import MAX_OFFSET, page
@@ -118,6 +118,12 @@ async def vendors(request: web.Request) -> web.Response:
                     "mobile_result_url": v.in_app_result,
                     "cancel_window_seconds": v.cancel_window,
                     "faces": sorted(v.faces),
+                    # The consumer's journey on the hosted pages (domain/vendors.py).
+                    "journey": v.journey.value,
+                    "app_switch": v.app_switch,
+                    "scan_option": v.scan_option,
+                    "mobile_login": v.mobile_login,
+                    "market": v.market,
                 }
                 for v in VENDORS.values()
             ]
@@ -430,7 +436,21 @@ ROUTES = RouteTable([
               "type": "array", "items": S.obj({
                   "code": S.STR, "name": S.STR, "default_currency": S.STR,
                   "qr_scan": S.BOOL, "delayed_capture": S.BOOL, "multi_capture": S.BOOL,
-                  "mobile_result_url": S.BOOL, "cancel_window_seconds": S.INT})}})})}),
+                  "mobile_result_url": S.BOOL, "cancel_window_seconds": S.INT,
+                  "faces": {"type": "array", "items": {"enum": sorted(FACES)}},
+                  "journey": {"enum": [j.value for j in Journey],
+                              "description": "What the consumer does on the hosted page: "
+                              "`qr_app` scan a QR (computer) or open the wallet app (phone), "
+                              "`login` the wallet's sign-in, `card` a card-number page, "
+                              "`bank` a choice of bank, `redirect` a confirmation page."},
+                  "app_switch": {**S.BOOL, "description": "On a phone, the page offers "
+                                 "to open the wallet's app."},
+                  "scan_option": {**S.BOOL, "description": "On a computer, the page also "
+                                  "offers a QR for the app."},
+                  "mobile_login": {**S.BOOL, "description": "On a phone, signing in in the "
+                                   "browser is offered too."},
+                  "market": {**S.STR, "description": "Locale of the consumers its pages "
+                             "show (a Faker locale)."}})}})})}),
     Route("GET", "/balance", balance, "balance", "A merchant's open balance today",
           {200: Reply("Per settlement currency.", {JSON: S.obj({
               "day": {"type": "string", "format": "date"}, "refund_exempt": S.BOOL,

@@ -417,7 +417,8 @@ def faces() -> list[dict[str, Any]]:
         {"name": face.name, "label": FACE_LABELS.get(face.name, face.name),
          "vendors": [
              {"code": v.code, "name": v.name, "colour": v.colour, "currency": v.currency,
-              "delayed_capture": v.delayed_capture, "multi_capture": v.multi_capture}
+              "delayed_capture": v.delayed_capture, "multi_capture": v.multi_capture,
+              "journey": v.journey.value}
              for v in accepted_by(face.name).values()]}
         for face in FACES
     ]
@@ -521,7 +522,8 @@ ROUTES = RouteTable([
           {200: Reply("The stream.", {"text/event-stream": S.STR}),
            503: Reply("Shutting down.", {TEXT: S.STR})},
           description="A stream that stays open: `hello`, `txn`, `clock`, `ipn`, `reset`, "
-          "`resync` events."),
+          "`request`, `scenarios`, `resync` events; `dropped` (then the end) when a newer stream "
+          "pushes this one out (`--max-event-streams`)."),
     Route("GET", "/dashboard/state", state, "dashboardState",
           "What the dashboard shows, in one call",
           {200: Reply("Transactions, merchants (hints), clock, IPN counters.", {JSON: {

@@ -186,6 +186,41 @@
     const run = $("ipn-running");
     run.textContent = s.running ? "sending" : "stopped";
     run.dataset.running = s.running ? "1" : "0";
+    // The rest of the summary: who delivers, how wide, how patient (one line, wraps).
+    const parts = [];
+    if (s.listeners) {
+      parts.push(s.listeners + (s.listeners === 1 ? " listener (citcon-sim listen) delivers"
+        : " listeners (citcon-sim listen) deliver") + " instead of direct POSTs");
+    }
+    if (s.endpoints !== undefined) {
+      parts.push(s.endpoints + (s.endpoints === 1 ? " endpoint" : " endpoints") + " busy");
+    }
+    if (s.workers !== undefined) {
+      parts.push(s.workers + " workers, " + s.per_endpoint + " per endpoint");
+    }
+    if (s.queue_size !== undefined) parts.push("backlog limit " + s.queue_size);
+    if (s.timeout !== undefined) parts.push("timeout " + duration(s.timeout));
+    if (s.backoff && s.backoff.length) {
+      parts.push("retries after " + s.backoff.map(duration).join(", "));
+    }
+    const setup = $("ipn-setup");
+    setup.textContent = parts.join(" · ");
+    setup.dataset.listeners = String(s.listeners || 0);
+  }
+
+  // Seconds as the shortest exact "90s", "5m", "1h", "2d" (or "1h 30m").
+  function duration(seconds) {
+    let left = Math.round(Number(seconds) || 0);
+    if (left < 60) return left + "s";
+    const units = [["d", 86400], ["h", 3600], ["m", 60], ["s", 1]];
+    const out = [];
+    units.forEach(([name, size]) => {
+      if (left >= size) {
+        out.push(Math.floor(left / size) + name);
+        left %= size;
+      }
+    });
+    return out.join(" ");
   }
 
   // -- transactions list ------------------------------------------------------------------
@@ -559,6 +594,8 @@
           if (a.error) item.error = a.error;
           if (a.body) item.body = "“" + a.body.slice(0, 120) + "”";
         }
+        // Made by a `citcon-sim listen` client: "listener <id> -> <url>".
+        if (a.via) item.via = "via " + a.via.replace(" -> ", " → ");
         items.push(item);
       });
       if (n.next_attempt_time) {
@@ -587,6 +624,7 @@
     head.append(el("span", "tl-title", item.title), el("span", "tl-time", item.time));
     li.append(head);
     item.lines.forEach((line) => li.append(el("div", "tl-sub", line)));
+    if (item.via) li.append(el("div", "tl-sub tl-via", item.via));
     if (item.error) li.append(el("div", "tl-sub err", item.error));
     if (item.body) li.append(el("span", "tl-body", item.body));
     return li;
@@ -788,12 +826,17 @@
 
   // -- new payment -----------------------------------------------------------------------
 
+  // What the consumer does on the hosted page (GET /_sim/vendors: journey).
+  const JOURNEYS = {qr_app: "QR / wallet app", login: "wallet sign-in", card: "card page",
+                    bank: "bank choice", redirect: "redirect"};
+
   function fillVendors() {
     const face = FACE_INFO[$("c-face").value];
     const before = $("c-vendor").value;
     $("c-vendor").replaceChildren(...face.vendors.map((v) => {
       const o = el("option", null, v.name + " (" + v.code + ")");
       o.value = v.code;
+      o.dataset.journey = v.journey || "";
       return o;
     }));
     if (face.vendors.some((v) => v.code === before)) $("c-vendor").value = before;
@@ -804,6 +847,8 @@
   function syncCapture() {
     const face = FACE_INFO[$("c-face").value];
     const v = face.vendors.find((x) => x.code === $("c-vendor").value);
+    $("c-journey").textContent = v && JOURNEYS[v.journey]
+      ? "Consumer's journey: " + JOURNEYS[v.journey] : "";
     $("c-capture-label").hidden = !(v && v.delayed_capture);
   }
 
@@ -993,7 +1038,7 @@
 
   // -- request log ---------------------------------------------------------------------------
 
-  const reqView = {merchant: "", txn: ""};
+  const reqView = {merchant: "", txn: "", surprises: false};
   let reqTimer = 0, reqRunning = false, reqAgain = false;
 
   function loadRequests() {
@@ -1037,10 +1082,24 @@
     code.dataset.status = e.status < 400 ? "success" : "fail";
     const line = el("span", "req-line");
     line.append(el("strong", null, e.method + " "), el("span", "mono", e.path));
+    const tags = el("span", "req-tags");
+    surprises(e).forEach((tag) => {
+      const b = el("span", "surprise", tag);
+      b.title = "Scenario surprise: " + tag;
+      tags.append(b);
+    });
+    if (e.scenario_rule) {
+      const r = el("span", "rule", e.scenario_rule);
+      r.title = "Scenario rule: " + e.scenario_rule;
+      tags.append(r);
+    }
     const meta = el("span", "req-meta muted");
     meta.append(el("span", null, e.time), el("span", "face", e.face),
                 el("span", "merchant-hint", e.token || "no token"));
-    summary.append(code, line, meta);
+    summary.append(code, line);
+    if (tags.childNodes.length) summary.append(tags);
+    summary.append(meta);
+    if (e.surprise) li.dataset.surprise = e.surprise;
     details.append(summary);
     const bodies = el("div", "req-bodies");
     if (e.transaction_id) {
@@ -1059,14 +1118,23 @@
     return li;
   }
 
+  // The journal's tag: the scenario's surprises on this call, comma-separated.
+  function surprises(e) {
+    return (e.surprise || "").split(",").map((t) => t.trim()).filter((t) => t);
+  }
+
+  let reqShown = null;
   function renderRequests(body) {
-    const list = body.requests;
+    reqShown = body;
+    const list = reqView.surprises ? body.requests.filter((e) => surprises(e).length)
+      : body.requests;
     $("req-list").replaceChildren(...list.map(requestNode));
     $("req-count").textContent = list.length ? "· " + list.length : "";
     const empty = $("req-empty");
     empty.hidden = list.length > 0;
     empty.textContent = !body.enabled ? "The journal is off (--journal-size 0)."
-      : reqView.merchant || reqView.txn ? "No requests match these filters."
+      : reqView.merchant || reqView.txn || reqView.surprises
+        ? "No requests match these filters."
         : "No merchant API calls yet.";
   }
 
@@ -1078,10 +1146,16 @@
     reqView.txn = $("req-txn").value.trim();
     loadRequests();
   });
+  $("req-surprises").addEventListener("change", () => {
+    reqView.surprises = $("req-surprises").checked;
+    if (reqShown) renderRequests(reqShown);  // filtered here: no new fetch
+  });
   $("req-clear").addEventListener("click", () => {
     reqView.merchant = reqView.txn = "";
+    reqView.surprises = false;
     $("req-merchant").value = "";
     $("req-txn").value = "";
+    $("req-surprises").checked = false;
     loadRequests();
   });
   $("req-list").addEventListener("click", (ev) => {
@@ -1205,13 +1279,42 @@
     if (view.selected === row.id) loadDetail();
   }
 
+  // The server ended this page's stream for a newer page (--max-event-streams): say so,
+  // poll, and let the browser come back only after the long retry the server set.
+  let stream = null, dropped = false;
+  function showDropped(d) {
+    dropped = true;
+    const why = d && d.reason ? d.reason
+      : "the simulator closed this page's live stream for a newer one";
+    // The server's reason already says it polls: add how often.
+    $("stream-notice-text").textContent = "Live updates stopped: " + why +
+      " (every 3 seconds, so changes show up a little later).";
+    $("stream-notice").hidden = false;
+    $("live").title = "Polling: " + why;
+    setLive("polling");
+    startPolling();
+  }
+  function hideDropped() {
+    dropped = false;
+    $("stream-notice").hidden = true;
+    $("live").title = "Updates as they happen";
+  }
+  $("stream-reconnect").addEventListener("click", () => {
+    if (stream) stream.close();
+    hideDropped();
+    setLive("connecting");
+    connect();
+  });
+
   function connect() {
     if (!window.EventSource) { setLive("polling"); startPolling(); return; }
-    const es = new EventSource("/_sim/events");
-    es.onopen = () => { setLive("live"); stopPolling(); refresh(); };
+    const es = stream = new EventSource("/_sim/events");
+    es.onopen = () => { hideDropped(); setLive("live"); stopPolling(); refresh(); };
+    es.addEventListener("dropped", (e) => showDropped(parse(e)));
     es.onerror = () => {
-      // The browser reconnects by itself (retry: 2 s); poll meanwhile.
-      setLive(es.readyState === EventSource.CLOSED ? "polling" : "reconnecting");
+      if (es !== stream) return;  // one replaced by "Go live again"
+      // The browser reconnects by itself (retry: 2 s; long after "dropped"); poll meanwhile.
+      setLive(dropped || es.readyState === EventSource.CLOSED ? "polling" : "reconnecting");
       startPolling();
       if (es.readyState === EventSource.CLOSED) setTimeout(connect, 5000);
     };
