@@ -394,7 +394,8 @@ def _inquiry_result(check: Check, gateway: Gateway, inquired: int, journal_on: b
                        f"inquiring at {gateway.base_url}", order=order)
     return _result(check, Outcome.NOT_JUDGED, f"no inquire reached the lab's gateway at "
                    f"{gateway.base_url}; the receiver may use another gateway (give it this "
-                   "one, with --gateway-port, to judge)", order=order)
+                   "one with --gateway-port, or use its own with --url, to judge)",
+                   order=order)
 
 
 def _reply_time(check: Check, answers: list[tuple[str, PostResult]],
