@@ -200,3 +200,15 @@ def test_cli_url_and_gateway_port_are_one_or_the_other() -> None:
                                        TOKEN, "--url", "http://127.0.0.1:2",
                                        "--gateway-port", "3"])
     assert result.exit_code == 2 and "--gateway-port" in result.output
+
+
+def test_cli_with_url_takes_the_simulators_ipn_timeout_and_sees_its_journal_off(
+        tmp_path: Path) -> None:
+    config = Config(frozen_clock=True, port=0, ipn_timeout=3.5, journal_size=0)
+    with SimulatorServer(config) as server, threaded(naive_app()) as url:
+        CliRunner().invoke(main, ["check-receiver", url, "--token", TOKEN, "--url",
+                                  server.base_url, "--json", str(tmp_path / "r.json")])
+    data = json.loads((tmp_path / "r.json").read_text())
+    inquiry = next(c for c in data["checks"] if c["id"] == "inquiry")
+    assert data["timeout"] == 3.5
+    assert inquiry["outcome"] == "not judged" and "journal" in inquiry["detail"]

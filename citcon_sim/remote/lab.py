@@ -117,14 +117,15 @@ def _partner_id(view: dict[str, Any]) -> str | None:
 
 
 @contextlib.asynccontextmanager
-async def remote_gateway(url: str, admin_token: str | None = None,
-                         ipn_timeout: float | None = None) -> AsyncIterator[RemoteGateway]:
+async def remote_gateway(url: str, admin_token: str | None = None
+                         ) -> AsyncIterator[RemoteGateway]:
     """The simulator at ``url`` as the lab's gateway, once it answers ``/_sim/health``
     (a :class:`~citcon_sim.remote.client.RemoteError` otherwise: one line)."""
     shadow = Simulator(Config(frozen_clock=True, journal_size=0))
     async with Remote(url, admin_token) as remote:
         await remote.call("GET", "/_sim/health")
-        await remote.call("GET", "/_sim/clock")  # an admin token, if it needs one
-        yield RemoteGateway(remote, shadow,
-                            ipn_timeout if ipn_timeout is not None
-                            else Config().ipn_timeout)
+        # Its IPN timeout (the default for each answer); the admin token, if it needs one.
+        log = await remote.call("GET", "/_sim/ipn", query={"limit": "1"})
+        timeout = (log.get("stats") or {}).get("timeout")
+        yield RemoteGateway(remote, shadow, float(timeout) if isinstance(
+            timeout, int | float) else Config().ipn_timeout)
