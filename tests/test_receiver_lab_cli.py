@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from citcon_sim import Config
+from citcon_sim import Config, verify_ipn
 from citcon_sim.cli import main
 from citcon_sim.receiver_lab import CHECKS, FACES
 from citcon_sim.testing import SimulatorServer, check_receiver, check_receiver_async
@@ -212,3 +212,22 @@ def test_cli_with_url_takes_the_simulators_ipn_timeout_and_sees_its_journal_off(
     inquiry = next(c for c in data["checks"] if c["id"] == "inquiry")
     assert data["timeout"] == 3.5
     assert inquiry["outcome"] == "not judged" and "journal" in inquiry["detail"]
+
+
+def test_cli_with_url_signs_what_that_simulator_would_post(tmp_path: Path) -> None:
+    """The notifications carry the running simulator's ids, amounts and the partner id
+    its merchants file gives the merchant, and verify with the merchant's token."""
+    merchants = tmp_path / "merchants.yaml"
+    merchants.write_text(f"merchants:\n  - token: {TOKEN}\n    partner_id: '123456789'\n")
+    config = Config(frozen_clock=True, port=0, merchants_file=merchants)
+    with SimulatorServer(config) as server, threaded_ipn_receiver() as receiver:
+        result = CliRunner().invoke(main, ["check-receiver", receiver.url, "--token", TOKEN,
+                                           "--url", server.base_url, "--json",
+                                           str(tmp_path / "r.json")])
+        known = {t["id"]: t for t in server.transactions(TOKEN)}
+    assert result.exit_code in (0, 1), result.output
+    valid = receiver.posts[0]
+    assert verify_ipn(valid, TOKEN) and valid["partner_id"] == "123456789"
+    txn = known[valid["id"]]
+    assert (valid["reference"], valid["amount"], valid["trans_amount"], valid["time"]) == (
+        txn["reference"], str(txn["amount"]), str(txn["trans_amount"]), txn["paid_time"])
