@@ -18,6 +18,7 @@ from citcon_sim.testing import SimulatorServer
 from citcon_sim.testing.coverage import CATALOGUE, Recorder
 
 from .helpers import TOKEN, threaded_ipn_receiver
+from .upi_support import charge_request
 
 pytest_plugins = ["pytester"]
 
@@ -306,17 +307,7 @@ def test_each_face_is_counted_on_its_own() -> None:
             status, body = call(server, "/chop/refund", transaction_id=chop_id, amount=40,
                                 currency="USD")
             assert status == 200, body
-            access = server.upi_access_token("sk-uat-0123456789abcdef0123456789abcdef")
-            request = urllib.request.Request(
-                server.url_for("/v1/charges"), method="POST", data=json.dumps({
-                    "transaction": {"reference": "u-1", "amount": 100, "currency": "USD",
-                                    "country": "US"},
-                    "payment": {"method": "alipay", "client": ["desktop"]},
-                    "urls": {"ipn": "https://shop.example/ipn",
-                             "success": "https://shop.example/ok",
-                             "fail": "https://shop.example/fail"}}).encode(),
-                headers={"Authorization": f"Bearer {access}",
-                         "Content-Type": "application/json"})
+            request = charge_request(server, reference="u-1")
             with urllib.request.urlopen(request, timeout=10) as resp:
                 upi_id = json.loads(resp.read())["data"]["id"]
             server.expire(upi_id)

@@ -1,7 +1,7 @@
 """``citcon-sim scenarios check`` and scenario loading (issue 14, item 5): vendors and
-currencies are checked against the catalogue, and every problem of a file is reported
-(with its line), not only the first. Loading refuses the same scenarios, with the same
-list."""
+currencies are checked against the catalogue, endpoints against the rule's faces, and
+every problem of a file is reported (with its line), not only the first. Loading refuses
+the same scenarios, with the same list."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from citcon_sim.scenarios import ScenarioError, parse_scenario
 
 from .helpers import client_for, create, internal_status
 
-# Five problems, one per rule, of every kind the check knows.
+# Seven problems, of every kind the check knows.
 SEVERAL = """\
 name: typos
 rules:
@@ -41,6 +41,9 @@ rules:
         - paypal
         - bitcoin
     refund: {status: refused}
+  - name: an endpoint CHOP does not have
+    match: {face: chop, endpoint: [chop, pay_qr]}
+    api: {latency_ms: 5}
 """
 
 EXPECTED = [  # (line, the problem as printed)
@@ -50,6 +53,8 @@ EXPECTED = [  # (line, the problem as printed)
     (14, "rules/3/match/endpoint/1: 'payqr' is not one of ['pay', 'pay_qr'"),
     (20, "rules/4/match/vendor/0: 'paypal' is not accepted by the online API (only chop, upi)"),
     (21, "rules/4/match/vendor/1: unknown vendor 'bitcoin'"),
+    (24, "rules/5/match/endpoint/1: 'pay_qr' is not an endpoint of the chop API (only "
+         "cancel, chop, inquire, list, refund)"),
 ]
 
 
@@ -100,6 +105,62 @@ def test_catalogue_checks(match: str, problem: str | None) -> None:
         parse_scenario(text, "s.yaml")
     assert (caught.value.line, len(caught.value.errors)) == (2, 1)
     assert problem in caught.value.problem
+
+
+@pytest.mark.parametrize(("match", "problem"), [
+    ("{face: chop, endpoint: pay_qr}", "rules/0/match/endpoint: 'pay_qr' is not an endpoint "
+     "of the chop API (only cancel, chop, inquire, list, refund)"),
+    ("{face: [chop], endpoint: capture}", "'capture' is not an endpoint of the chop API"),
+    ("{face: online, endpoint: chop}", "'chop' is not an endpoint of the online API (only "
+     "cancel, capture, inquire, list, pay, pay_qr, qr, refund)"),
+    ("{face: upi, endpoint: list}", "'list' is not an endpoint of the upi API (only cancel, "
+     "capture, inquire, pay, qr, refund)"),
+    ("{face: [chop, upi], endpoint: [inquire, pay_qr]}",
+     "rules/0/match/endpoint/1: 'pay_qr' is not an endpoint of the chop/upi API"),
+    ("{face: upi, endpoint: [pay, inquire, refund, cancel, capture, qr]}", None),
+    ("{face: chop, endpoint: [chop, inquire, refund, cancel, list]}", None),
+    ("{face: [online, chop], endpoint: [pay, chop]}", None),  # Online's pay, CHOP's chop
+    ("{face: [chop, upi], endpoint: pay}", None),  # a UPI charge is `pay`
+    ("{endpoint: [chop, pay_qr]}", None),  # no face: any face's endpoint
+])
+def test_endpoints_are_checked_against_the_rules_faces(match: str, problem: str | None) -> None:
+    text = f"rules:\n  - match: {match}\n    api: {{latency_ms: 5}}\n"
+    if problem is None:
+        parse_scenario(text, "s.yaml")
+        return
+    with pytest.raises(ScenarioError) as caught:
+        parse_scenario(text, "s.yaml")
+    assert (caught.value.line, len(caught.value.errors)) == (2, 1)
+    assert problem in caught.value.problem
+
+
+@pytest.mark.parametrize("match", [
+    "{face: bank, endpoint: pay_qr}", "{face: [{a: 1}], endpoint: pay_qr}",
+    "{face: chop, endpoint: payqr}", "{face: [chop, 7], endpoint: [chop, {x: 1}]}",
+])
+def test_a_bad_face_or_endpoint_is_the_schemas_to_report(match: str) -> None:
+    """Reported once, by the schema: the endpoint check adds nothing (and never fails)."""
+    text = f"rules:\n  - match: {match}\n    api: {{latency_ms: 5}}\n"
+    with pytest.raises(ScenarioError) as caught:
+        parse_scenario(text, "s.yaml")
+    assert "is not an endpoint" not in str(caught.value)
+    assert all("is not one of" in e.problem or "is not valid under" in e.problem
+               or "is not of type" in e.problem for e in caught.value.errors), str(caught.value)
+
+
+async def test_posting_a_face_that_is_no_name_is_a_4100(
+    aiohttp_client: Callable[..., Any],
+) -> None:
+    """``face: [{a: 1}]`` once made the check itself fail (an unhashable face): a 500."""
+    client, _ = await client_for(aiohttp_client)
+    resp = await client.post("/_sim/scenarios", data="rules:\n  - match: {face: [{a: 1}], "
+                             "endpoint: pay_qr}\n    api: {latency_ms: 5}\n")
+    assert resp.status == 400 and (await resp.json())["code"] == 4100
+    resp = await client.post("/_sim/scenarios", data="rules:\n  - match: {face: chop, "
+                             "endpoint: pay_qr}\n    api: {latency_ms: 5}\n")
+    body = await resp.json()
+    assert resp.status == 400 and body["code"] == 4100
+    assert "'pay_qr' is not an endpoint of the chop API" in body["message"]
 
 
 def test_the_error_carries_every_problem_in_file_order() -> None:

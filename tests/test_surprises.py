@@ -19,6 +19,7 @@ from citcon_sim.scenarios import ScenarioError, parse_scenario
 from citcon_sim.testing import SimulatorServer
 
 from .helpers import TOKEN, IpnReceiver, threaded_ipn_receiver
+from .upi_support import charge_request
 
 
 @pytest.fixture
@@ -205,15 +206,7 @@ def test_the_cdns_html_error_page(server: SimulatorServer) -> None:
 
 def test_the_cdn_page_stands_in_front_of_upi_too(server: SimulatorServer) -> None:
     server.load_scenario("rules:\n  - match: {face: upi}\n    api: {cdn_error: 522}\n")
-    access = server.upi_access_token("sk-uat-0123456789abcdef0123456789abcdef")
-    request = urllib.request.Request(
-        server.url_for("/v1/charges"), method="POST", data=json.dumps({
-            "transaction": {"reference": "u-1", "amount": 100, "currency": "USD",
-                            "country": "US"},
-            "payment": {"method": "alipay", "client": ["desktop"]},
-            "urls": {"ipn": "https://shop.example/ipn", "success": "https://shop.example/ok",
-                     "fail": "https://shop.example/fail"}}).encode(),
-        headers={"Authorization": f"Bearer {access}", "Content-Type": "application/json"})
+    request = charge_request(server, reference="u-1")
     with pytest.raises(urllib.error.HTTPError) as raised:
         urllib.request.urlopen(request, timeout=10)
     assert raised.value.code == 522

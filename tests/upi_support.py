@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,3 +81,13 @@ class JsonReceiver(IpnReceiver):
         if request.content_type == "application/json":
             self.bodies.append(json.loads(await request.read()))
         return await super().handle(request)
+
+
+def charge_request(server: Any, **kwargs: Any) -> urllib.request.Request:
+    """A blocking client's ``POST /v1/charges`` to a running ``SimulatorServer`` (an
+    access token minted for :data:`KEY` first)."""
+    access = server.upi_access_token(KEY)
+    return urllib.request.Request(
+        server.url_for("/v1/charges"), method="POST",
+        data=json.dumps(charge_body(**kwargs)).encode(),
+        headers={"Authorization": f"Bearer {access}", "Content-Type": "application/json"})

@@ -26,6 +26,19 @@ if TYPE_CHECKING:
     from citcon_sim.delivery.ipn import IpnEncoder
 
 
+# The text of a call's answer, read only when asked (None: no textual answer).
+AnswerOf = Callable[[], str | None]
+# The id of the calling merchant's latest transaction with a reference (its reference
+# index: a dict look-up), or None: no such transaction, or no merchant behind the token.
+ByReference = Callable[[str], str | None]
+
+
+def named_by_reference(params: Params, key: str | None, by_reference: ByReference) -> str | None:
+    """The transaction a call names by the merchant's reference in parameter ``key``."""
+    reference = params.get(key) if key is not None else None
+    return by_reference(reference) if isinstance(reference, str) and reference else None
+
+
 # Endpoints every caller may load (a phone loads a QR image): nothing to authenticate.
 PUBLIC_ENDPOINTS = frozenset({"qr"})
 
@@ -52,9 +65,11 @@ class Face(msgspec.Struct, frozen=True):
     endpoint: Callable[[str], str]
     # What a scenario rule can match on, from one request.
     facts: Callable[[str, str | None, Params], RequestFacts]
-    # The transaction a call concerns, from its parameters and its answer's text (journal).
-    # (The answer is read only when a face needs it: most calls name it in a parameter.)
-    transaction_id: Callable[[str, Params, Callable[[], str | None]], str | None]
+    # The transaction a call concerns (journal, console), from its parameters, else its
+    # answer's text, else (a call naming it by reference whose answer does not say) the
+    # merchant's reference index. The answer and the index are used only when needed:
+    # most calls name the transaction in a parameter.
+    transaction_id: Callable[[str, Params, AnswerOf, ByReference], str | None]
     # The merchant token a request authenticates with, for scenarios and the journal
     # (UPI: the private key behind an access token).
     merchant_token: Callable[[web.Request], str | None] = bearer_token

@@ -134,7 +134,8 @@ async def _scripted(
     response = await handler(request)
     if rule.ipn is not None and rule.ipn.before_answer:
         await surprises.ipn_first(sim, face.transaction_id(
-            call.endpoint, call.params, lambda: _text(response)))
+            call.endpoint, call.params, lambda: _text(response),
+            lambda reference: _latest_with_reference(sim, call.token, reference)))
     if script.truncate:
         return surprises.truncated(response)
     if script.timeout:  # the work is done (the payment exists), but no answer arrives
@@ -156,6 +157,15 @@ def _text(response: web.StreamResponse) -> str | None:
     if isinstance(response, web.Response) and isinstance(response.body, bytes):
         return response.body.decode(response.charset or "utf-8", "replace")
     return None
+
+
+def _latest_with_reference(sim: Simulator, token: str | None, reference: str) -> str | None:
+    """The id of the latest transaction of ``token``'s merchant with ``reference`` (the
+    one a by-reference call finds unless it prefers another), or None. Two dict look-ups:
+    no scan, and no merchant is created (:meth:`Ledger.known_merchant`)."""
+    merchant = sim.ledger.known_merchant(token) if token else None
+    found = merchant.with_reference(reference) if merchant is not None else None
+    return found[-1].id if found else None
 
 
 def _journal(
@@ -180,7 +190,11 @@ def _journal(
     def answer() -> str | None:
         return body.decode(charset, "replace") if body is not None else call.unsent
 
-    txn_id = face.transaction_id(call.endpoint, call.params, answer)
+    def by_reference(reference: str) -> str | None:
+        return _latest_with_reference(sim, call.token, reference)
+
+    # Computed once, for the journal and the console alike.
+    txn_id = face.transaction_id(call.endpoint, call.params, answer, by_reference)
     now, took = sim.clock.time(), time.perf_counter() - started
     if sim.journal.enabled:
         sim.journal.append(

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from citcon_sim.domain.commands import MAX_REFERENCE_LENGTH, is_wire_safe
+from citcon_sim.domain.endpoints import ENDPOINTS_BY_FACE, SCRIPTABLE, scriptable
 from citcon_sim.domain.errors import CitconError
 from citcon_sim.domain.events import EventBus, ScenarioLoaded, ScenariosCleared
 from citcon_sim.domain.money import normalise_currency
@@ -46,8 +47,8 @@ from citcon_sim.domain.vendors import GENERIC_VENDOR, VENDORS
 if TYPE_CHECKING:
     import yaml  # imported where used, not at start-up
 
-ENDPOINTS = ("pay", "pay_qr", "inquire", "refund", "cancel", "capture", "qr", "list", "chop")
-FACES = ("online", "chop", "upi")  # the ``face`` match key's values
+ENDPOINTS = SCRIPTABLE  # the ``endpoint`` match key's values (domain.endpoints)
+FACES = tuple(ENDPOINTS_BY_FACE)  # the ``face`` match key's values
 
 
 class ScenarioError(ValueError):
@@ -316,9 +317,9 @@ def _schema_errors(root: yaml.Node | None, data: Any, source: str) -> list[Scena
 
 
 def _catalogue_errors(root: yaml.Node | None, data: Any, source: str) -> list[ScenarioError]:
-    """What the schema cannot know: vendors and currencies the simulator does not have
-    (such a rule could never match), reference patterns that are not usable, actions
-    that need another."""
+    """What the schema cannot know: vendors and currencies the simulator does not have,
+    endpoints the rule's faces do not have (such a rule could never match), reference
+    patterns that are not usable, actions that need another."""
     rules = data.get("rules") if isinstance(data, dict) else None
     errors: list[ScenarioError] = []
 
@@ -342,8 +343,11 @@ def _catalogue_errors(root: yaml.Node | None, data: Any, source: str) -> list[Sc
             continue
         at: list[str | int] = ["rules", i, "match"]
         face = match.get("face")
-        faces = {face} if isinstance(face, str) else set(face) if isinstance(face, list) \
-            else set(FACES)
+        # Unknown faces (and values that are no names) are the schema's to report: the
+        # checks below take the known ones, or every face when none is.
+        faces = ({face} if isinstance(face, str) else
+                 {f for f in face if isinstance(f, str)} if isinstance(face, list)
+                 else set()) & set(FACES) or set(FACES)
         vendors = match.get("vendor")
         for j, code in (enumerate(vendors) if isinstance(vendors, list) else [(None, vendors)]):
             if not isinstance(code, str):
@@ -357,6 +361,15 @@ def _catalogue_errors(root: yaml.Node | None, data: Any, source: str) -> list[Sc
             elif not vendor.faces & faces:
                 error(path, f"{code!r} is not accepted by the {'/'.join(sorted(faces))} "
                       f"API (only {', '.join(sorted(vendor.faces))})")
+        endpoints = match.get("endpoint")
+        if faces != set(FACES):  # every face together has every name the schema takes
+            served = {name for f in faces for name in scriptable(f)}
+            for j, name in (enumerate(endpoints) if isinstance(endpoints, list)
+                            else [(None, endpoints)]):
+                if isinstance(name, str) and name in SCRIPTABLE and name not in served:
+                    error([*at, "endpoint"] + ([j] if j is not None else []),
+                          f"{name!r} is not an endpoint of the {'/'.join(sorted(faces))} "
+                          f"API (only {', '.join(sorted(served))})")
         currency = match.get("currency")
         if isinstance(currency, str) and re.fullmatch(r"[A-Za-z]{3}", currency):
             try:

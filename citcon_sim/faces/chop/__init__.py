@@ -6,17 +6,20 @@ decision the public evidence leaves open; docs/chop.md)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 
 from citcon_sim.faces.chop.handlers import error
 from citcon_sim.faces.chop.ipn import ChopIpnEncoder
 from citcon_sim.faces.chop.routes import ROUTES
-from citcon_sim.faces.face import Face
+from citcon_sim.faces.face import AnswerOf, ByReference, Face, named_by_reference
 from citcon_sim.faces.params import Params, form_facts
 
 NAME = "chop"
-# The transaction id in /chop/chop's answer.
+# The transaction id in the answers of /chop/chop, inquire, refund and cancel (null, so
+# no match, when there was none).
 _ANSWER_TXN_ID = re.compile(r'"transaction_id":"([^"]+)"')
+# Calls that may name their transaction by the merchant's reference: that parameter.
+_REFERENCE_KEYS = {"inquire": "reference", "refund": "transaction_reference",
+                   "cancel": "transaction_reference"}
 
 
 def endpoint(path: str) -> str:
@@ -27,12 +30,16 @@ facts = form_facts("payment_method")
 
 
 def transaction_id(
-    endpoint: str, params: Params, answer_of: Callable[[], str | None]
+    endpoint: str, params: Params, answer_of: AnswerOf, by_reference: ByReference
 ) -> str | None:
     found = params.get("transaction_id") or params.get("q")
-    if found is None and endpoint == "chop" and (answer := answer_of()) is not None:
-        match = _ANSWER_TXN_ID.search(answer)
-        found = match.group(1) if match else None
+    if found is None:
+        key = _REFERENCE_KEYS.get(endpoint)
+        if endpoint == "chop" or (key is not None and key in params):
+            answer = answer_of()
+            match = _ANSWER_TXN_ID.search(answer) if answer is not None else None
+            # A refusal (an unpaid payment, a scripted error) does not name it: the index.
+            found = match.group(1) if match else named_by_reference(params, key, by_reference)
     return found if isinstance(found, str) else None
 
 

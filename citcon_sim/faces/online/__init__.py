@@ -5,9 +5,8 @@ machinery sees it. Its parts: ``routes`` (the route table), ``handlers``, ``requ
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 
-from citcon_sim.faces.face import Face
+from citcon_sim.faces.face import AnswerOf, ByReference, Face, named_by_reference
 from citcon_sim.faces.http import envelope
 from citcon_sim.faces.online.ipn import OnlineIpnEncoder
 from citcon_sim.faces.online.routes import ROUTES
@@ -15,6 +14,14 @@ from citcon_sim.faces.params import Params, form_facts
 
 # The transaction id in a pay/pay_qr answer's URL (plain text or response_format=json).
 _URL_TXN_ID = re.compile(r"[?&]q=(U[0-9]+-[0-9a-f]+)")
+# Calls that may name their transaction by the merchant's reference: that parameter.
+_REFERENCE_KEYS = {"inquire": "reference", "capture": "reference",
+                   "refund": "transaction_reference", "cancel": "transaction_reference"}
+# The transaction id in their answers: inquire's charge begins with it ("id"; a refund
+# id is a transaction_id parameter, never a reference), refund, cancel and capture
+# answers carry it as "transaction_id" (null, so no match, when there was none).
+_CHARGE_ID = re.compile(r'^\{"id":"([^"]+)"')
+_ANSWER_TXN_ID = re.compile(r'"transaction_id":"([^"]+)"')
 
 
 def endpoint(path: str) -> str:
@@ -26,7 +33,7 @@ facts = form_facts("vendor")
 
 
 def transaction_id(
-    endpoint: str, params: Params, answer_of: Callable[[], str | None]
+    endpoint: str, params: Params, answer_of: AnswerOf, by_reference: ByReference
 ) -> str | None:
     found = params.get("transaction_id")
     if found is None:
@@ -36,6 +43,12 @@ def transaction_id(
             # pay/pay_qr answer a URL (plain text or response_format=json) naming it.
             match = _URL_TXN_ID.search(answer)
             found = match.group(1) if match else None
+        elif (key := _REFERENCE_KEYS.get(endpoint)) is not None and key in params:
+            answer = answer_of()
+            pattern = _CHARGE_ID if endpoint == "inquire" else _ANSWER_TXN_ID
+            match = pattern.search(answer) if answer is not None else None
+            # A refusal (an unpaid payment, a scripted error) does not name it: the index.
+            found = match.group(1) if match else named_by_reference(params, key, by_reference)
     return found if isinstance(found, str) else None
 
 

@@ -7,13 +7,12 @@ domain commands), ``wire``/``models`` (answers in the ``citcon_upi`` envelope),
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 
 from citcon_sim.domain.scripts import RequestFacts
-from citcon_sim.faces.face import Face, accepted_token
+from citcon_sim.faces.face import AnswerOf, ByReference, Face, accepted_token, named_by_reference
 from citcon_sim.faces.http import SIM, bearer_token
 from citcon_sim.faces.params import Params
 from citcon_sim.faces.upi import tokens
@@ -63,10 +62,14 @@ def facts(endpoint: str, token: str | None, params: Params) -> RequestFacts:
 
 
 _ANSWER_NAMES_IT = frozenset({"pay", "inquire", "capture", "cancel"})
+# Calls that may name the charge by the merchant's reference instead of its id: that
+# parameter (a refund's and a cancel's own `reference` is theirs, not the charge's).
+_REFERENCE_KEYS = {"inquire": "reference", "capture": "reference",
+                   "refund": "transaction_reference", "cancel": "transaction_reference"}
 
 
 def transaction_id(
-    endpoint: str, params: Params, answer_of: Callable[[], str | None]
+    endpoint: str, params: Params, answer_of: AnswerOf, by_reference: ByReference
 ) -> str | None:
     found = params.get("id")
     # A charge's id is in its answer (also a transaction's, a capture's, a cancel's).
@@ -74,8 +77,10 @@ def transaction_id(
         try:
             data = json.loads(answer).get("data")
         except (ValueError, AttributeError):
-            return None
+            data = None
         found = data.get("id") if isinstance(data, dict) else None
+    if found is None:  # a refund's answer names the refund; a failure names nothing
+        found = named_by_reference(params, _REFERENCE_KEYS.get(endpoint), by_reference)
     return found if isinstance(found, str) else None
 
 
