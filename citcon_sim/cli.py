@@ -27,6 +27,7 @@ from citcon_sim.domain.ids import IdFactory
 from citcon_sim.domain.merchants import MerchantSettings, MerchantsFileError
 from citcon_sim.faces import FACES
 from citcon_sim.faces.online.ipn import build_form
+from citcon_sim.remote import client as remote_client
 from citcon_sim.remote import commands as remote_commands
 from citcon_sim.scenarios import ScenarioError, resolve_scenario, shipped_scenarios
 from citcon_sim.simulator import Simulator
@@ -329,11 +330,20 @@ def ipn_send(url: str, token: str, amount: str, currency: str, trans_amount: str
               help="Serve the lab's gateway (a simulator holding the checks' transactions) "
               "on 127.0.0.1:PORT; give the receiver that Citcon base URL to judge whether it "
               "inquires [default: a free port, inquiry judged only if seen].")
+@click.option("--url", "sim_url", envvar=remote_client.URL_ENV, metavar="URL",
+              help="Use the simulator already running at URL as the gateway (the one the "
+              "receiver inquires, say in a docker-compose stack): the checks' transactions "
+              "are made there through the merchant API, and inquiries read from its "
+              f"journal [env {remote_client.URL_ENV}; default: the lab serves its own].")
+@click.option("--admin-token", envvar=remote_client.ADMIN_TOKEN_ENV, metavar="TOKEN",
+              help="With --url: for a simulator run with --admin-token "
+              f"[env {remote_client.ADMIN_TOKEN_ENV}].")
 @click.option("--json", "json_file", type=click.File("w"),
               help="Also write the results as JSON to FILE.")
 @click.option("--junit", "junit_file", type=click.File("w"),
               help="Also write the results as JUnit XML to FILE.")
 def check_receiver(url: str, token: str, face: str, timeout: float | None, gateway_port: int,
+                   sim_url: str | None, admin_token: str | None,
                    json_file: TextIO | None, junit_file: TextIO | None) -> None:
     """POST a battery of test IPNs to the receiver at URL and judge its answers.
 
@@ -344,15 +354,30 @@ def check_receiver(url: str, token: str, face: str, timeout: float | None, gatew
     """
     if not url.startswith(("http://", "https://")):
         raise click.BadParameter("must be an http:// or https:// URL", param_hint="URL")
+    if sim_url is not None:
+        if gateway_port:
+            raise click.UsageError("--gateway-port serves the lab's own gateway; with --url "
+                                   "the simulator at URL is the gateway: give one of them")
+        try:
+            sim_url = remote_client.check_url(sim_url)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="'--url'") from None
 
     from citcon_sim import receiver_lab  # only here: `serve` need not import it
 
     async def run() -> receiver_lab.ReceiverReport:
+        if sim_url is not None:
+            from citcon_sim.remote.lab import remote_gateway
+            async with remote_gateway(sim_url, admin_token) as remote:
+                return await receiver_lab.run_lab(url, token, face, gateway=remote,
+                                                  timeout=timeout)
         async with receiver_lab.lab_gateway(gateway_port) as gateway:
             return await receiver_lab.run_lab(url, token, face, gateway=gateway,
                                               timeout=timeout)
     try:
         report = asyncio.run(run())
+    except remote_client.RemoteError as exc:
+        raise click.ClickException(str(exc)) from None
     except OSError as exc:
         raise click.ClickException(f"--gateway-port: cannot listen on 127.0.0.1:"
                                    f"{gateway_port}: {exc.strerror}") from None

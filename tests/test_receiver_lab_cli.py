@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from citcon_sim import Config
+from citcon_sim import Config, verify_ipn
 from citcon_sim.cli import main
 from citcon_sim.receiver_lab import CHECKS, FACES
 from citcon_sim.testing import SimulatorServer, check_receiver, check_receiver_async
@@ -130,3 +130,104 @@ def test_a_chop_merchant_on_json_gets_json_and_a_form_as_the_other_encoding(
     assert kinds.count("application/x-www-form-urlencoded") == 1  # other-encoding only
     assert kinds.count("application/json") == len(kinds) - 1
     assert report.result("other-encoding").outcome.value == "pass"
+
+
+# -- --url: a simulator already running is the gateway ----------------------------------------
+
+
+@pytest.mark.parametrize("face", FACES)
+def test_cli_with_url_judges_inquiry_from_the_running_simulators_journal(
+        face: str, tmp_path: Path) -> None:
+    with SimulatorServer(Config(frozen_clock=True, port=0, admin_token="adm")) as server:
+        receiver = CorrectReceiver(TOKEN, face, gateway=server.base_url)
+        with threaded(receiver.app()) as url:
+            result = CliRunner().invoke(main, [
+                "check-receiver", url, "--token", TOKEN, "--face", face,
+                "--url", server.base_url, "--json", str(tmp_path / "r.json")],
+                env={"CITCON_SIM_ADMIN_TOKEN": "adm"})
+        assert result.exit_code == 0, result.output
+        assert f"gateway={server.base_url}" in result.output
+        by_id = {c["id"]: c for c in json.loads((tmp_path / "r.json").read_text())["checks"]}
+        assert by_id["inquiry"]["outcome"] == "pass", by_id["inquiry"]
+        assert by_id["forged-signature"]["outcome"] == "pass"
+        # The receiver inquired the running simulator, which holds the checks'
+        # transactions, made through the face's merchant API in the states they need.
+        assert receiver.inquiries >= 1 and receiver.paid
+        states = {t["reference"].split("-")[1]: t["internal_status"]
+                  for t in server.transactions(TOKEN)}
+        assert states["valid"] == "success" and states["forged"] == "pending"
+        assert states["failure"] == "fail"
+        assert {t["face"] for t in server.transactions(TOKEN)} == {face}
+        valid_id = by_id["valid"]["transaction_id"]
+        assert server.requests(token=TOKEN, path="inquire", transaction_id=valid_id)
+
+
+def test_cli_with_url_fails_a_naive_receiver_and_calls_its_silence_advice() -> None:
+    with SimulatorServer() as server, threaded(naive_app()) as url:
+        result = CliRunner().invoke(main, [
+            "check-receiver", url, "--token", TOKEN, "--url", server.base_url])
+    assert result.exit_code == 1
+    rows = {line.split()[1]: line for line in result.output.splitlines()
+            if len(line.split()) > 1}
+    assert rows["forged-signature"].startswith("FAIL")
+    assert rows["inquiry"].startswith("advice") and server.base_url in rows["inquiry"]
+
+
+def test_cli_with_url_says_in_one_line_when_no_simulator_runs() -> None:
+    port = free_port()
+    with threaded(naive_app()) as url:
+        result = CliRunner().invoke(main, [
+            "check-receiver", url, "--token", TOKEN, "--url", f"http://127.0.0.1:{port}"])
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        f"Error: no simulator at http://127.0.0.1:{port} (connection refused): start one "
+        "with `citcon-sim serve`, or point --url / CITCON_SIM_URL at it"]
+
+
+def test_cli_with_url_needs_the_admin_token_of_a_locked_simulator() -> None:
+    with SimulatorServer(Config(frozen_clock=True, port=0, admin_token="adm")) as server, \
+            threaded(naive_app()) as url:
+        result = CliRunner().invoke(main, [
+            "check-receiver", url, "--token", TOKEN, "--url", server.base_url],
+            env={"CITCON_SIM_ADMIN_TOKEN": ""})
+        assert not server.transactions(TOKEN)
+    assert result.exit_code == 1 and "--admin-token" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_cli_url_and_gateway_port_are_one_or_the_other() -> None:
+    result = CliRunner().invoke(main, ["check-receiver", "http://127.0.0.1:1/ipn", "--token",
+                                       TOKEN, "--url", "http://127.0.0.1:2",
+                                       "--gateway-port", "3"])
+    assert result.exit_code == 2 and "--gateway-port" in result.output
+
+
+def test_cli_with_url_takes_the_simulators_ipn_timeout_and_sees_its_journal_off(
+        tmp_path: Path) -> None:
+    config = Config(frozen_clock=True, port=0, ipn_timeout=3.5, journal_size=0)
+    with SimulatorServer(config) as server, threaded(naive_app()) as url:
+        CliRunner().invoke(main, ["check-receiver", url, "--token", TOKEN, "--url",
+                                  server.base_url, "--json", str(tmp_path / "r.json")])
+    data = json.loads((tmp_path / "r.json").read_text())
+    inquiry = next(c for c in data["checks"] if c["id"] == "inquiry")
+    assert data["timeout"] == 3.5
+    assert inquiry["outcome"] == "not judged" and "journal" in inquiry["detail"]
+
+
+def test_cli_with_url_signs_what_that_simulator_would_post(tmp_path: Path) -> None:
+    """The notifications carry the running simulator's ids, amounts and the partner id
+    its merchants file gives the merchant, and verify with the merchant's token."""
+    merchants = tmp_path / "merchants.yaml"
+    merchants.write_text(f"merchants:\n  - token: {TOKEN}\n    partner_id: '123456789'\n")
+    config = Config(frozen_clock=True, port=0, merchants_file=merchants)
+    with SimulatorServer(config) as server, threaded_ipn_receiver() as receiver:
+        result = CliRunner().invoke(main, ["check-receiver", receiver.url, "--token", TOKEN,
+                                           "--url", server.base_url, "--json",
+                                           str(tmp_path / "r.json")])
+        known = {t["id"]: t for t in server.transactions(TOKEN)}
+    assert result.exit_code in (0, 1), result.output
+    valid = receiver.posts[0]
+    assert verify_ipn(valid, TOKEN) and valid["partner_id"] == "123456789"
+    txn = known[valid["id"]]
+    assert (valid["reference"], valid["amount"], valid["trans_amount"], valid["time"]) == (
+        txn["reference"], str(txn["amount"]), str(txn["trans_amount"]), txn["paid_time"])

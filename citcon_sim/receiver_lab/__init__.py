@@ -10,10 +10,19 @@ from __future__ import annotations
 
 from citcon_sim.receiver_lab.checks import BY_ID, CHECKS, FACES, Check, Expect, Setup, markdown
 from citcon_sim.receiver_lab.report import CheckResult, Outcome, ReceiverReport
-from citcon_sim.receiver_lab.runner import LabGateway, Order, Prepare, judge, lab_gateway, run_lab
+from citcon_sim.receiver_lab.runner import (
+    Gateway,
+    LabGateway,
+    Notice,
+    Order,
+    Prepare,
+    judge,
+    lab_gateway,
+    run_lab,
+)
 
 __all__ = [
-    "BY_ID", "CHECKS", "FACES", "Check", "CheckResult", "Expect", "LabGateway", "Order",
-    "Outcome", "Prepare", "ReceiverReport", "Setup", "judge", "lab_gateway", "markdown",
-    "run_lab",
+    "BY_ID", "CHECKS", "FACES", "Check", "CheckResult", "Expect", "Gateway", "LabGateway",
+    "Notice", "Order", "Outcome", "Prepare", "ReceiverReport", "Setup", "judge",
+    "lab_gateway", "markdown", "run_lab",
 ]

@@ -70,7 +70,7 @@ CHECKS: tuple[Check, ...] = (
         "notice, whatever its signature.",
         "passes when the receiver called inquire for that transaction with the merchant's "
         "token before answering; advice when it did not and the receiver was told where the "
-        "lab's gateway is; not judged otherwise.",
+        "gateway is (--gateway-port, --url, a test's gateway=); not judged otherwise.",
         "what the receiver compared in the inquire answer, or whether it inquires another "
         "gateway.",
         Expect.OBSERVE, Setup.SAME, required=False),

@@ -2,11 +2,13 @@
 with the simulator's own IPN encoder for the face, POST it to the merchant's receiver and
 judge the answer (and the receiver's calls back to the gateway).
 
-The gateway is a :class:`~citcon_sim.Simulator` the lab drives directly: one it serves
-itself (:func:`lab_gateway`, the CLI's), or one a test already runs
-(``citcon_sim.testing.check_receiver(..., gateway=server)``). Its transactions carry no
-``ipn_url``, so the simulator posts nothing itself: every notification the receiver gets
-comes from the lab, and every inquire it makes is in the gateway's request journal.
+The gateway is any :class:`Gateway`: a :class:`~citcon_sim.Simulator` the lab drives
+directly (:class:`LabGateway`: one it serves itself, :func:`lab_gateway`, or one a test
+already runs, ``citcon_sim.testing.check_receiver(..., gateway=server)``), or a simulator
+running elsewhere, driven over HTTP (``citcon_sim.remote.lab``, ``check-receiver --url``).
+Its transactions carry no ``ipn_url``, so the simulator posts nothing itself: every
+notification the receiver gets comes from the lab, and every inquire it makes is in the
+gateway's request journal.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import inspect
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import aiohttp
 import msgspec
@@ -26,6 +28,7 @@ from aiohttp import web
 from citcon_sim.config import Config
 from citcon_sim.delivery.ipn import USER_AGENT, Encoding, IpnFacts, PostResult, post_form
 from citcon_sim.domain.commands import Money, PaymentCommand
+from citcon_sim.domain.ledger import Transaction
 from citcon_sim.domain.signing import sign_ipn, sign_upi_ipn
 from citcon_sim.domain.vendors import get_vendor
 from citcon_sim.receiver_lab.checks import BY_ID, CHECKS, FACES, Check, Expect, Setup
@@ -68,18 +71,76 @@ Prepare = Callable[[Order], Awaitable[None] | None]
 
 
 @dataclass(frozen=True)
+class Notice:
+    """A check's notification: its gateway transaction, the body and how it is posted."""
+
+    order: Order
+    form: dict[str, Any]
+    encoding: Encoding
+
+
+class Gateway(Protocol):
+    """The simulator whose transactions the notifications are about, as the run needs it.
+
+    ``declared``: the receiver was told to call this gateway, so not inquiring is advice
+    rather than unknown.
+    """
+
+    @property
+    def base_url(self) -> str: ...
+
+    @property
+    def declared(self) -> bool: ...
+
+    @property
+    def ipn_timeout(self) -> float: ...
+
+    async def notice(self, token: str, face: str, check: Check) -> Notice:
+        """Make the check's transaction (in the state it needs) and its notification."""
+        ...
+
+    async def journal_mark(self) -> int | None:
+        """The newest journaled call's ``seq`` (0: none yet); None when the gateway keeps
+        no journal (inquiries cannot be seen)."""
+        ...
+
+    async def inquiries(self, token: str, order: Order, since: int) -> int:
+        """The merchant's inquire calls about ``order`` journaled after ``since``."""
+        ...
+
+
+@dataclass(frozen=True)
 class LabGateway:
-    """The simulator whose transactions the notifications are about.
+    """A simulator in this process, driven directly.
 
     ``run`` runs a function on the simulator's event loop (it may live in another
-    thread); ``declared`` says the receiver was told to call this gateway, so not
-    inquiring is advice rather than unknown.
+    thread).
     """
 
     simulator: Simulator
     base_url: str
     run: Callable[[Callable[[], Any]], Awaitable[Any]]
     declared: bool = False
+
+    @property
+    def ipn_timeout(self) -> float:
+        return self.simulator.config.ipn_timeout
+
+    async def notice(self, token: str, face: str, check: Check) -> Notice:
+        made: Notice = await self.run(
+            functools.partial(_notice, self.simulator, token, face, check))
+        return made
+
+    async def journal_mark(self) -> int | None:
+        if self.simulator.config.journal_size <= 0:
+            return None
+        mark: int = await self.run(functools.partial(_journal_mark, self.simulator))
+        return mark
+
+    async def inquiries(self, token: str, order: Order, since: int) -> int:
+        seen: int = await self.run(
+            functools.partial(_inquiries, self.simulator, token, order, since))
+        return seen
 
 
 async def _here(fn: Callable[[], T]) -> T:
@@ -109,43 +170,56 @@ async def lab_gateway(port: int = 0, host: str = "127.0.0.1",
 # -- building notifications (on the simulator's loop) ----------------------------------
 
 
-@dataclass(frozen=True)
-class _Notice:
-    order: Order
-    form: dict[str, Any]
-    encoding: Encoding
-
-
-def _notice(sim: Simulator, token: str, face: str, check: Check) -> _Notice:
-    """The check's gateway transaction and its notification, encoded by the face's own
-    encoder (as the simulator would post it), then altered as the check says."""
+def shadow_payment(sim: Simulator, token: str, face: str, check: Check,
+                   reference: str) -> Transaction:
+    """The check's payment made in ``sim``'s ledger, in the state the check needs (for
+    ``none``, under an id and reference the gateway never issued; the pending original
+    stays behind, unused)."""
     ledger = sim.ledger
-    reference = f"lab-{check.id}-{secrets.token_hex(4)}"
     cmd = PaymentCommand(
         method="pay_qr", vendor=get_vendor(VENDOR, face), reference=reference,
         settlement=Money(AMOUNT, CURRENCY), transaction=None, allow_duplicates=True,
         note=NOTE, face=face)
     txn, _ = ledger.create_payment(ledger.merchant(token), cmd)
     if check.setup is Setup.PAID:
-        ledger.consumer_pay(txn.id)
+        txn = ledger.consumer_pay(txn.id)
     elif check.setup is Setup.FAILED:
-        ledger.consumer_fail(txn.id)
+        txn = ledger.consumer_fail(txn.id)
     elif check.setup is Setup.NONE:
-        # The same payment under an id and reference the gateway never issued (the
-        # pending original stays behind, unused).
         txn = msgspec.structs.replace(txn, id=ledger.ids.transaction(face),
                                       reference=reference + "-unknown")
+    return txn
+
+
+def lab_reference(check: Check) -> str:
+    return f"lab-{check.id}-{secrets.token_hex(4)}"
+
+
+def _notice(sim: Simulator, token: str, face: str, check: Check) -> Notice:
+    """The check's gateway transaction in ``sim`` and its notification."""
+    txn = shadow_payment(sim, token, face, check, lab_reference(check))
+    return encode_notice(sim, token, face, check, txn,
+                         sim.clock.format(txn.paid_at or sim.clock.time()))
+
+
+def encode_notice(sim: Simulator, token: str, face: str, check: Check, txn: Transaction,
+                  time: str, partner_id: str | None = None) -> Notice:
+    """``txn``'s notification, encoded by the face's own encoder in ``sim`` (as the
+    simulator would post it), then altered as the check says. ``time``: when it was
+    paid (or now), as the gateway's clock shows it; ``partner_id``: the gateway's for
+    the merchant [default: ``sim``'s]."""
+    ledger = sim.ledger
     settings = ledger.merchants[txn.token].settings
     encoder = sim.ipn.encoders[face]
     # The facts IpnSender.notify states for a payment, with the status the check claims:
     # the sender notifies only paid transactions, and the lab needs unpaid ones too.
     facts = IpnFacts(
         transaction=txn, notify_id=ledger.ids.notify(),
-        status="fail" if check.setup is Setup.FAILED else "success",
-        time=sim.clock.format(txn.paid_at or sim.clock.time()),
-        amount=txn.amount, trans_amount=txn.trans_amount, partner_id=settings.partner_id)
+        status="fail" if check.setup is Setup.FAILED else "success", time=time,
+        amount=txn.amount, trans_amount=txn.trans_amount,
+        partner_id=partner_id or settings.partner_id)
     signing_token = {"forged-signature": "", "other-merchant-token": OTHER_TOKEN}.get(
-        check.id, settings.token)
+        check.id, token)
     form = dict(encoder.encode(facts, signing_token, None))
     encoding = encoder.encoding(settings)
     if check.id == "uppercase-signature":
@@ -157,12 +231,12 @@ def _notice(sim: Simulator, token: str, face: str, check: Check) -> _Notice:
                           else str(TAMPERED_AMOUNT))
     elif check.id == "missing-field":
         del form[MISSING_FIELD]
-        form["sign"] = SIGNERS[face](form, settings.token)  # as if it were empty
+        form["sign"] = SIGNERS[face](form, token)  # as if it were empty
     elif check.id == "other-encoding":
         encoding = "form" if encoding == "json" else "json"
     order = Order(check.id, txn.id, txn.reference, txn.amount, txn.currency,
                   check.setup.value)
-    return _Notice(order, form, encoding)
+    return Notice(order, form, encoding)
 
 
 def _journal_mark(sim: Simulator) -> int:
@@ -229,7 +303,7 @@ def judge(check: Check, sent: PostResult, valid: PostResult | None) -> tuple[Out
 # -- the run ---------------------------------------------------------------------------
 
 
-async def run_lab(url: str, token: str, face: str = "online", *, gateway: LabGateway,
+async def run_lab(url: str, token: str, face: str = "online", *, gateway: Gateway,
                   timeout: float | None = None, prepare: Prepare | None = None
                   ) -> ReceiverReport:
     """POST the battery to the receiver at ``url`` (``token``: the merchant's token, the
@@ -245,20 +319,19 @@ async def run_lab(url: str, token: str, face: str = "online", *, gateway: LabGat
         raise ValueError("the receiver URL must be an http:// or https:// URL")
     if not token:
         raise ValueError("a merchant token is needed to sign the notifications")
-    sim = gateway.simulator
-    limit = timeout if timeout is not None else sim.config.ipn_timeout
+    limit = timeout if timeout is not None else gateway.ipn_timeout
     results: dict[str, CheckResult] = {}
     answers: list[tuple[str, PostResult]] = []
-    valid: _Notice | None = None
+    valid: Notice | None = None
     valid_sent: PostResult | None = None
-    inquired = mark = 0
-    journal_on = sim.config.journal_size > 0
+    inquired = 0
+    mark: int | None = None
 
     async with aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(force_close=True), headers={"User-Agent": USER_AGENT},
     ) as session:
 
-        async def send(notice: _Notice) -> PostResult:
+        async def send(notice: Notice) -> PostResult:
             sent = await post_form(session, url, notice.form, limit, notice.encoding)
             answers.append((notice.order.check, sent))
             return sent
@@ -276,18 +349,18 @@ async def run_lab(url: str, token: str, face: str = "online", *, gateway: LabGat
                     continue  # sent last, after every other check
                 notice = valid
             else:
-                notice = await gateway.run(functools.partial(_notice, sim, token, face, check))
+                notice = await gateway.notice(token, face, check)
                 if prepare is not None:
                     done = prepare(notice.order)
                     if inspect.isawaitable(done):
                         await done
             if check.id == "valid":  # its inquiries are those journaled after this
-                mark = await gateway.run(functools.partial(_journal_mark, sim))
+                mark = await gateway.journal_mark()
             sent = await send(notice)
             if check.id == "valid":
                 valid, valid_sent = notice, sent
-                inquired = await gateway.run(
-                    functools.partial(_inquiries, sim, token, notice.order, mark))
+                if mark is not None:
+                    inquired = await gateway.inquiries(token, notice.order, mark)
             outcome, detail = judge(check, sent, valid_sent)
             results[check.id] = _result(check, outcome, detail, sent, notice.order)
         if valid is not None:
@@ -298,7 +371,7 @@ async def run_lab(url: str, token: str, face: str = "online", *, gateway: LabGat
 
     for check in CHECKS:
         if check.id == "inquiry":
-            results[check.id] = _inquiry_result(check, gateway, inquired, journal_on,
+            results[check.id] = _inquiry_result(check, gateway, inquired, mark is not None,
                                                 valid.order if valid else None)
         elif check.id == "reply-time":
             results[check.id] = _reply_time(check, answers, limit)
@@ -306,7 +379,7 @@ async def run_lab(url: str, token: str, face: str = "online", *, gateway: LabGat
                           tuple(results[c.id] for c in CHECKS if c.id in results))
 
 
-def _inquiry_result(check: Check, gateway: LabGateway, inquired: int, journal_on: bool,
+def _inquiry_result(check: Check, gateway: Gateway, inquired: int, journal_on: bool,
                     order: Order | None) -> CheckResult:
     if order is None:
         return _result(check, Outcome.NOT_JUDGED, "no valid notification was sent")
@@ -321,7 +394,8 @@ def _inquiry_result(check: Check, gateway: LabGateway, inquired: int, journal_on
                        f"inquiring at {gateway.base_url}", order=order)
     return _result(check, Outcome.NOT_JUDGED, f"no inquire reached the lab's gateway at "
                    f"{gateway.base_url}; the receiver may use another gateway (give it this "
-                   "one, with --gateway-port, to judge)", order=order)
+                   "one with --gateway-port, or use its own with --url, to judge)",
+                   order=order)
 
 
 def _reply_time(check: Check, answers: list[tuple[str, PostResult]],
