@@ -189,7 +189,7 @@ class Payment(NamedTuple):
     token: str  # the merchant's token (UPI: its private key)
 
 
-async def _create(sim: Remote, p: Payment) -> dict[str, Any]:
+async def create_payment(sim: Remote, p: Payment) -> dict[str, Any]:
     """Create ``p`` as the merchant would; ``transaction_id``, ``reference`` and ``url``
     (where the consumer pays), whichever API made it."""
     if p.face == "upi":
@@ -230,7 +230,7 @@ async def _trigger(url: str, admin_token: str | None, payment: Payment,
         try:
             if events is not None:
                 await anext(events)  # hello: the stream is open
-            created = await _create(sim, payment)
+            created = await create_payment(sim, payment)
             txn_id = str(created["transaction_id"])
             await sim.call("POST", f"/_sim/transactions/{segment(txn_id)}/pay")
             detail = await _await_ipn(sim, txn_id, events, wait)

@@ -33,7 +33,7 @@ from citcon_sim.receiver_lab.runner import (
     shadow_payment,
 )
 from citcon_sim.remote.client import Remote, segment
-from citcon_sim.remote.commands import Payment, _create
+from citcon_sim.remote.commands import Payment, create_payment
 from citcon_sim.simulator import Simulator
 
 ACTIONS = {Setup.PAID: "pay", Setup.FAILED: "fail"}  # what moves a check's transaction
@@ -59,7 +59,7 @@ class RemoteGateway:
         if check.setup is Setup.NONE:  # nothing at the gateway: the shadow's fresh id
             return encode_notice(self.shadow, token, face, check, shadow,
                                  await self._now())
-        created = await _create(self.remote, Payment(
+        created = await create_payment(self.remote, Payment(
             face, "pay_qr", VENDOR, str(AMOUNT), CURRENCY, reference, None, token))
         path = f"/_sim/transactions/{segment(str(created['transaction_id']))}"
         if check.setup in ACTIONS:
