@@ -18,7 +18,6 @@ write, not one per call (the per-call cost is in docs/performance.md).
 from __future__ import annotations
 
 import asyncio
-import functools
 import os
 import sys
 from collections.abc import Callable
@@ -169,7 +168,7 @@ class Console:
 
     def on_call(self, event: MerchantCalled) -> None:
         outcome = call_outcome(event)
-        hint = _hint(event.token) if event.token else "-"
+        hint = token_hint(event.token) if event.token else "-"
         ms = event.seconds * 1000
         if self.json:
             self._write_json({
@@ -188,7 +187,7 @@ class Console:
         n: Notification = event.notification
         attempt = n.attempts[-1]
         outcome = attempt_outcome(n, attempt)
-        hint = _hint(n.token)
+        hint = token_hint(n.token)
         ms = attempt.latency_ms or 0.0
         if self.json:
             self._write_json({
@@ -239,10 +238,6 @@ class Console:
             self.stream.flush()
         except (OSError, ValueError):  # a closed pipe must not fail a payment
             pass
-
-
-# A handful of merchants make every call: a short token's hint is a digest, worth keeping.
-_hint = functools.lru_cache(maxsize=1024)(token_hint)
 
 
 def _status_colour(status: int) -> str:

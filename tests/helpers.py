@@ -338,3 +338,17 @@ class Http:
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *args: Any, **kwargs: Any) -> None:
         return None  # a redirect (the wallet page's 303) is an answer to check
+
+
+async def next_event(resp: Any, timeout: float = 5.0) -> tuple[str, Any]:
+    """The next Server-Sent Event of an aiohttp response: (event, its JSON data);
+    comments (heartbeats) skipped."""
+    event, data = "", ""
+    while True:
+        line = (await asyncio.wait_for(resp.content.readline(), timeout)).decode().rstrip("\n")
+        if line.startswith("event: "):
+            event = line[len("event: "):]
+        elif line.startswith("data: "):
+            data = line[len("data: "):]
+        elif not line and event:
+            return event, json.loads(data)

@@ -5,10 +5,8 @@ threshold."""
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -17,7 +15,7 @@ from citcon_sim import Config
 from citcon_sim.testing import SimulatorServer
 from citcon_sim.testing.coverage import CATALOGUE, Recorder
 
-from .helpers import TOKEN, threaded_ipn_receiver
+from .helpers import TOKEN, Http
 from .upi_support import charge_request
 
 pytest_plugins = ["pytester"]
@@ -26,15 +24,8 @@ pytest_plugins = ["pytester"]
 def call(server: SimulatorServer, path: str, token: str | None = TOKEN,
          **fields: Any) -> tuple[int, str]:
     """POST a form to the server; answers (status, body)."""
-    data = urllib.parse.urlencode({k: str(v) for k, v in fields.items()}).encode()
-    request = urllib.request.Request(server.url_for(path), data=data, method="POST")
-    if token is not None:
-        request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as resp:
-            return resp.status, resp.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
+    status, _, body = Http(server.base_url)("POST", path, fields, token)
+    return status, body.decode()
 
 
 def create(server: SimulatorServer, **fields: Any) -> str:
@@ -58,18 +49,12 @@ def covered(actions: Callable[[SimulatorServer], None], **config: Any) -> set[st
     return {b.id for b, _, tests in recorder.report().rows if tests}
 
 
-@pytest.fixture
-def receiver() -> Iterator[Any]:
-    with threaded_ipn_receiver() as r:
-        yield r
-
-
-def test_consumer_outcomes_and_an_acknowledged_ipn(receiver: Any) -> None:
+def test_consumer_outcomes_and_an_acknowledged_ipn(threaded_receiver: Any) -> None:
     def actions(server: SimulatorServer) -> None:
         server.expire(create(server))
         server.fail(create(server))
         server.cancel(create(server))  # the consumer abandons the wallet page
-        paid = create(server, ipn_url=receiver.url)
+        paid = create(server, ipn_url=threaded_receiver.url)
         server.pay(paid)
         server.wait_for_ipn(paid)
     assert covered(actions) == {"qr_expired", "consumer_failed", "consumer_abandoned",
@@ -137,10 +122,10 @@ def test_captures_multi_and_over_capture() -> None:
                                 "request_refused"}
 
 
-def test_ipn_retried_redelivered_and_given_up(receiver: Any) -> None:
+def test_ipn_retried_redelivered_and_given_up(threaded_receiver: Any) -> None:
     def actions(server: SimulatorServer) -> None:
-        receiver.then(500)  # the first attempt fails, the retry is acknowledged
-        txn = create(server, ipn_url=receiver.url)
+        threaded_receiver.then(500)  # the first attempt fails, the retry is acknowledged
+        txn = create(server, ipn_url=threaded_receiver.url)
         server.pay(txn)
         server.wait_for_ipn(txn, acknowledged=False)
         server.advance(60)
@@ -151,8 +136,8 @@ def test_ipn_retried_redelivered_and_given_up(receiver: Any) -> None:
         "paid_ipn_acknowledged", "ipn_retried", "duplicate_ipn"}
 
     def never(server: SimulatorServer) -> None:
-        receiver.answer(503)
-        txn = create(server, ipn_url=receiver.url)
+        threaded_receiver.answer(503)
+        txn = create(server, ipn_url=threaded_receiver.url)
         server.pay(txn)
         server.wait_for_ipn(txn, acknowledged=False)
         server.advance(60)
@@ -160,12 +145,12 @@ def test_ipn_retried_redelivered_and_given_up(receiver: Any) -> None:
     assert covered(never, ipn_backoff=(60.0,)) == {"ipn_given_up"}
 
 
-def test_scripted_notifications_failure_forged_and_stale(receiver: Any) -> None:
+def test_scripted_notifications_failure_forged_and_stale(threaded_receiver: Any) -> None:
     def actions(server: SimulatorServer) -> None:
         for ipn in ("{status: fail}", "{bad_signature: true}", "{out_of_order: true}"):
             server.clear_scenarios()
             server.load_scenario(f"rules:\n  - ipn: {ipn}\n")
-            txn = create(server, ipn_url=receiver.url)
+            txn = create(server, ipn_url=threaded_receiver.url)
             server.pay(txn)
             server.advance(60)
             server.wait_for_ipn(txn)
@@ -328,7 +313,7 @@ def test_the_docs_list_the_catalogue_as_the_code_has_it() -> None:
                     for b in CATALOGUE]
 
 
-def test_the_scenario_surprises_count_as_behaviours(receiver: Any) -> None:
+def test_the_scenario_surprises_count_as_behaviours(threaded_receiver: Any) -> None:
     def actions(server: SimulatorServer) -> None:
         def rule(text: str) -> None:
             server.clear_scenarios()
@@ -340,7 +325,7 @@ def test_the_scenario_surprises_count_as_behaviours(receiver: Any) -> None:
         rule("payment: {outcome: pay, paid_twice: true}")
         create(server)
         rule("payment: {outcome: pay}\n    ipn: {amount_differs: 5, before_answer: true}")
-        create(server, ipn_url=receiver.url)
+        create(server, ipn_url=threaded_receiver.url)
         for api in ("{rate_limit: 9}", "{cdn_error: 502}", "{truncate: true}",
                     "{timeout: true}"):
             rule(f"api: {api}")
@@ -363,19 +348,10 @@ def test_a_consumer_sent_back_to_the_fail_url() -> None:
         with_url = create(server, callback_url_fail="https://shop.example/failed")
         without = create(server)
         for txn, target in ((with_url, "https://shop.example/failed"), (without, None)):
-            request = urllib.request.Request(server.url_for(f"/u_landing/{txn}/fail"),
-                                             data=b"view=desktop", method="POST")
-            opener = urllib.request.build_opener(_NoRedirect())
-            try:
-                opener.open(request, timeout=10)
-            except urllib.error.HTTPError as exc:
-                assert exc.code == 303
-                location = exc.headers["Location"]
-                assert (location == target) if target else location.startswith("/u_landing")
+            status, headers, _ = Http(server.base_url)(
+                "POST", f"/u_landing/{txn}/fail", b"view=desktop")
+            assert status == 303
+            location = headers["Location"]
+            assert (location == target) if target else location.startswith("/u_landing")
     # Only the payment with a fail URL sent its consumer back to the shop.
     assert covered(actions) == {"consumer_failed", "fail_redirect"}
-
-
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None

@@ -22,6 +22,7 @@ from aiohttp.test_utils import TestServer
 from citcon_sim.web.dashboard import HUB
 
 from .browser_support import ARTIFACTS, TIMEOUT_MS, watch
+from .helpers import next_event
 
 pytestmark = pytest.mark.browser
 
@@ -52,29 +53,17 @@ async def paid(server: TestServer, reference: str, ipn_url: str) -> str:
     return txn
 
 
-async def next_event(resp: ClientResponse) -> tuple[str, Any]:
-    event, data = "", ""
-    while True:
-        line = (await asyncio.wait_for(resp.content.readline(), 10)).decode().rstrip("\n")
-        if line.startswith("event: "):
-            event = line[len("event: "):]
-        elif line.startswith("data: "):
-            data = line[len("data: "):]
-        elif not line and event:
-            return event, json.loads(data)
-
-
 async def listener_delivers(server: TestServer, session: ClientSession, forward: str,
                             reference: str) -> tuple[ClientResponse, str, str]:
     """A listener (as ``citcon-sim listen --forward-to <forward>`` opens it) takes one
     paid transaction's IPN and reports HTTP 200: (its open stream, its id, the txn)."""
     resp = await session.get(server.make_url("/_sim/listen"), params={"forward_to": forward})
     assert resp.status == 200, await resp.text()
-    event, hello = await next_event(resp)
+    event, hello = await next_event(resp, 10)
     assert event == "hello"
     listener = str(hello["listener"])
     txn = await paid(server, reference, NOWHERE)
-    event, delivery = await next_event(resp)
+    event, delivery = await next_event(resp, 10)
     assert event == "ipn" and delivery["transaction_id"] == txn
     report = await session.post(
         server.make_url(f"/_sim/listen/{listener}/{delivery['delivery']}"),

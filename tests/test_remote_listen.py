@@ -4,7 +4,6 @@ otherwise, recorded as attempts, with delivery falling back to POSTs when it goe
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import queue
@@ -18,7 +17,6 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from aiohttp import ClientResponse
@@ -30,26 +28,21 @@ from citcon_sim.delivery.ipn import USER_AGENT
 from citcon_sim.remote.commands import forward_target
 from citcon_sim.testing import SimulatorServer
 
-from .helpers import TOKEN, TestClient, auth, client_for, create_paid, frozen_config
+from .helpers import (
+    TOKEN,
+    TestClient,
+    auth,
+    client_for,
+    create_paid,
+    frozen_config,
+    next_event,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 NOWHERE = "http://127.0.0.1:9/ipn"  # what the simulator cannot reach (discard port, closed)
 
 
 # -- helpers -----------------------------------------------------------------------------------
-
-
-async def next_event(resp: ClientResponse, timeout: float = 5.0) -> tuple[str, Any]:
-    """The next Server-Sent Event of ``resp`` (heartbeat comments skipped)."""
-    event, data = "", ""
-    while True:
-        line = (await asyncio.wait_for(resp.content.readline(), timeout)).decode().rstrip("\n")
-        if line.startswith("event: "):
-            event = line[len("event: "):]
-        elif line.startswith("data: "):
-            data = line[len("data: "):]
-        elif not line and event:
-            return event, json.loads(data)
 
 
 async def open_listener(client: TestClient, **query: str) -> tuple[ClientResponse, str]:

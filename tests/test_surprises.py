@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import urllib.error
-import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
@@ -18,7 +17,7 @@ from citcon_sim import Config, verify_ipn
 from citcon_sim.scenarios import ScenarioError, parse_scenario
 from citcon_sim.testing import SimulatorServer
 
-from .helpers import TOKEN, IpnReceiver, threaded_ipn_receiver
+from .helpers import TOKEN, Http, IpnReceiver
 from .upi_support import charge_request
 
 
@@ -29,22 +28,9 @@ def server() -> Iterator[SimulatorServer]:
         s.check_assertions()
 
 
-@pytest.fixture
-def receiver() -> Iterator[IpnReceiver]:
-    with threaded_ipn_receiver() as r:
-        yield r
-
-
 def call(server: SimulatorServer, path: str, **fields: Any) -> tuple[int, dict[str, str], bytes]:
-    """A merchant's POST with urllib: (status, headers, body)."""
-    data = urllib.parse.urlencode({k: str(v) for k, v in fields.items()}).encode()
-    request = urllib.request.Request(server.url_for(path), data=data,
-                                     headers={"Authorization": f"Bearer {TOKEN}"})
-    try:
-        with urllib.request.urlopen(request, timeout=15) as resp:
-            return resp.status, dict(resp.headers), resp.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, dict(exc.headers), exc.read()
+    """A merchant's POST: (status, headers, body)."""
+    return Http(server.base_url)("POST", path, fields, TOKEN)
 
 
 def create(server: SimulatorServer, **fields: Any) -> dict[str, Any]:
@@ -74,18 +60,18 @@ def stored(server: SimulatorServer) -> int:
 
 
 def test_late_confirmation_after_the_qr_expired(server: SimulatorServer,
-                                                receiver: IpnReceiver) -> None:
+                                                threaded_receiver: IpnReceiver) -> None:
     server.load_scenario("rules:\n  - payment: {outcome: expire, after: 60, "
                          "late_confirm: 30}\n")
-    txn = create(server, ipn_url=receiver.url)["transaction_id"]
+    txn = create(server, ipn_url=threaded_receiver.url)["transaction_id"]
     server.advance(60)
     assert inquire(server, txn)["status"] == "expired"
-    assert receiver.posts == []
+    assert threaded_receiver.posts == []
     server.advance(30)  # the consumer's wallet confirms anyway
     assert inquire(server, txn)["status"] == "success"
     notice = server.wait_for_ipn(txn)
     assert notice["state"] == "delivered"
-    (form,) = receiver.posts
+    (form,) = threaded_receiver.posts
     assert form["id"] == txn and form["status"] == "success"
     assert verify_ipn(form, TOKEN)
     events = [e[1] for e in server.call(
@@ -95,15 +81,15 @@ def test_late_confirmation_after_the_qr_expired(server: SimulatorServer,
 
 
 def test_late_confirmation_after_the_merchant_cancelled(server: SimulatorServer,
-                                                        receiver: IpnReceiver) -> None:
+                                                        threaded_receiver: IpnReceiver) -> None:
     server.load_scenario("rules:\n  - payment: {outcome: pending, late_confirm: 5}\n")
-    txn = create(server, ipn_url=receiver.url)["transaction_id"]
+    txn = create(server, ipn_url=threaded_receiver.url)["transaction_id"]
     status, _, body = call(server, "/payment/cancel", transaction_id=txn)
     assert status == 200 and b"Order cancelled" in body, body
     server.advance(5)
     assert inquire(server, txn)["status"] == "success"
     server.wait_for_ipn(txn)
-    assert receiver.posts[0]["status"] == "success"
+    assert threaded_receiver.posts[0]["status"] == "success"
     # The shop must give the money back: a refund of the late payment works.
     status, _, body = call(server, "/payment/refund", transaction_id=txn, amount=1000,
                            currency="USD")
@@ -111,9 +97,9 @@ def test_late_confirmation_after_the_merchant_cancelled(server: SimulatorServer,
 
 
 def test_a_payment_cancelled_after_it_expired_is_confirmed_once(
-        server: SimulatorServer, receiver: IpnReceiver) -> None:
+        server: SimulatorServer, threaded_receiver: IpnReceiver) -> None:
     server.load_scenario("rules:\n  - payment: {outcome: expire, late_confirm: 30}\n")
-    txn = create(server, ipn_url=receiver.url)["transaction_id"]
+    txn = create(server, ipn_url=threaded_receiver.url)["transaction_id"]
     assert inquire(server, txn)["status"] == "expired"
     assert call(server, "/payment/cancel", transaction_id=txn)[0] == 200
     server.advance(30)
@@ -123,10 +109,10 @@ def test_a_payment_cancelled_after_it_expired_is_confirmed_once(
     assert inquire(server, txn)["status"] == "success"
 
 
-def test_one_qr_paid_twice(server: SimulatorServer, receiver: IpnReceiver) -> None:
+def test_one_qr_paid_twice(server: SimulatorServer, threaded_receiver: IpnReceiver) -> None:
     server.load_scenario("rules:\n  - payment: {outcome: pay, paid_twice: true}\n")
-    first = create(server, ipn_url=receiver.url, reference="order-77")["transaction_id"]
-    posts = receiver.wait_for_sync(2)
+    first = create(server, ipn_url=threaded_receiver.url, reference="order-77")["transaction_id"]
+    posts = threaded_receiver.wait_for_sync(2)
     assert [p["reference"] for p in posts] == ["order-77", "order-77"]
     assert posts[0]["id"] == first  # the first payment is notified first
     twin = posts[1]["id"]
@@ -142,12 +128,12 @@ def test_one_qr_paid_twice(server: SimulatorServer, receiver: IpnReceiver) -> No
 
 
 def test_a_correctly_signed_ipn_whose_amount_is_not_the_orders(
-        server: SimulatorServer, receiver: IpnReceiver) -> None:
+        server: SimulatorServer, threaded_receiver: IpnReceiver) -> None:
     server.load_scenario("rules:\n  - payment: {outcome: pay}\n"
                          "    ipn: {amount_differs: -100}\n")
-    txn = create(server, ipn_url=receiver.url)["transaction_id"]
+    txn = create(server, ipn_url=threaded_receiver.url)["transaction_id"]
     server.wait_for_ipn(txn)
-    (form,) = receiver.posts
+    (form,) = threaded_receiver.posts
     assert verify_ipn(form, TOKEN)  # the signature holds: only the amount gives it away
     assert form["amount"] == "900" and inquire(server, txn)["amount"] == 1000
     assert journal_tags(server) == ["ipn_amount_differs", None]  # not the inquiry
@@ -155,13 +141,13 @@ def test_a_correctly_signed_ipn_whose_amount_is_not_the_orders(
 
 @pytest.mark.parametrize("answer", [200, 500])
 def test_the_ipn_arrives_before_the_api_answer(server: SimulatorServer,
-                                               receiver: IpnReceiver, answer: int) -> None:
-    receiver.answer(answer)
+                                               threaded_receiver: IpnReceiver, answer: int) -> None:
+    threaded_receiver.answer(answer)
     server.load_scenario("rules:\n  - payment: {outcome: pay}\n"
                          "    ipn: {before_answer: true}\n")
-    created = create(server, ipn_url=receiver.url)
+    created = create(server, ipn_url=threaded_receiver.url)
     # No waiting: by the time the merchant has its answer, the notice has arrived.
-    assert [p["id"] for p in receiver.posts] == [created["transaction_id"]]
+    assert [p["id"] for p in threaded_receiver.posts] == [created["transaction_id"]]
     assert journal_tags(server) == ["ipn_before_answer"]
 
 

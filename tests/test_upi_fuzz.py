@@ -3,11 +3,7 @@ money invariants hold whatever was accepted."""
 
 from __future__ import annotations
 
-import json
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -16,7 +12,7 @@ from hypothesis import strategies as st
 from citcon_sim import SimulatorServer
 
 from .helpers import examples, frozen_config
-from .upi_support import KEY
+from .upi_support import KEY, post
 
 SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-10**20, 10**20),
                     st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=20))
@@ -40,14 +36,6 @@ def server() -> Iterator[SimulatorServer]:
         yield sim
 
 
-def post(url: str, body: Any, token: str) -> tuple[int, dict[str, Any]]:
-    request = urllib.request.Request(url, json.dumps(body).encode(), method="POST", headers={
-        "Authorization": f"Bearer {token}", "Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request) as resp:
-            return resp.status, json.load(resp)
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.load(exc)
 
 
 @settings(max_examples=examples(150), deadline=None,

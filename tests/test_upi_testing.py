@@ -3,28 +3,13 @@ would: a token without an HTTP round trip, the landing URL, the JSON IPN waited 
 
 from __future__ import annotations
 
-import json
-import urllib.error
-import urllib.request
-from typing import Any
-
 import pytest
 
 from citcon_sim import SimulatorServer, verify_upi_ipn
 from citcon_sim.domain.errors import Unauthorized
 
 from .helpers import frozen_config
-from .upi_support import KEY, charge_body
-
-
-def post(url: str, body: dict[str, Any], token: str) -> tuple[int, dict[str, Any]]:
-    request = urllib.request.Request(url, json.dumps(body).encode(), method="POST", headers={
-        "Authorization": f"Bearer {token}", "Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request) as resp:
-            return resp.status, json.load(resp)
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.load(exc)
+from .upi_support import KEY, charge_body, post
 
 
 def test_helpers_drive_a_upi_charge(threaded_receiver):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
@@ -91,3 +92,14 @@ def charge_request(server: Any, **kwargs: Any) -> urllib.request.Request:
         server.url_for("/v1/charges"), method="POST",
         data=json.dumps(charge_body(**kwargs)).encode(),
         headers={"Authorization": f"Bearer {access}", "Content-Type": "application/json"})
+
+
+def post(url: str, body: Any, token: str) -> tuple[int, dict[str, Any]]:
+    """A blocking JSON POST with a bearer token: (HTTP status, the JSON answer)."""
+    request = urllib.request.Request(url, json.dumps(body).encode(), method="POST", headers={
+        "Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request) as resp:
+            return resp.status, json.load(resp)
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.load(exc)

@@ -128,7 +128,6 @@ CATALOGUE: tuple[Behaviour, ...] = (
 )
 _JOURNAL_TAGS = frozenset({"ipn_before_answer", "rate_limited", "cdn_error",
                            "truncated_body", "timeout_after_work"})
-BY_ID = {b.id: b for b in CATALOGUE}
 
 _REFUSALS = {
     ("refund", "over_refund"): "over_refund_refused",
@@ -391,10 +390,3 @@ class Recorder:
             for face in faces for b in CATALOGUE if face in b.faces
         )
         return Report(faces, rows)
-
-
-def unknown_ids(ids: Iterable[str]) -> list[str]:
-    """The ids among ``ids`` that the catalogue does not have (for option checks)."""
-    return [i for i in ids if i not in BY_ID]
-
-
