@@ -17,6 +17,8 @@ ENDPOINTS_BY_FACE: Mapping[str, tuple[str, ...]] = MappingProxyType({
     "chop": ("chop", "inquire", "refund", "cancel", "list"),
     "upi": ("access-tokens", "pay", "inquire", "refund", "cancel", "capture", "qr", "landing"),
 })
+# The endpoints that create a payment: where a rule's payment and IPN scripts take effect.
+CREATES = frozenset({"pay", "pay_qr", "chop"})
 # Names only the journal shows: UPI's token exchange and hosted page. A rule cannot name
 # them (a rule without an ``endpoint`` key still matches them).
 JOURNAL_ONLY = frozenset({"access-tokens", "landing"})

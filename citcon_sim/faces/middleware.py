@@ -20,6 +20,7 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from citcon_sim.domain import errors
+from citcon_sim.domain.endpoints import CREATES
 from citcon_sim.domain.errors import CitconError
 from citcon_sim.domain.events import MerchantCalled
 from citcon_sim.domain.ledger import Merchant
@@ -148,9 +149,6 @@ async def _scripted(
 
 
 _NO_API = ApiScript()
-# The endpoints that create a payment, in the journal's vocabulary of every face (UPI's
-# charges are "pay"): where a rule's payment and IPN scripts take effect.
-CREATES = frozenset({"pay", "pay_qr", "chop"})
 
 
 def _text(response: web.StreamResponse) -> str | None:

@@ -363,7 +363,7 @@ class Recorder:
 
         def newer() -> list[JournalEntry]:
             journal = server.simulator.journal
-            return [e for e in journal.query(limit=journal.capacity) if e.seq > seen]
+            return journal.query(limit=journal.capacity, after=seen)
         entries = server.call(newer)
         for entry in entries:
             self.used(entry.face)
