@@ -10,6 +10,7 @@ and one line there.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -31,6 +32,12 @@ AnswerOf = Callable[[], str | None]
 # The id of the calling merchant's latest transaction with a reference (its reference
 # index: a dict look-up), or None: no such transaction, or no merchant behind the token.
 ByReference = Callable[[str], str | None]
+
+
+# The transaction id a form face's JSON answer names as "transaction_id" (null, so no
+# match, when there was none): CHOP's answers, and the Online API's refund, cancel and
+# capture.
+ANSWER_TXN_ID = re.compile(r'"transaction_id":"([^"]+)"')
 
 
 def named_by_reference(params: Params, key: str | None, by_reference: ByReference) -> str | None:

@@ -5,18 +5,13 @@ decision the public evidence leaves open; docs/chop.md)."""
 
 from __future__ import annotations
 
-import re
-
 from citcon_sim.faces.chop.handlers import error
 from citcon_sim.faces.chop.ipn import ChopIpnEncoder
 from citcon_sim.faces.chop.routes import ROUTES
-from citcon_sim.faces.face import AnswerOf, ByReference, Face, named_by_reference
+from citcon_sim.faces.face import ANSWER_TXN_ID, AnswerOf, ByReference, Face, named_by_reference
 from citcon_sim.faces.params import Params, form_facts
 
 NAME = "chop"
-# The transaction id in the answers of /chop/chop, inquire, refund and cancel (null, so
-# no match, when there was none).
-_ANSWER_TXN_ID = re.compile(r'"transaction_id":"([^"]+)"')
 # Calls that may name their transaction by the merchant's reference: that parameter.
 _REFERENCE_KEYS = {"inquire": "reference", "refund": "transaction_reference",
                    "cancel": "transaction_reference"}
@@ -37,7 +32,7 @@ def transaction_id(
         key = _REFERENCE_KEYS.get(endpoint)
         if endpoint == "chop" or (key is not None and key in params):
             answer = answer_of()
-            match = _ANSWER_TXN_ID.search(answer) if answer is not None else None
+            match = ANSWER_TXN_ID.search(answer) if answer is not None else None
             # A refusal (an unpaid payment, a scripted error) does not name it: the index.
             found = match.group(1) if match else named_by_reference(params, key, by_reference)
     return found if isinstance(found, str) else None

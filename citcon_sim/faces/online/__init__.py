@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from citcon_sim.faces.face import AnswerOf, ByReference, Face, named_by_reference
+from citcon_sim.faces.face import ANSWER_TXN_ID, AnswerOf, ByReference, Face, named_by_reference
 from citcon_sim.faces.http import envelope
 from citcon_sim.faces.online.ipn import OnlineIpnEncoder
 from citcon_sim.faces.online.routes import ROUTES
@@ -18,10 +18,9 @@ _URL_TXN_ID = re.compile(r"[?&]q=(U[0-9]+-[0-9a-f]+)")
 _REFERENCE_KEYS = {"inquire": "reference", "capture": "reference",
                    "refund": "transaction_reference", "cancel": "transaction_reference"}
 # The transaction id in their answers: inquire's charge begins with it ("id"; a refund
-# id is a transaction_id parameter, never a reference), refund, cancel and capture
-# answers carry it as "transaction_id" (null, so no match, when there was none).
+# id is a transaction_id parameter, never a reference); refund, cancel and capture
+# answers carry it as "transaction_id" (face.ANSWER_TXN_ID).
 _CHARGE_ID = re.compile(r'^\{"id":"([^"]+)"')
-_ANSWER_TXN_ID = re.compile(r'"transaction_id":"([^"]+)"')
 
 
 def endpoint(path: str) -> str:
@@ -45,7 +44,7 @@ def transaction_id(
             found = match.group(1) if match else None
         elif (key := _REFERENCE_KEYS.get(endpoint)) is not None and key in params:
             answer = answer_of()
-            pattern = _CHARGE_ID if endpoint == "inquire" else _ANSWER_TXN_ID
+            pattern = _CHARGE_ID if endpoint == "inquire" else ANSWER_TXN_ID
             match = pattern.search(answer) if answer is not None else None
             # A refusal (an unpaid payment, a scripted error) does not name it: the index.
             found = match.group(1) if match else named_by_reference(params, key, by_reference)
